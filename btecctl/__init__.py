@@ -1,0 +1,1 @@
+"""btecctl: the one command that runs and operates btec."""

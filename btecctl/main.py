@@ -1,0 +1,53 @@
+"""btecctl's root: loads settings once and adds one sub-app per noun."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from btecctl import db, dev, health, serve
+from btecctl.output import CONFIG, err_console
+from server import __version__
+from server.settings import SettingsError, load_settings
+
+app = typer.Typer(
+    name="btecctl",
+    no_args_is_help=True,
+    help="Run and operate btec: the API server, migrations, health and embedded servers.",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"btecctl {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Settings come from BTEC_* variables and an optional .env file."""
+    try:
+        ctx.obj = load_settings()
+    except SettingsError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(CONFIG) from None
+
+
+app.command("serve")(serve.serve)
+app.command("health")(health.health)
+app.add_typer(db.app, name="db")
+app.add_typer(dev.app, name="dev")
+
+
+def run() -> None:
+    app()

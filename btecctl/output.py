@@ -1,0 +1,55 @@
+"""Shared CLI plumbing: settings from the context, JSON or rich output, stable exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from server.settings import Settings
+
+# Exit codes every command uses; the README lists them.
+OK = 0
+FAILED = 1
+USAGE = 2  # also typer's own code for bad arguments
+UNREACHABLE = 3
+CONFIG = 4
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON on stdout only.")
+]
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Settings), "the root callback loads settings"
+    return obj
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, *, code: int = FAILED, as_json: bool = False, **extra: Any) -> NoReturn:
+    """Report a failure on stderr (and as JSON on stdout with --json), then exit."""
+    if as_json:
+        emit_json({"ok": False, "error": message, **extra})
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for printing targets."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"

@@ -1,0 +1,103 @@
+"""OpenAPI helpers: the problem+json schema, documented error responses and security schemes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields
+
+from server.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+
+BEARER = "bearerAuth"
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    BEARER: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "A bearer token. For /api/v1/health details: BTEC_HEALTH_TOKEN; "
+            "for /metrics: BTEC_METRICS_TOKEN."
+        ),
+    }
+}
+OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {BEARER: []}]
+
+
+class ProblemSchema(Schema):
+    """application/problem+json (RFC 9457) with btec's stable `code` and the request id."""
+
+    type = fields.Str(required=True, metadata={"example": PROBLEM_TYPE_BASE + "not_found"})
+    title = fields.Str(required=True, metadata={"example": "Not found"})
+    status = fields.Int(required=True, strict=True, metadata={"example": 404})
+    detail = fields.Str(required=True, metadata={"example": "Not Found"})
+    code = fields.Str(required=True, metadata={"example": "not_found"})
+    request_id = fields.Str(
+        required=True, allow_none=True, metadata={"example": "6f1c2a0e9b7d4f0a8c3e5d2b1a0f9e8d"}
+    )
+    errors = fields.Dict(
+        required=False, metadata={"description": "Field errors, on validation failures."}
+    )
+
+
+PROBLEMS: dict[str, tuple[int, str, str]] = {
+    "malformed_body": (400, "The request body is not valid JSON", "Expecting value: line 1"),
+    "unauthorized": (401, "Authentication required", "a valid bearer token is required"),
+    "forbidden": (403, "Forbidden", "this token may not read metrics"),
+    "not_found": (404, "Not found", "Not Found"),
+    "method_not_allowed": (405, "Method not allowed", "Method Not Allowed"),
+    "payload_too_large": (413, "The request body is too large", "Maximum request body size"),
+    "validation_failed": (422, "The request is not valid", "see errors"),
+    "internal_error": (500, "Internal server error", "an unexpected error occurred"),
+    "db_pool_timeout": (503, "The database is busy", "no database connection became free"),
+    "db_unavailable": (503, "The database is unavailable", "the database cannot be reached"),
+}
+
+
+def _example(code: str) -> dict[str, Any]:
+    status, title, detail = PROBLEMS[code]
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": "6f1c2a0e9b7d4f0a8c3e5d2b1a0f9e8d",
+    }
+    if code == "validation_failed":
+        body["errors"] = {"query": {"fresh": ["Not a valid boolean."]}}
+    return body
+
+
+def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:
+    """OpenAPI `responses` entries for these problem codes, grouped by status."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(PROBLEMS[code][0], []).append(code)
+    responses: dict[int, dict[str, Any]] = {}
+    for status, group in by_status.items():
+        responses[status] = {
+            "description": "Problem: " + ", ".join(f"`{c}`" for c in group),
+            "content": {
+                PROBLEM_CONTENT_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "examples": {c: {"value": _example(c)} for c in group},
+                }
+            },
+        }
+        if status == 503:
+            responses[status]["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+            }
+    return responses
+
+
+COMMON_PROBLEMS = ("internal_error",)
+
+
+def json_response(
+    description: str, example: Any, content_type: str = "application/json", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {content_type: {"example": example, **extra}},
+    }

@@ -1,0 +1,179 @@
+"""The DomainError hierarchy and its one rendering: application/problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:btec:problem:"
+
+
+class DomainError(Exception):
+    """A failure the client can understand; rendered as problem+json by the error middleware."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = dict(errors) if errors else None
+        self.headers = dict(headers) if headers else {}
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class MethodNotAllowed(DomainError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_failed"
+    title = "The request is not valid"
+
+
+class MalformedBody(DomainError):
+    status = 400
+    code = "malformed_body"
+    title = "The request body is not valid JSON"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+    title = "The request body is too large"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    code = "service_unavailable"
+    title = "The service is temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class DatabaseBusy(ServiceUnavailable):
+    code = "db_pool_timeout"
+    title = "The database is busy"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "db_unavailable"
+    title = "The database is unavailable"
+
+
+class InternalError(DomainError):
+    status = 500
+    code = "internal_error"
+    title = "Internal server error"
+
+
+# HTTP statuses aiohttp raises itself (router, body limits) mapped to stable codes.
+HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+HTTP_TITLES: dict[int, str] = {
+    cls.status: cls.title
+    for cls in (NotFound, MethodNotAllowed, Unauthorized, Forbidden, PayloadTooLarge)
+}
+
+
+def problem_body(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    request_id: str | None,
+    errors: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(
+    body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=int(body["status"]),
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def from_domain(exc: DomainError, request_id: str | None) -> web.Response:
+    body = problem_body(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        request_id=request_id,
+        errors=exc.errors,
+    )
+    return problem_response(body, exc.headers)
+
+
+def from_http(exc: web.HTTPException, request_id: str | None) -> web.Response:
+    status = exc.status
+    code = HTTP_CODES.get(status, f"http_{status}")
+    title = HTTP_TITLES.get(status) or HTTPStatus(status).phrase
+    detail = exc.text if exc.text and not exc.text.startswith(f"{status}:") else title
+    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+    body = problem_body(status=status, code=code, title=title, detail=detail, request_id=request_id)
+    return problem_response(body, headers)

@@ -1,0 +1,1 @@
+"""Clients and servers the app depends on: PostgreSQL, Redis, embedded servers, observability."""

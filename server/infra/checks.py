@@ -1,0 +1,167 @@
+"""The health checks of each component, and the health service's cleanup_ctx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import psutil
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from server import keys
+from server.infra.migrations import MIGRATION_TABLE, migration_ids
+from server.services.health import Check, HealthService, Observation, threshold, timed
+from server.settings import Settings
+
+
+class LoopMonitor:
+    """Samples event-loop lag: how late a short sleep wakes up."""
+
+    def __init__(self, interval: float = 0.25, window: int = 20) -> None:
+        self.interval = interval
+        self.samples: deque[float] = deque(maxlen=window)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(self.interval)
+            self.samples.append(max(0.0, time.perf_counter() - started - self.interval))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="btec-loop-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def lag_ms(self) -> float:
+        return round(max(self.samples, default=0.0) * 1000, 3)
+
+
+def postgres_checks(pool: asyncpg.Pool, expected: list[str]) -> list[Check]:
+    async def response_time() -> Observation:
+        async def ping() -> None:
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+
+        return Observation(await timed(ping), "ms")
+
+    async def connections() -> Observation:
+        in_use = pool.get_size() - pool.get_idle_size()
+        saturated = in_use >= pool.get_max_size()
+        return Observation(
+            in_use,
+            "connections",
+            "warn" if saturated else "pass",
+            f"all {pool.get_max_size()} connections in use" if saturated else None,
+        )
+
+    async def migrations() -> Observation:
+        async with pool.acquire() as conn:
+            try:
+                rows = await conn.fetch(f"SELECT migration_id FROM {MIGRATION_TABLE}")
+            except asyncpg.UndefinedTableError:
+                rows = []
+        applied = {r["migration_id"] for r in rows}
+        pending = [m for m in expected if m not in applied]
+        if pending:
+            return Observation(
+                len(pending), "pending", "fail", "pending migrations: " + ", ".join(pending[:5])
+            )
+        return Observation(0, "pending")
+
+    return [
+        Check("postgres:responseTime", "datastore", response_time),
+        Check("postgres:connections", "datastore", connections, critical=False),
+        Check("postgres:migrations", "datastore", migrations),
+    ]
+
+
+def redis_checks(client: aioredis.Redis) -> list[Check]:
+    async def response_time() -> Observation:
+        return Observation(await timed(client.ping), "ms")
+
+    return [Check("redis:responseTime", "datastore", response_time)]
+
+
+def smtp_check(url: str) -> Check:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (465 if parts.scheme == "smtps" else 25)
+
+    async def response_time() -> Observation:
+        async def greet() -> None:
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                banner = await reader.readline()
+                if not banner.startswith(b"220"):
+                    raise ConnectionError("unexpected SMTP greeting")
+                writer.write(b"QUIT\r\n")
+                await writer.drain()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+
+        return Observation(await timed(greet), "ms")
+
+    return Check("smtp:responseTime", "component", response_time, critical=False)
+
+
+def system_checks(settings: Settings, monitor: LoopMonitor) -> list[Check]:
+    data_dir = settings.data_dir
+
+    async def disk() -> Observation:
+        target = data_dir if data_dir.exists() else Path.cwd()
+        used = psutil.disk_usage(str(target)).percent
+        return Observation(used, "percent", threshold(used, settings.disk_warn_percent))
+
+    async def memory() -> Observation:
+        used = psutil.virtual_memory().percent
+        return Observation(used, "percent", threshold(used, settings.memory_warn_percent))
+
+    async def loop_lag() -> Observation:
+        lag = monitor.lag_ms
+        return Observation(lag, "ms", threshold(lag, settings.eventloop_lag_warn_ms))
+
+    return [
+        Check("disk:utilization", "system", disk, critical=False),
+        Check("memory:utilization", "system", memory, critical=False),
+        Check("eventloop:lag", "system", loop_lag, critical=False),
+    ]
+
+
+async def health_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the health service over the app's resources, and the loop monitor."""
+    settings = app[keys.SETTINGS]
+    metrics = app[keys.METRICS]
+    monitor = LoopMonitor()
+    checks = [
+        *postgres_checks(app[keys.DB_POOL], migration_ids()),
+        *redis_checks(app[keys.REDIS]),
+        *system_checks(settings, monitor),
+    ]
+    if settings.smtp_url:
+        checks.append(smtp_check(settings.smtp_url))
+    app[keys.HEALTH] = HealthService(
+        checks,
+        timeout=settings.health_check_timeout,
+        cache_seconds=settings.health_cache_seconds,
+        on_result=lambda r: metrics.health_checks.labels(r.key, r.status).inc(),
+    )
+    monitor.start()
+    try:
+        yield
+    finally:
+        await monitor.stop()

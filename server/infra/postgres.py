@@ -1,0 +1,115 @@
+"""The asyncpg pool: configured from settings, bounded acquires, metrics and its cleanup_ctx."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+from asyncpg.pool import PoolConnectionProxy
+
+from server import keys
+from server.errors import DatabaseBusy, DatabaseUnavailable
+from server.infra.metrics import Metrics, PoolSnapshot
+from server.settings import Settings
+
+# Connection-level failures that mean "PostgreSQL is not there", not "the query is wrong".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+)
+
+
+STARTUP_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, TimeoutError)
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    return {
+        "application_name": f"{settings.service_id}-{settings.env}",
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
+    }
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    assert settings.database_url is not None, "resolve embedded servers before create_pool"
+    pool = await asyncpg.create_pool(
+        dsn=settings.database_url.get_secret_value(),
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        max_queries=settings.db_max_queries,
+        max_inactive_connection_lifetime=settings.db_max_inactive_lifetime,
+        command_timeout=settings.db_command_timeout,
+        statement_cache_size=settings.db_statement_cache_size,
+        server_settings=server_settings(settings),
+        timeout=settings.db_pool_acquire_timeout,
+    )
+    assert pool is not None
+    return pool
+
+
+def pool_snapshot(app: web.Application) -> PoolSnapshot | None:
+    pool = app.get(keys.DB_POOL)
+    if pool is None:
+        return None
+    return PoolSnapshot(size=pool.get_size(), idle=pool.get_idle_size(), max=pool.get_max_size())
+
+
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: open the pool at startup (PostgreSQL may be down: it retries lazily)."""
+    settings = app[keys.SETTINGS]
+    try:
+        app[keys.DB_POOL] = await create_pool(settings)
+    except STARTUP_ERRORS:
+        # Start anyway with an empty pool: readiness reports the outage until it recovers.
+        app[keys.DB_POOL] = await _lazy_pool(settings)
+    app[keys.METRICS].watch_pool(lambda: pool_snapshot(app))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(TimeoutError):
+            await app[keys.DB_POOL].close()
+
+
+async def _lazy_pool(settings: Settings) -> asyncpg.Pool:
+    return await create_pool(settings.model_copy(update={"db_pool_min_size": 0}))
+
+
+@contextlib.asynccontextmanager
+async def acquire(
+    pool: asyncpg.Pool, metrics: Metrics, wait: float
+) -> AsyncIterator[PoolConnectionProxy]:
+    """A pooled connection within `wait` seconds, else DatabaseBusy (503 with Retry-After)."""
+    started = time.perf_counter()
+    try:
+        conn_cm = pool.acquire(timeout=wait)
+        conn = await conn_cm.__aenter__()
+    except TimeoutError:
+        metrics.db_acquire_timeouts.inc()
+        raise DatabaseBusy(
+            f"no database connection became free within {wait:g} s", retry_after=1
+        ) from None
+    except CONNECTION_ERRORS:
+        raise DatabaseUnavailable("the database cannot be reached", retry_after=5) from None
+    metrics.db_acquire.observe(time.perf_counter() - started)
+    try:
+        yield conn
+    except CONNECTION_ERRORS:
+        await conn_cm.__aexit__(None, None, None)
+        raise DatabaseUnavailable("the database connection was lost", retry_after=5) from None
+    except BaseException as exc:
+        await conn_cm.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        await conn_cm.__aexit__(None, None, None)
+
+
+def connection(request: web.Request) -> contextlib.AbstractAsyncContextManager[PoolConnectionProxy]:
+    """The request's way to a pooled connection: `async with connection(request) as conn:`."""
+    app = request.app
+    return acquire(app[keys.DB_POOL], app[keys.METRICS], app[keys.SETTINGS].db_pool_acquire_timeout)

@@ -1,0 +1,25 @@
+"""Every typed key of the application and of requests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    from server.infra.lifecycle import Lifecycle
+    from server.infra.metrics import Metrics
+    from server.services.health import HealthService
+    from server.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
+DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
+REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
+HEALTH: web.AppKey[HealthService] = web.AppKey("health")
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -1,0 +1,201 @@
+"""Frozen, typed settings read from BTEC_* variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server import __version__
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class SettingsError(Exception):
+    """Raised when the configuration is invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of btec. Field `x` is read from `BTEC_X`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BTEC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment environment: development, test or production."
+    )
+    host: str = Field("127.0.0.1", description="Address `btecctl serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `btecctl serve` listens on.")
+    data_dir: Path = Field(
+        Path("var"), description="Directory for embedded servers, uploads and mail."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="Public base URL of the API, used in links."
+    )
+    release: str = Field(__version__, description="Release id reported in /health and build info.")
+    service_id: str = Field("btec", description="Service id reported in /health.")
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET_KEY),
+        description="Signing secret, at least 32 characters. Required in production.",
+    )
+
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL. Unset: an embedded PostgreSQL under the data dir."
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="Redis URL. Unset: an embedded Redis under the data dir."
+    )
+    smtp_url: str | None = Field(
+        None, description="SMTP server URL (smtp://host:port). Checked in /health as optional."
+    )
+
+    db_pool_min_size: int = Field(2, ge=0, description="Connections the pool keeps open.")
+    db_pool_max_size: int = Field(10, ge=1, description="Most connections the pool opens.")
+    db_pool_acquire_timeout: PositiveFloat = Field(
+        5.0, description="Seconds to wait for a free connection before answering 503."
+    )
+    db_command_timeout: PositiveFloat = Field(
+        30.0, description="Client-side timeout in seconds for one query."
+    )
+    db_max_inactive_lifetime: NonNegativeFloat = Field(
+        300.0, description="Seconds after which an idle connection is closed (recycling)."
+    )
+    db_max_queries: int = Field(
+        50000, ge=1, description="Queries after which a connection is replaced."
+    )
+    db_statement_cache_size: int = Field(
+        100, ge=0, description="Prepared statement cache per connection; 0 behind PgBouncer."
+    )
+    db_statement_timeout_ms: int = Field(
+        30000, ge=0, description="Server-side statement_timeout in milliseconds."
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        60000, ge=0, description="Server-side idle_in_transaction_session_timeout in ms."
+    )
+
+    health_cache_seconds: NonNegativeFloat = Field(
+        2.0, description="How long health check results are reused."
+    )
+    health_check_timeout: PositiveFloat = Field(
+        0.8, description="Timeout in seconds of each health check."
+    )
+    health_token: SecretStr | None = Field(
+        None, description="Bearer token that shows full /health details."
+    )
+    health_loopback_details: bool = Field(
+        True, description="Show full /health details to direct loopback callers."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics. Unset: direct loopback callers only."
+    )
+    disk_warn_percent: Annotated[float, Field(gt=0, le=100)] = Field(
+        90.0, description="Data dir disk use above which /health warns."
+    )
+    memory_warn_percent: Annotated[float, Field(gt=0, le=100)] = Field(
+        90.0, description="System memory use above which /health warns."
+    )
+    eventloop_lag_warn_ms: PositiveFloat = Field(
+        250.0, description="Event loop lag above which /health warns."
+    )
+
+    drain_seconds: NonNegativeFloat = Field(
+        1.0, description="On SIGTERM, seconds readiness fails before the listener closes."
+    )
+    shutdown_timeout: PositiveFloat = Field(
+        20.0, description="Seconds in-flight requests get to finish on shutdown."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest JSON request body in bytes."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="Log format: json, console, or auto (console on a TTY)."
+    )
+
+    @field_validator("public_url", "smtp_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not urlsplit(value).scheme:
+            raise ValueError("must be an absolute URL with a scheme")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("BTEC_DB_POOL_MIN_SIZE must not exceed BTEC_DB_POOL_MAX_SIZE")
+        if self.env != "production":
+            return self
+        problems = []
+        if self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            problems.append("BTEC_SECRET_KEY must be set (the default is for development)")
+        if self.database_url is None:
+            problems.append("BTEC_DATABASE_URL must be set (no embedded PostgreSQL)")
+        if self.redis_url is None:
+            problems.append("BTEC_REDIS_URL must be set (no embedded Redis)")
+        if problems:
+            raise ValueError("production: " + "; ".join(problems))
+        return self
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def https(self) -> bool:
+        return urlsplit(self.public_url).scheme == "https"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings from the environment; raise SettingsError naming the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        name = f"BTEC_{where.upper()}" if where else "configuration"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def is_loopback(address: str | None) -> bool:
+    """True when `address` is a loopback IP (or a unix socket peer, given as '')."""
+    if address is None:
+        return False
+    if address == "":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
