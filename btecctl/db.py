@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Annotated
 
+import psycopg
 import typer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
@@ -28,7 +29,7 @@ from btecctl.output import (
 )
 from server.infra import migrations
 from server.infra.embedded import EmbeddedError, embedded_services
-from server.infra.logging import configure_logging
+from server.infra.logging import StderrProxy, configure_logging
 from server.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Schema migrations and the database pool.")
@@ -37,16 +38,30 @@ app = typer.Typer(no_args_is_help=True, help="Schema migrations and the database
 @contextlib.contextmanager
 def database(settings: Settings, as_json: bool) -> Iterator[Settings]:
     """Settings pointing at a reachable database; embedded PostgreSQL is started if needed."""
-    configure_logging("WARNING", "json" if as_json else "console", stream=err_console.file)
+    configure_logging("WARNING", "json" if as_json else "console", stream=StderrProxy())
     try:
         with embedded_services(settings, redis=False) as resolved:
+            _reachable(resolved, as_json)
             yield resolved
     except EmbeddedError as exc:
         fail(f"embedded PostgreSQL: {exc}", as_json=as_json)
     except LockTimeout as exc:
         fail(f"another process holds the migration lock: {exc}", as_json=as_json)
-    except OSError as exc:
-        fail(f"database unreachable: {type(exc).__name__}", code=UNREACHABLE, as_json=as_json)
+    except psycopg.Error as exc:
+        fail(f"database error: {_first_line(exc)}", as_json=as_json)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _reachable(settings: Settings, as_json: bool) -> None:
+    assert settings.database_url is not None
+    try:
+        psycopg.connect(settings.database_url.get_secret_value(), connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        fail(f"database unreachable: {_first_line(exc)}", code=UNREACHABLE, as_json=as_json)
 
 
 def _target(settings: Settings) -> str:

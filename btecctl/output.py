@@ -33,7 +33,9 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    """One JSON document on stdout: indented on a terminal, one line (NDJSON) in a pipe."""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(data, indent=indent, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 

@@ -1,0 +1,5 @@
+"""`python -m btecctl` runs the CLI."""
+
+from btecctl.main import run
+
+run()

@@ -1,0 +1,195 @@
+"""Test fixtures: real PostgreSQL and Redis (external by URL, else embedded), a scratch database.
+
+BTEC_TEST_DATABASE_URL and BTEC_TEST_REDIS_URL point the suite at running servers; without
+them it starts the embedded ones under a temporary data dir, exactly as `btecctl serve` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from btecctl.main import app as cli_app
+from server.app import create_app
+from server.infra import migrations
+from server.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from server.infra.logging import configure_logging
+from server.settings import Settings
+
+# Settings tests build from scratch: nothing from the developer's environment or .env leaks in.
+for _name in [n for n in os.environ if n.startswith("BTEC_") and not n.startswith("BTEC_TEST_")]:
+    del os.environ[_name]
+
+
+def _with_database(url: str, database: str) -> str:
+    """The same server URL, naming another database (query string kept)."""
+    base, _, query = url.partition("?")
+    scheme, _, rest = base.partition("://")
+    authority = rest.split("/", 1)[0]
+    return f"{scheme}://{authority}/{database}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL (database `postgres`) of the server the suite uses."""
+    external = os.environ.get("BTEC_TEST_DATABASE_URL")
+    if external:
+        yield _with_database(external, "postgres")
+        return
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    pg.start()
+    try:
+        yield pg.url("postgres")
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("BTEC_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    rd = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    rd.start()
+    try:
+        yield rd.url()
+    finally:
+        rd.stop()
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, prefix: str = "btec_test") -> Iterator[str]:
+    """Create a throwaway database; yield its URL; drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str) -> Iterator[str]:
+    """The session's database, migrated by the same function as `btecctl db migrate`."""
+    with scratch_database(pg_server_url) as url:
+        migrations.migrate(_settings(url, "redis://unused"))
+        yield url
+
+
+def _settings(db_url: str, cache_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": SecretStr(db_url),
+        "redis_url": SecretStr(cache_url),
+        "health_cache_seconds": 0.0,
+        "drain_seconds": 0.0,
+        "db_pool_min_size": 1,
+        "db_pool_max_size": 5,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging() -> None:
+    configure_logging("INFO", "json")
+
+
+@pytest.fixture
+def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for the suite's servers; keyword arguments override fields."""
+
+    def make(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", tmp_path / "var")
+        return _settings(database_url, redis_url, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the database starts from empty tables."""
+    if "database_url" not in request.fixturenames:
+        return
+    url = request.getfixturevalue("database_url")
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename NOT LIKE '%yoyo%'"
+            )
+        ]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+
+
+@pytest.fixture
+def flush_redis(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Any], settings: Settings
+) -> TestClient[web.Request, web.Application]:
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+def cli() -> Callable[..., Any]:
+    """Run btecctl in-process; returns typer's Result (exit_code, stdout, stderr)."""
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Any:
+        return runner.invoke(cli_app, list(args), env=env, input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def acli(cli: Callable[..., Any]) -> Callable[..., Any]:
+    """btecctl from async tests: run in a thread so the test's own server keeps answering."""
+
+    async def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
+        return await asyncio.to_thread(cli, *args, env=env)
+
+    return invoke
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """Everything logged during the test, as the JSON lines the server writes."""
+    buf = io.StringIO()
+    configure_logging("DEBUG", "json", stream=buf)
+    try:
+        yield buf
+    finally:
+        configure_logging("INFO", "json")

@@ -1,0 +1,147 @@
+"""Documentation is tested: OpenAPI completeness, the README's CLI reference and config table,
+and every command a runbook shows."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from btecctl.main import app as cli_app
+from server.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def all_commands() -> Iterator[tuple[str, Any]]:
+    """Every leaf command of btecctl, by its path (`db migrate`)."""
+    root = typer.main.get_command(cli_app)
+
+    def walk(group: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+        for name, cmd in group.commands.items():
+            path = f"{prefix} {name}".strip()
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, path)
+            else:
+                yield path, cmd
+
+    yield from walk(root, "")
+
+
+COMMANDS = dict(all_commands())
+
+
+async def test_every_operation_is_documented(client: Any) -> None:
+    spec = await (await client.get("/api/docs/openapi.json")).json()
+    assert spec["openapi"] == "3.0.3"
+    assert "bearerAuth" in spec["components"]["securitySchemes"]
+    assert "Problem" in spec["components"]["schemas"]
+    operations = [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+    ]
+    assert {p for p, _, _ in operations} >= {
+        "/api/v1/health/live",
+        "/api/v1/health/ready",
+        "/api/v1/health",
+        "/metrics",
+    }
+    for path, method, op in operations:
+        where = f"{method.upper()} {path}"
+        assert op.get("summary"), where
+        assert "security" in op, where
+        responses = op["responses"]
+        ok = [r for code, r in responses.items() if code.startswith("2")]
+        assert ok, where
+        assert all("example" in str(r) for r in ok), where
+        problems = [r for code, r in responses.items() if int(code) >= 400]
+        assert problems, where
+        for r in problems:
+            content = r["content"]
+            if "application/problem+json" in content:
+                examples = content["application/problem+json"]["examples"]
+                assert all(e["value"]["code"] == name for name, e in examples.items()), where
+
+
+async def test_docs_ui_is_served(client: Any) -> None:
+    resp = await client.get("/api/docs")
+    assert resp.status == 200
+    assert "swagger" in (await resp.text()).lower()
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", README, re.S)
+    first = [line for line in blocks[0].splitlines() if line.strip()]
+    assert len(first) == 2, first
+    assert "btecctl serve" in first[0]
+    assert "pytest" in first[1]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_is_in_the_cli_reference(command: str) -> None:
+    assert f"btecctl {command}" in README, command
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_json(command: str) -> None:
+    params = {opt for p in COMMANDS[command].params for opt in getattr(p, "opts", [])}
+    assert "--json" in params, command
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    table = README.split("## Configuration", 1)[1]
+    documented = set(re.findall(r"^\| `(BTEC_[A-Z0-9_]+)` \|", table, re.M))
+    fields = {f"BTEC_{name.upper()}" for name in Settings.model_fields}
+    assert fields - documented == set(), "undocumented settings"
+    assert (
+        documented - fields - {"BTEC_ENV_FILE", "BTEC_TEST_DATABASE_URL", "BTEC_TEST_REDIS_URL"}
+        == set()
+    )
+
+
+def runbook_commands() -> list[str]:
+    found = []
+    for md in sorted((ROOT / "runbooks").glob("**/*.md")):
+        for block in re.findall(r"```(?:sh|bash|console)?\n(.*?)```", md.read_text(), re.S):
+            for line in block.splitlines():
+                line = line.strip().removeprefix("$ ")
+                if line.startswith("btecctl "):
+                    found.append(line)
+    return found
+
+
+RUNBOOK_COMMANDS = runbook_commands()
+
+
+def test_runbooks_show_commands() -> None:
+    assert len(RUNBOOK_COMMANDS) >= 5
+
+
+@pytest.mark.parametrize("line", RUNBOOK_COMMANDS)
+def test_runbook_commands_exist(line: str, cli: Callable[..., Any]) -> None:
+    words = [w for w in shlex.split(line.split("#")[0]) if not w.startswith("BTEC_")]
+    path = []
+    for word in words[1:]:
+        if word.startswith("-"):
+            break
+        path.append(word)
+        if " ".join(path) in COMMANDS:
+            break
+    command = " ".join(path)
+    assert command in COMMANDS, line
+    options = {o for p in COMMANDS[command].params for o in getattr(p, "opts", [])}
+    options |= {o for p in COMMANDS[command].params for o in getattr(p, "secondary_opts", [])}
+    for word in words:
+        if word.startswith("--"):
+            assert word.split("=")[0] in options, (line, word)
+    result = cli(*path, "--help", env={"BTEC_ENV_FILE": ""})
+    assert result.exit_code == 0, line

@@ -1,0 +1,262 @@
+"""Health: the document, its status codes, who sees details, caching, and outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from server import keys
+from server.app import create_app
+from server.infra import migrations
+from server.infra.embedded import EmbeddedPostgres
+from server.settings import Settings
+from tests.helpers import cli_env, closed_port
+
+HEALTH_JSON = "application/health+json"
+EXPECTED_CHECKS = {
+    "postgres:responseTime",
+    "postgres:connections",
+    "postgres:migrations",
+    "redis:responseTime",
+    "disk:utilization",
+    "memory:utilization",
+    "eventloop:lag",
+}
+
+
+async def test_live_answers_pass(client: Any) -> None:
+    resp = await client.get("/api/v1/health/live")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == HEALTH_JSON
+    assert await resp.json(content_type=HEALTH_JSON) == {"status": "pass"}
+
+
+async def test_full_document_passes_with_everything_up(client: Any) -> None:
+    resp = await client.get("/api/v1/health")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == HEALTH_JSON
+    doc = await resp.json(content_type=HEALTH_JSON)
+    assert doc["status"] == "pass", doc
+    assert set(doc["checks"]) == EXPECTED_CHECKS
+    assert {"version", "releaseId", "serviceId", "uptime"} <= set(doc)
+    for key, entries in doc["checks"].items():
+        entry = entries[0]
+        assert entry["status"] == "pass", (key, entry)
+        assert {"componentType", "observedValue", "observedUnit", "status", "time"} <= set(entry)
+    assert doc["checks"]["postgres:migrations"][0]["observedValue"] == 0
+
+
+async def test_ready_passes_with_everything_up(client: Any) -> None:
+    resp = await client.get("/api/v1/health/ready")
+    assert resp.status == 200
+    assert await resp.json(content_type=HEALTH_JSON) == {"status": "pass"}
+
+
+async def test_anonymous_callers_see_status_only(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(health_loopback_details=False, health_token=SecretStr("t" * 40))
+    client = await aiohttp_client(create_app(settings))
+    anonymous = await client.get("/api/v1/health")
+    assert anonymous.status == 200
+    assert await anonymous.json(content_type=HEALTH_JSON) == {"status": "pass"}
+    wrong = await client.get("/api/v1/health", headers={"Authorization": "Bearer nope"})
+    assert await wrong.json(content_type=HEALTH_JSON) == {"status": "pass"}
+    holder = await client.get("/api/v1/health", headers={"Authorization": "Bearer " + "t" * 40})
+    assert set((await holder.json(content_type=HEALTH_JSON))["checks"]) == EXPECTED_CHECKS
+
+
+async def test_forwarded_loopback_callers_are_anonymous(client: Any) -> None:
+    """A reverse proxy on the same host must not hand details to the internet."""
+    resp = await client.get("/api/v1/health", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert await resp.json(content_type=HEALTH_JSON) == {"status": "pass"}
+
+
+async def test_optional_component_down_warns_but_stays_ready(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(smtp_url=f"smtp://127.0.0.1:{closed_port()}")
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.get("/api/v1/health")
+    assert resp.status == 200
+    doc = await resp.json(content_type=HEALTH_JSON)
+    assert doc["status"] == "warn"
+    smtp = doc["checks"]["smtp:responseTime"][0]
+    assert smtp["status"] == "warn"
+    assert smtp["output"]
+    ready = await client.get("/api/v1/health/ready")
+    assert ready.status == 200
+
+
+async def test_invalid_query_is_a_problem(client: Any) -> None:
+    resp = await client.get("/api/v1/health?fresh=maybe")
+    assert resp.status == 422
+    body = await resp.json(content_type="application/problem+json")
+    assert body["code"] == "validation_failed"
+    assert "fresh" in str(body["errors"])
+
+
+async def test_checks_are_cached_and_single_flight(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    app = create_app(make_settings(health_cache_seconds=30))
+    client = await aiohttp_client(app)
+    results = await asyncio.gather(*(client.get("/api/v1/health") for _ in range(40)))
+    assert {r.status for r in results} == {200}
+    await client.get("/api/v1/health/ready")
+    runs = app[keys.METRICS].health_checks.labels("postgres:responseTime", "pass")
+    assert runs._value.get() == 1
+    await client.get("/api/v1/health?fresh=true")
+    assert runs._value.get() == 2
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, so the test can stop it."""
+    pg = EmbeddedPostgres(tmp_path / "own")
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+async def test_postgres_down_fails_with_503(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    own_postgres: EmbeddedPostgres,
+) -> None:
+    settings = make_settings(database_url=SecretStr(own_postgres.url()))
+    await asyncio.to_thread(migrations.migrate, settings)
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/api/v1/health")).status == 200
+
+    await asyncio.to_thread(own_postgres.stop)
+
+    resp = await client.get("/api/v1/health")
+    assert resp.status == 503
+    doc = await resp.json(content_type=HEALTH_JSON)
+    assert doc["status"] == "fail"
+    pg = doc["checks"]["postgres:responseTime"][0]
+    assert pg["status"] == "fail"
+    assert pg["output"]
+    assert doc["checks"]["redis:responseTime"][0]["status"] == "pass"
+    ready = await client.get("/api/v1/health/ready")
+    assert ready.status == 503
+    assert await ready.json(content_type=HEALTH_JSON) == {"status": "fail"}
+    assert (await client.get("/api/v1/health/live")).status == 200
+
+
+async def test_pending_migrations_fail_readiness(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    own_postgres: EmbeddedPostgres,
+) -> None:
+    client = await aiohttp_client(
+        create_app(make_settings(database_url=SecretStr(own_postgres.url())))
+    )
+    resp = await client.get("/api/v1/health/ready")
+    assert resp.status == 503
+    doc = await (await client.get("/api/v1/health")).json(content_type=HEALTH_JSON)
+    assert doc["checks"]["postgres:migrations"][0]["status"] == "fail"
+    assert "0001" in doc["checks"]["postgres:migrations"][0]["output"]
+
+
+async def test_readiness_fails_while_draining(client: Any) -> None:
+    client.app[keys.LIFECYCLE].draining = True
+    resp = await client.get("/api/v1/health/ready")
+    assert resp.status == 503
+    assert (await client.get("/api/v1/health/live")).status == 200
+
+
+# btecctl health: exit codes 0 pass, 0 warn (2 with --strict), 1 fail, 3 unreachable.
+
+
+async def _served(aiohttp_server: Callable[..., Any], settings: Settings) -> str:
+    server = await aiohttp_server(create_app(settings))
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def test_cli_health_pass(
+    aiohttp_server: Callable[..., Any], settings: Settings, acli: Callable[..., Any]
+) -> None:
+    url = await _served(aiohttp_server, settings)
+    result = await acli("health", "--url", url, "--json", env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "pass"
+    table = await acli("health", "--url", url, env=cli_env(settings))
+    assert table.exit_code == 0
+    assert "postgres:responseTime" in table.stdout
+
+
+async def test_cli_health_warn_and_strict(
+    aiohttp_server: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+) -> None:
+    settings = make_settings(smtp_url=f"smtp://127.0.0.1:{closed_port()}")
+    url = await _served(aiohttp_server, settings)
+    plain = await acli("health", "--url", url, "--json", env=cli_env(settings))
+    assert plain.exit_code == 0
+    strict = await acli("health", "--url", url, "--strict", "--json", env=cli_env(settings))
+    assert strict.exit_code == 2
+
+
+async def test_cli_health_fail(
+    aiohttp_server: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    own_postgres: EmbeddedPostgres,
+) -> None:
+    settings = make_settings(database_url=SecretStr(own_postgres.url()))
+    url = await _served(aiohttp_server, settings)  # never migrated: readiness fails
+    result = await acli("health", "--url", url, "--json", env=cli_env(settings))
+    assert result.exit_code == 1
+    await asyncio.to_thread(own_postgres.stop)
+    result = await acli("health", "--url", url, "--fresh", env=cli_env(settings))
+    assert result.exit_code == 1
+    assert "fail" in result.stdout
+
+
+def test_cli_health_unreachable(cli: Callable[..., Any], settings: Settings) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = cli("health", "--url", url, "--json", env=cli_env(settings))
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["status"] == "unreachable"
+    bad = cli("health", "--url", "ftp://x", env=cli_env(settings))
+    assert bad.exit_code == 3
+
+
+async def test_cli_health_watch_repeats_until_interrupted(
+    aiohttp_server: Callable[..., Any], settings: Settings
+) -> None:
+    url = await _served(aiohttp_server, settings)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "btecctl",
+        "health",
+        "--url",
+        url,
+        "--watch",
+        "0.5",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **cli_env(settings)},
+    )
+    await asyncio.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert proc.returncode == 0
+    readings = out.decode().count('"releaseId"')
+    assert readings >= 3, out.decode()

@@ -1,0 +1,211 @@
+"""`btecctl serve` as a real process: embedded servers start and stop with it, on any signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.helpers import closed_port
+
+STARTUP_TIMEOUT = 60
+
+
+class Served:
+    """A running `btecctl serve --json` on an embedded data dir."""
+
+    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
+        environ.update(
+            {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": "", "BTEC_DRAIN_SECONDS": "0.2"}
+        )
+        environ.update(env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environ,
+            text=True,
+        )
+        self.lines: list[dict[str, Any]] = []
+
+    def wait_ready(self) -> dict[str, Any]:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"serve exited: {self.proc.wait()} {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            entry = json.loads(line)
+            self.lines.append(entry)
+            if entry.get("event") == "ready":
+                return entry
+        raise AssertionError("serve did not become ready")
+
+    def get(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as resp:  # noqa: S310
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        self.lines += [json.loads(x) for x in out.splitlines() if x.strip()]
+        self.stderr = err
+        return int(self.proc.returncode)
+
+
+def embedded_processes(data_dir: Path) -> list[psutil.Process]:
+    """postgres and redis-server processes serving `data_dir`."""
+    pg, redis = data_dir.resolve() / "pg", data_dir.resolve() / "redis"
+    found = []
+    for pid_file in (pg / "data" / "postmaster.pid", redis / "redis.pid"):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (OSError, ValueError, IndexError, psutil.Error):
+            continue
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(data_dir.resolve()) in cmd and ("postgres" in cmd or "redis-server" in cmd):
+            found.append(proc)
+    return found
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "var"
+    yield path
+    # Never leave servers behind, even when a test fails half-way.
+    for proc in embedded_processes(path):
+        proc.kill()
+
+
+def free_port() -> int:
+    return closed_port()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_starts_and_stops_embedded_servers(data_dir: Path, sig: signal.Signals) -> None:
+    served = Served(data_dir, free_port())
+    ready = served.wait_ready()
+    assert ready["url"] == served.url
+    assert served.get("/api/v1/health/ready") == 200
+    assert served.get("/api/v1/health") == 200
+    running = embedded_processes(data_dir)
+    assert {p.name() for p in running} >= {"postgres", "redis-server"}
+
+    assert served.stop(sig) == 0
+    assert not embedded_processes(data_dir)
+    for proc in running:
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    events = [e.get("event") for e in served.lines]
+    assert "draining" in events
+    assert "stopped" in events
+
+
+def test_readiness_fails_during_drain(data_dir: Path) -> None:
+    served = Served(data_dir, free_port(), BTEC_DRAIN_SECONDS="3")
+    served.wait_ready()
+    assert served.get("/api/v1/health/ready") == 200
+    served.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 2
+    seen = None
+    while time.monotonic() < deadline:
+        seen = served.get("/api/v1/health/ready")
+        if seen == 503:
+            break
+        time.sleep(0.05)
+    assert seen == 503
+    assert served.get("/api/v1/health/live") == 200  # still alive while draining
+    assert served.proc.wait(30) == 0
+    assert not embedded_processes(data_dir)
+
+
+def test_killed_serve_leaves_stale_servers_that_dev_stop_cleans(data_dir: Path, cli: Any) -> None:
+    served = Served(data_dir, free_port())
+    served.wait_ready()
+    served.proc.kill()
+    served.proc.wait(10)
+    assert embedded_processes(data_dir)
+
+    env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
+    status = json.loads(cli("dev", "status", "--json", env=env).stdout)
+    assert all(s["running"] and s["stale"] for s in status["servers"])
+
+    result = cli("dev", "stop", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(result.stdout)["stopped"]) == ["postgres", "redis"]
+    assert not embedded_processes(data_dir)
+    status = json.loads(cli("dev", "status", "--json", env=env).stdout)
+    assert not any(s["running"] for s in status["servers"])
+
+
+def test_serve_adopts_stale_servers_and_stops_them(data_dir: Path) -> None:
+    first = Served(data_dir, free_port())
+    first.wait_ready()
+    first.proc.kill()
+    first.proc.wait(10)
+    stale = {p.pid for p in embedded_processes(data_dir)}
+    assert stale
+
+    second = Served(data_dir, free_port())
+    second.wait_ready()
+    assert {p.pid for p in embedded_processes(data_dir)} == stale  # adopted, not duplicated
+    assert second.get("/api/v1/health/ready") == 200
+    assert second.stop() == 0
+    assert not embedded_processes(data_dir)
+
+
+def test_dev_stop_leaves_servers_of_a_live_owner(data_dir: Path, cli: Any) -> None:
+    served = Served(data_dir, free_port())
+    served.wait_ready()
+    env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
+    kept = json.loads(cli("dev", "stop", "--json", env=env).stdout)
+    assert kept["stopped"] == []
+    assert len(kept["in_use"]) == 2
+    assert served.get("/api/v1/health/ready") == 200
+    assert served.stop() == 0
+    assert not embedded_processes(data_dir)
+
+
+def test_port_in_use_is_a_clean_error_and_leaves_nothing(data_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        served = Served(data_dir, port)
+        _, err = served.proc.communicate(timeout=STARTUP_TIMEOUT)
+    assert served.proc.returncode == 1
+    assert "already in use" in err
+    assert "Traceback" not in err
+    assert not embedded_processes(data_dir)
+
+
+def test_production_refuses_embedded_servers(data_dir: Path) -> None:
+    served = Served(data_dir, free_port(), BTEC_ENV="production")
+    _, err = served.proc.communicate(timeout=30)
+    assert served.proc.returncode == 4
+    assert "BTEC_DATABASE_URL" in err
+    assert "BTEC_SECRET_KEY" in err
+    assert not data_dir.exists() or not embedded_processes(data_dir)

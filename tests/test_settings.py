@@ -1,0 +1,113 @@
+"""Settings: typed, frozen, validated with messages that name the variable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from server.settings import Settings, SettingsError, load_settings
+
+PROD = {
+    "BTEC_ENV": "production",
+    "BTEC_SECRET_KEY": "k" * 48,
+    "BTEC_DATABASE_URL": "postgresql://btec:pw@db:5432/btec",
+    "BTEC_REDIS_URL": "redis://cache:6379/0",
+}
+
+
+def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    monkeypatch.setenv("BTEC_ENV_FILE", "")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch)
+    assert s.env == "development"
+    assert s.embedded_postgres
+    assert s.embedded_redis
+    assert s.port == 8080
+
+
+def test_settings_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch)
+    with pytest.raises(ValidationError):
+        s.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("BTEC_PORT", "eighty", "BTEC_PORT"),
+        ("BTEC_PORT", "70000", "BTEC_PORT"),
+        ("BTEC_ENV", "staging", "BTEC_ENV"),
+        ("BTEC_DB_POOL_MAX_SIZE", "0", "BTEC_DB_POOL_MAX_SIZE"),
+        ("BTEC_DB_POOL_ACQUIRE_TIMEOUT", "-1", "BTEC_DB_POOL_ACQUIRE_TIMEOUT"),
+        ("BTEC_SECRET_KEY", "short", "BTEC_SECRET_KEY"),
+        ("BTEC_DATABASE_URL", "mysql://x@y/z", "BTEC_DATABASE_URL"),
+        ("BTEC_REDIS_URL", "memcached://x", "BTEC_REDIS_URL"),
+        ("BTEC_PUBLIC_URL", "btec.example", "BTEC_PUBLIC_URL"),
+        ("BTEC_LOG_LEVEL", "LOUD", "BTEC_LOG_LEVEL"),
+        ("BTEC_HEALTH_LOOPBACK_DETAILS", "perhaps", "BTEC_HEALTH_LOOPBACK_DETAILS"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(monkeypatch, **{name: value})
+    assert message in str(err.value)
+
+
+def test_pool_bounds_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="BTEC_DB_POOL_MIN_SIZE"):
+        load(monkeypatch, BTEC_DB_POOL_MIN_SIZE="20", BTEC_DB_POOL_MAX_SIZE="5")
+
+
+def test_errors_never_echo_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(monkeypatch, BTEC_DATABASE_URL="mysql://u:topsecretpw@h/d", BTEC_SECRET_KEY="tiny-pw")
+    assert "topsecretpw" not in str(err.value)
+    assert "tiny-pw" not in str(err.value)
+
+
+def test_production_refuses_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(monkeypatch, BTEC_ENV="production")
+    text = str(err.value)
+    for name in ("BTEC_SECRET_KEY", "BTEC_DATABASE_URL", "BTEC_REDIS_URL"):
+        assert name in text
+
+
+def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, **PROD)
+    assert not s.embedded_postgres
+    assert "pw" not in repr(s)  # secrets stay masked in reprs and logs
+
+
+def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / "btec.env"
+    env_file.write_text("BTEC_PORT=9123\nBTEC_SERVICE_ID=btec-test\n")
+    monkeypatch.setenv("BTEC_ENV_FILE", str(env_file))
+    s = load_settings()
+    assert (s.port, s.service_id) == (9123, "btec-test")
+
+
+def test_cli_reports_bad_configuration(cli: Callable[..., Any]) -> None:
+    result = cli("db", "status", env={"BTEC_ENV_FILE": "", "BTEC_PORT": "nope"})
+    assert result.exit_code == 4
+    assert "BTEC_PORT" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_version(cli: Callable[..., Any]) -> None:
+    from server import __version__
+
+    result = cli("--version", env={"BTEC_ENV_FILE": ""})
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"btecctl {__version__}"
