@@ -22,14 +22,12 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         emit_json({"data_dir": str(settings.data_dir), "servers": [s.as_dict() for s in states]})
         return
     table = Table(title=f"embedded servers in {settings.data_dir}", title_justify="left")
-    for col in ("server", "state", "pid", "owner", "url"):
+    for col in ("server", "state", "pid", "used by", "url"):
         table.add_column(col)
     for s in states:
         state = "[red]stale[/]" if s.stale else "[green]running[/]" if s.running else "stopped"
-        owner = "" if s.owner_pid is None else str(s.owner_pid)
-        if s.owner_pid is not None and not s.owner_alive:
-            owner += " (gone)"
-        table.add_row(s.name, state, str(s.pid or ""), owner, s.url)
+        users = ", ".join(str(u) for u in s.users)
+        table.add_row(s.name, state, str(s.pid or ""), users, s.url)
     out_console.print(table)
 
 
@@ -37,7 +35,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def stop(
     ctx: typer.Context,
     force: Annotated[
-        bool, typer.Option(help="Also stop servers whose owning btecctl is still running.")
+        bool, typer.Option(help="Also stop servers a running btecctl still uses.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -50,8 +48,8 @@ def stop(
         state = server.state()
         if not state.running:
             continue
-        if state.owner_alive and not force:
-            in_use.append(f"{state.name} (owned by pid {state.owner_pid})")
+        if state.users and not force:
+            in_use.append(f"{state.name} (used by pid {', '.join(map(str, state.users))})")
             continue
         try:
             server.stop()

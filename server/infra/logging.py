@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 ACCESS_LOGGER = "btec.access"
+
+# The current request's id; each aiohttp request runs in its own task, so it never leaks.
+request_id_var: ContextVar[str | None] = ContextVar("btec_request_id", default=None)
+
+
+def _add_request_id(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    rid = request_id_var.get()
+    if rid is not None:
+        event_dict.setdefault("request_id", rid)
+    return event_dict
 
 
 def _rename_level(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -20,6 +31,7 @@ def _rename_level(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
+        _add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
