@@ -8,13 +8,24 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server import __version__
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105
 
+URL_SCHEMES = {
+    "database_url": ("postgresql", "postgres"),
+    "redis_url": ("redis", "rediss", "unix"),
+}
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
@@ -135,22 +146,12 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute URL with a scheme")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "redis_url")
     @classmethod
-    def _postgres_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            scheme = urlsplit(value.get_secret_value()).scheme
-            if scheme not in ("postgres", "postgresql"):
-                raise ValueError("must be a postgresql:// URL")
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            scheme = urlsplit(value.get_secret_value()).scheme
-            if scheme not in ("redis", "rediss", "unix"):
-                raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    def _known_scheme(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        schemes = URL_SCHEMES[str(info.field_name)]
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in schemes:
+            raise ValueError("must be a " + ", ".join(f"{s}://" for s in schemes) + " URL")
         return value
 
     @field_validator("secret_key")

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from server.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+from server.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
 
 BEARER = "bearerAuth"
 
@@ -55,17 +55,15 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
 
 def _example(code: str) -> dict[str, Any]:
     status, title, detail = PROBLEMS[code]
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": "6f1c2a0e9b7d4f0a8c3e5d2b1a0f9e8d",
-    }
-    if code == "validation_failed":
-        body["errors"] = {"query": {"fresh": ["Not a valid boolean."]}}
-    return body
+    errors = {"querystring": {"fresh": ["Not a valid boolean."]}}
+    return problem_body(
+        status=status,
+        code=code,
+        title=title,
+        detail=detail,
+        request_id="6f1c2a0e9b7d4f0a8c3e5d2b1a0f9e8d",
+        errors=errors if code == "validation_failed" else None,
+    )
 
 
 def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:

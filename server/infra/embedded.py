@@ -9,6 +9,7 @@ was SIGKILLed) is *stale*: the next btecctl adopts it, and `btecctl dev stop` st
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import hashlib
@@ -113,7 +114,7 @@ class Users:
         self.path.unlink(missing_ok=True)
 
 
-class EmbeddedServer:
+class EmbeddedServer(abc.ABC):
     """Start-or-attach, release and stop, shared by both servers; subclasses launch and halt."""
 
     name: str
@@ -122,17 +123,17 @@ class EmbeddedServer:
     def __init__(self) -> None:
         self.users = Users(self.root / "users.json")
 
-    def url(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def url(self) -> str: ...
 
-    def server_pid(self) -> int | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def server_pid(self) -> int | None: ...
 
-    def _launch(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _launch(self) -> None: ...
 
-    def _halt(self, pid: int) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _halt(self, pid: int) -> None: ...
 
     def state(self) -> ServerState:
         pid = self.server_pid()
