@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import psycopg
 import typer
-from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
-from yoyo.exceptions import LockTimeout
 
 from btecctl.health import default_url
 from btecctl.output import (
@@ -25,12 +20,15 @@ from btecctl.output import (
     fail,
     mask_url,
     out_console,
+    progress,
     settings_of,
 )
-from server.infra import migrations
 from server.infra.embedded import EmbeddedError, embedded_services
 from server.infra.logging import StderrProxy, configure_logging
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.infra.migrate_test import Report as MigrateTestReport
 
 app = typer.Typer(no_args_is_help=True, help="Schema migrations and the database pool.")
 
@@ -38,6 +36,8 @@ app = typer.Typer(no_args_is_help=True, help="Schema migrations and the database
 @contextlib.contextmanager
 def database(settings: Settings, as_json: bool) -> Iterator[Settings]:
     """Settings pointing at a reachable database; embedded PostgreSQL is started if needed."""
+    import psycopg
+
     configure_logging("WARNING", "json" if as_json else "console", stream=StderrProxy())
     try:
         with embedded_services(settings, redis=False) as resolved:
@@ -45,8 +45,6 @@ def database(settings: Settings, as_json: bool) -> Iterator[Settings]:
             yield resolved
     except EmbeddedError as exc:
         fail(f"embedded PostgreSQL: {exc}", as_json=as_json)
-    except LockTimeout as exc:
-        fail(f"another process holds the migration lock: {exc}", as_json=as_json)
     except psycopg.Error as exc:
         fail(f"database error: {_first_line(exc)}", as_json=as_json)
 
@@ -57,11 +55,24 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _reachable(settings: Settings, as_json: bool) -> None:
+    import psycopg
+
     assert settings.database_url is not None
     try:
         psycopg.connect(settings.database_url.get_secret_value(), connect_timeout=5).close()
     except psycopg.OperationalError as exc:
         fail(f"database unreachable: {_first_line(exc)}", code=UNREACHABLE, as_json=as_json)
+
+
+@contextlib.contextmanager
+def migration_lock(as_json: bool) -> Iterator[None]:
+    """yoyo's lock timeout as a clean failure."""
+    from yoyo.exceptions import LockTimeout
+
+    try:
+        yield
+    except LockTimeout as exc:
+        fail(f"another process holds the migration lock: {exc}", as_json=as_json)
 
 
 def _target(settings: Settings) -> str:
@@ -72,8 +83,11 @@ def _target(settings: Settings) -> str:
 @app.command("migrate")
 def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Apply every pending migration, under the migration lock."""
+    from server.infra import migrations
+
     with (
         database(settings_of(ctx), as_json) as settings,
+        migration_lock(as_json),
         err_console.status("applying migrations…"),
     ):
         applied = migrations.migrate(settings)
@@ -88,6 +102,8 @@ def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List migrations and whether each is applied."""
+    from server.infra import migrations
+
     with database(settings_of(ctx), as_json) as settings:
         states = migrations.status(settings)
         target = _target(settings)
@@ -123,9 +139,11 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll back the newest migrations (asks first unless --yes)."""
+    from server.infra import migrations
+
     if steps is not None and to is not None:
         fail("use --steps or --to, not both", code=USAGE, as_json=as_json)
-    with database(settings_of(ctx), as_json) as settings:
+    with database(settings_of(ctx), as_json) as settings, migration_lock(as_json):
         try:
             plan = migrations.plan_rollback(settings, steps, to)
         except ValueError as exc:
@@ -163,6 +181,11 @@ def pool_stats(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the database pool metrics of a running server (from its /metrics)."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
     settings = settings_of(ctx)
     base = (url or default_url(settings)).rstrip("/")
     req = urllib.request.Request(base + "/metrics")  # noqa: S310
@@ -190,3 +213,72 @@ def pool_stats(
     for name, value in sorted(stats.items()):
         table.add_row(name, f"{value:g}")
     out_console.print(table)
+
+
+@app.command("check")
+def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Lint the migrations: rollbacks, one head, and lock-safe SQL. Exit 1 on findings."""
+    from server.infra import migration_lint
+
+    settings = settings_of(ctx)
+    findings = migration_lint.check_migrations(settings.migrations_dir)
+    if as_json:
+        emit_json({"ok": not findings, "findings": [f.as_dict() for f in findings]})
+    elif findings:
+        table = Table(title=f"{len(findings)} finding(s) in {settings.migrations_dir}")
+        for col in ("where", "rule", "finding", "why"):
+            table.add_column(col, overflow="fold")
+        for f in findings:
+            table.add_row(f"{f.file}:{f.line}", f.rule, f.message, f.why)
+        out_console.print(table)
+        err_console.print(
+            "Fix them, or opt out in the migration with `-- lint: allow <rule> because <reason>`."
+        )
+    else:
+        err_console.print(f"[green]no findings[/] in {settings.migrations_dir}")
+    if findings:
+        raise typer.Exit(FAILED)
+
+
+@app.command("migrate-test")
+def migrate_test_command(
+    ctx: typer.Context,
+    newest: Annotated[
+        int, typer.Option(min=0, help="Roll back and re-apply this many with seeded data.")
+    ] = 1,
+    rows: Annotated[int, typer.Option(min=1, max=10000, help="Rows seeded per table.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply, roll back and re-apply every migration in a scratch database (the stairway)."""
+    from server.infra import migrate_test
+
+    settings = settings_of(ctx)
+    with database(settings, as_json) as resolved:
+        assert resolved.database_url is not None
+        total = migrate_test.planned_steps(resolved.migrations_dir, newest)
+        with progress("migrate-test", total, "steps") as tick:
+            report = migrate_test.run(
+                resolved.database_url.get_secret_value(),
+                resolved.migrations_dir,
+                newest=newest,
+                rows=rows,
+                tick=tick,
+            )
+    _report_migrate_test(report, as_json)
+    if not report.ok:
+        raise typer.Exit(FAILED)
+
+
+def _report_migrate_test(report: MigrateTestReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    table = Table(title=f"migrate-test in scratch database {report.database}")
+    for col in ("phase", "subject", "result", "seconds", "differences"):
+        table.add_column(col, overflow="fold")
+    for s in report.steps:
+        result = "[green]ok[/]" if s.ok else "[red]FAILED[/]"
+        table.add_row(s.phase, s.subject, result, f"{s.seconds:.2f}", "\n".join(s.differences))
+    out_console.print(table)
+    verdict = "[green]passed[/]" if report.ok else "[red]failed[/]"
+    err_console.print(f"migrate-test {verdict} in {report.seconds:.1f} s")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Annotated, Any
 
 import typer
@@ -38,6 +36,9 @@ def default_url(settings: Settings) -> str:
 
 def fetch(base_url: str, token: str | None, timeout: float, fresh: bool) -> dict[str, Any]:
     """GET /api/v1/health; a 503 still carries the document."""
+    import urllib.error
+    import urllib.request
+
     url = base_url.rstrip("/") + "/api/v1/health" + ("?fresh=true" if fresh else "")
     if not url.startswith(("http://", "https://")):
         raise ValueError("--url must start with http:// or https://")
@@ -86,6 +87,8 @@ def render(doc: dict[str, Any], url: str) -> None:
 
 def _once(url: str, token: str | None, timeout: float, fresh: bool, as_json: bool) -> str | None:
     """Print one reading; return its status, or None when unreachable."""
+    import urllib.error
+
     try:
         doc = fetch(url, token, timeout, fresh)
     except (urllib.error.URLError, OSError, ValueError) as exc:

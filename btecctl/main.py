@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
 from btecctl import db, dev, health, serve
 from btecctl.output import CONFIG, err_console
 from server import __version__

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -24,6 +26,19 @@ JsonOpt = Annotated[
 
 err_console = Console(stderr=True)
 out_console = Console()
+
+
+@contextmanager
+def progress(verb: str, total: int | None, unit: str = "") -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr; yields the callback the work calls once per item done."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}" + (f"/{total}" if total else "") + f" {unit}"),
+               TimeElapsedColumn()]  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(verb, total=total)
+        yield lambda item: bar.update(task, advance=1, description=f"{verb} {item}")
 
 
 def settings_of(ctx: typer.Context) -> Settings:

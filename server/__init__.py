@@ -1,8 +1,4 @@
 """btec: the backend of the BTEC assessment platform."""
 
-from importlib import metadata
-
-try:
-    __version__ = metadata.version("btec")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0.0.0"
+# The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.1.0"

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server import __version__
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105
 
 URL_SCHEMES = {
@@ -64,6 +65,21 @@ class Settings(BaseSettings):
         description="Signing secret, at least 32 characters. Required in production.",
     )
 
+    migrations_dir: Path = Field(
+        PROJECT_ROOT / "migrations", description="Directory of the yoyo SQL migrations."
+    )
+    backup_dir: Path | None = Field(
+        None, description="Where `btecctl db backup` writes. Unset: `<data dir>/backups`."
+    )
+    backup_format: Literal["directory", "custom"] = Field(
+        "directory", description="pg_dump format: directory (parallel) or custom (one file)."
+    )
+    backup_jobs: int = Field(
+        2, ge=1, le=32, description="Parallel pg_dump/pg_restore jobs (directory format)."
+    )
+    pg_bin_dir: Path | None = Field(
+        None, description="Directory with pg_dump/pg_restore. Unset: the newest that fits."
+    )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL URL. Unset: an embedded PostgreSQL under the data dir."
     )
@@ -185,6 +201,10 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def backups_path(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else self.data_dir / "backups"
 
     @property
     def https(self) -> bool:

@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from server import keys
-from server.infra.migrations import MIGRATION_TABLE, migration_ids
+from server.infra.migrations import migration_ids
+from server.infra.pgnames import MIGRATION_TABLE
 from server.services.health import Check, HealthService, Observation, threshold, timed
 from server.settings import Settings
 
@@ -148,7 +149,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = app[keys.METRICS]
     monitor = LoopMonitor()
     checks = [
-        *postgres_checks(app[keys.DB_POOL], migration_ids()),
+        *postgres_checks(app[keys.DB_POOL], migration_ids(settings.migrations_dir)),
         *redis_checks(app[keys.REDIS]),
         *system_checks(settings, monitor),
     ]

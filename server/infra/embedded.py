@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import pwd
 import signal
@@ -29,10 +30,11 @@ from pathlib import Path
 import psutil
 from pydantic import SecretStr
 
-from server.infra.logging import get_logger
 from server.settings import Settings
 
-log = get_logger("btec.embedded")
+# stdlib logging: the CLI imports this module on every start, and structlog costs ~40 ms to
+# import. Records still go through the one structlog pipeline, `extra` fields included.
+log = logging.getLogger("btec.embedded")
 
 PG_OS_USER = "pgserver"  # PostgreSQL refuses to run as root; pgserver's convention
 PG_DATABASE = "btec"
@@ -152,7 +154,7 @@ class EmbeddedServer(abc.ABC):
             if pid is None:
                 self._launch()
             elif not self.users.live():
-                log.warning("embedded_server_adopted", server=self.name, pid=pid)
+                log.warning("embedded_server_adopted", extra={"server": self.name, "pid": pid})
             self.users.add_me()
 
     def release(self) -> bool:
@@ -473,7 +475,9 @@ def embedded_services(settings: Settings, *, redis: bool = True) -> Iterator[Set
             try:
                 server.release()
             except Exception as exc:
-                log.error("embedded_server_stop_failed", server=server.name, error=str(exc))
+                log.error(
+                    "embedded_server_stop_failed", extra={"server": server.name, "error": str(exc)}
+                )
 
 
 def all_servers(data_dir: Path) -> list[EmbeddedServer]:

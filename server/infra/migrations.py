@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from yoyo import get_backend, read_migrations
-from yoyo.migrations import default_migration_table
 
-from server.settings import Settings
+from server.infra.pgnames import MIGRATION_TABLE
+from server.settings import PROJECT_ROOT, Settings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-MIGRATION_TABLE: str = default_migration_table
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"  # the default of BTEC_MIGRATIONS_DIR
 LOCK_TIMEOUT_SECONDS = 60
 
 
@@ -43,17 +43,25 @@ def yoyo_uri(database_url: str) -> str:
 
 @contextlib.contextmanager
 def backend(database_url: str) -> Iterator[Any]:
+    """yoyo's backend for the database. yoyo prints the rows of a migration's SELECT to stdout,
+    which belongs to --json output, so stdout goes to stderr while it is in use."""
     be = get_backend(yoyo_uri(database_url), migration_table=MIGRATION_TABLE)
     try:
-        yield be
+        with contextlib.redirect_stdout(sys.stderr):
+            yield be
     finally:
         with contextlib.suppress(Exception):
             be.connection.close()
 
 
-def migration_ids(directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migration_ids(directory: Path) -> list[str]:
     """Every migration id, in dependency order, from the files alone."""
     return [m.id for m in read_migrations(str(directory))]
+
+
+def load(directory: Path) -> Any:
+    """yoyo's MigrationList for `directory`."""
+    return read_migrations(str(directory))
 
 
 def _url(settings: Settings) -> str:
@@ -61,8 +69,8 @@ def _url(settings: Settings) -> str:
     return settings.database_url.get_secret_value()
 
 
-def status(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[MigrationState]:
-    migrations = read_migrations(str(directory))
+def status(settings: Settings) -> list[MigrationState]:
+    migrations = load(settings.migrations_dir)
     with backend(_url(settings)) as be:
         applied = set(be.get_applied_migration_hashes())
         times = dict(
@@ -71,9 +79,9 @@ def status(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[Migrati
     return [MigrationState(m.id, m.hash in applied, times.get(m.id)) for m in migrations]
 
 
-def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migrate(settings: Settings) -> list[str]:
     """Apply every pending migration; return the ids applied."""
-    migrations = read_migrations(str(directory))
+    migrations = load(settings.migrations_dir)
     with backend(_url(settings)) as be, be.lock(timeout=LOCK_TIMEOUT_SECONDS):
         pending = be.to_apply(migrations)
         be.apply_migrations(pending)
@@ -84,11 +92,10 @@ def rollback(
     settings: Settings,
     steps: int | None = None,
     to: str | None = None,
-    directory: Path = MIGRATIONS_DIR,
     dry_run: bool = False,
 ) -> list[str]:
     """Roll back the newest `steps` migrations, or down to (not including) `to`."""
-    migrations = read_migrations(str(directory))
+    migrations = load(settings.migrations_dir)
     with backend(_url(settings)) as be, be.lock(timeout=LOCK_TIMEOUT_SECONDS):
         applied = list(be.to_rollback(migrations))
         chosen = _select_rollback(applied, steps, to)
