@@ -16,7 +16,8 @@ AUDIT_SQL = """
 INSERT INTO audit_log (occurred_at, actor, action, target, request_id, details)
 SELECT now() - make_interval(secs => i),
        'user-' || (i %% 5000),
-       (ARRAY['login', 'submission.create', 'grade.update', 'file.upload', 'unit.update'])[1 + i %% 5],
+       (ARRAY['login', 'submission.create', 'grade.update', 'file.upload', 'unit.update'])
+           [1 + i %% 5],
        'submission/' || (i %% 200000),
        md5(i::text),
        jsonb_build_object('ip', '10.0.' || (i %% 250) || '.' || (i %% 200), 'ua', 'Mozilla/5.0',
@@ -43,9 +44,8 @@ def main() -> None:
         conn.execute("VACUUM ANALYZE audit_log")
         size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
         row = size.fetchone()
-    print(
-        f"seeded {args.rows} rows in {time.monotonic() - started:.1f} s; database {row[0] if row else '?'}"
-    )
+    size_text = row[0] if row else "?"
+    print(f"seeded {args.rows} rows in {time.monotonic() - started:.1f} s; database {size_text}")
 
 
 if __name__ == "__main__":
