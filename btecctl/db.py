@@ -225,12 +225,15 @@ def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"ok": not findings, "findings": [f.as_dict() for f in findings]})
     elif findings:
-        table = Table(title=f"{len(findings)} finding(s) in {settings.migrations_dir}")
-        for col in ("where", "rule", "finding", "why"):
-            table.add_column(col, overflow="fold")
+        # Compiler-style lines: editors and CI logs link `file:line` to the source.
         for f in findings:
-            table.add_row(f"{f.file}:{f.line}", f.rule, f.message, f.why)
-        out_console.print(table)
+            out_console.print(
+                f"{f.file}:{f.line}: [bold]{f.rule}[/]: {f.message}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            out_console.print(f"    {f.why}", style="dim", highlight=False, soft_wrap=True)
+        err_console.print(f"{len(findings)} finding(s) in {settings.migrations_dir}.")
         err_console.print(
             "Fix them, or opt out in the migration with `-- lint: allow <rule> because <reason>`."
         )

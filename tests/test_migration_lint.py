@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -482,3 +484,31 @@ def test_as_dict_and_rule_catalogue(tmp_path: Path) -> None:
         "missing-lock-timeout",
         "bad-opt-out",
     }
+
+
+# The same through `btecctl db check`.
+
+
+def test_cli_check_passes_on_the_real_migrations(cli: Any) -> None:
+    result = cli("db", "check", "--json", env={"BTEC_ENV_FILE": ""})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"ok": True, "findings": []}
+
+
+def test_cli_check_reports_findings_and_exits_1(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "0001.t.sql").write_text("CREATE TABLE t (id int);\n")
+    (tmp_path / "0001.t.rollback.sql").write_text("DROP TABLE t;\n")
+    (tmp_path / "0002.idx.sql").write_text("\n-- a comment\nCREATE INDEX t_id ON t (id);\n")
+    env = {"BTEC_ENV_FILE": "", "BTEC_MIGRATIONS_DIR": str(tmp_path)}
+    result = cli("db", "check", "--json", env=env)
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["ok"] is False
+    found = {(f["file"], f["line"], f["rule"]) for f in body["findings"]}
+    assert ("0002.idx.sql", 1, "missing-rollback") in found
+    assert ("0002.idx.sql", 3, "index-not-concurrent") in found
+    assert all(f["why"] for f in body["findings"])
+    table = cli("db", "check", env=env)
+    assert table.exit_code == 1
+    assert "index-not-concurrent" in table.stdout
+    assert "lint: allow" in table.output
