@@ -22,7 +22,7 @@ SELECT now() - make_interval(secs => i),
        md5(i::text),
        jsonb_build_object('ip', '10.0.' || (i %% 250) || '.' || (i %% 200), 'ua', 'Mozilla/5.0',
                           'n', i, 'note', repeat('x', i %% 40))
-FROM generate_series(%(start)s, %(stop)s) AS i
+FROM generate_series(%(start)s::int, %(stop)s::int) AS i
 """
 
 BATCH = 100_000
