@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
-from btecctl import db, dev, health, serve
+from btecctl import db, dev, health, mail, serve, tasks, worker
 from btecctl.output import CONFIG, err_console
 from server import __version__
 from server.settings import SettingsError, load_settings
@@ -45,9 +45,12 @@ def root(
 
 
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.command("health")(health.health)
 app.add_typer(db.app, name="db")
 app.add_typer(dev.app, name="dev")
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(mail.app, name="mail")
 
 
 def run() -> None:

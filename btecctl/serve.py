@@ -29,7 +29,7 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _sync_sigterm() -> Iterator[None]:
+def sync_sigterm() -> Iterator[None]:
     """Turn SIGTERM into an exception so embedded servers still stop on the way out."""
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
@@ -46,6 +46,9 @@ def serve(
     ] = None,
     migrate: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first.")
+    ] = True,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run a job worker in this process.")
     ] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -69,11 +72,11 @@ def serve(
             err_console.print(f"[green]btec is up[/] at {url} in {seconds} s. Ctrl-C stops it.")
 
     try:
-        with _sync_sigterm(), embedded_services(settings) as resolved:
+        with sync_sigterm(), embedded_services(settings) as resolved:
             if migrate:
                 applied = migrations.migrate(resolved)
                 log.info("migrations_applied", count=len(applied), ids=applied)
-            run(serve_app(resolved, host=bind_host, port=bind_port, on_ready=ready))
+            run(serve_app(resolved, host=bind_host, port=bind_port, worker=worker, on_ready=ready))
     except (Terminated, KeyboardInterrupt):
         log.info("stopped_while_starting")
     except EmbeddedError as exc:

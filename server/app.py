@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
-
 from aiohttp import web
 from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
-from marshmallow import ValidationError
+from aiohttp_apigami.constants import APISPEC_PARSER
 
 from server import __version__, keys
-from server.api import health, metrics
+from server.api import health, metrics, ops
 from server.api.openapi import SECURITY_SCHEMES, ProblemSchema
-from server.errors import ValidationFailed
+from server.api.parsing import ProblemParser
 from server.infra.checks import health_ctx
+from server.infra.jobs import mail_ctx, tasks_ctx
 from server.infra.lifecycle import Lifecycle
 from server.infra.metrics import Metrics
 from server.infra.postgres import pool_ctx
@@ -24,14 +23,9 @@ API_DOCS_PATH = "/api/docs"
 API_SPEC_PATH = "/api/docs/openapi.json"
 
 
-def _validation_error(
-    error: ValidationError, req: Any, schema: Any, *, error_status_code: Any, error_headers: Any
-) -> NoReturn:
-    raise ValidationFailed(errors=error.normalized_messages())  # type: ignore[no-untyped-call]
-
-
-def create_app(settings: Settings) -> web.Application:
-    """Build the application; resources open in cleanup_ctx order and close in reverse."""
+def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
+    """Build the application; resources open in cleanup_ctx order and close in reverse.
+    With `worker`, a job worker runs in the same process (the `btecctl serve` default)."""
     app_metrics = Metrics(version=__version__, release=settings.release)
     security = SecurityHeaders(settings)
     app = web.Application(
@@ -43,9 +37,12 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = app_metrics
     app[keys.LIFECYCLE] = Lifecycle()
     app.on_response_prepare.append(security.hook())
-    app.cleanup_ctx.extend([pool_ctx, redis_ctx, health_ctx])
+    app.cleanup_ctx.extend(
+        [pool_ctx, redis_ctx, mail_ctx, tasks_ctx(run_worker=worker), health_ctx]
+    )
     app.add_routes(health.routes)
     app.add_routes(metrics.routes)
+    app.add_routes(ops.routes)
     _setup_docs(app, settings)
     return app
 
@@ -58,13 +55,23 @@ def _setup_docs(app: web.Application, settings: Settings) -> None:
         url=API_SPEC_PATH,
         swagger_path=API_DOCS_PATH,
         openapi_version=OpenApiVersion.V303,
-        error_callback=_validation_error,
         servers=[{"url": settings.public_url, "description": "This deployment"}],
         info={
             "description": "The backend of the BTEC assessment platform. Every error is "
             "application/problem+json with a stable `code`."
         },
     )
+    app[APISPEC_PARSER] = ProblemParser()
     spec.spec.components.schema("Problem", schema=ProblemSchema)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
+
+
+def create_worker_app(settings: Settings) -> web.Application:
+    """The resources of `btecctl worker`: no HTTP routes, the same cleanup_ctx wiring."""
+    app = web.Application()
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics(version=__version__, release=settings.release)
+    app[keys.LIFECYCLE] = Lifecycle()
+    app.cleanup_ctx.extend([pool_ctx, redis_ctx, mail_ctx, tasks_ctx(run_worker=True)])
+    return app

@@ -11,7 +11,9 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from server.infra.lifecycle import Lifecycle
+    from server.infra.mail import Mailer
     from server.infra.metrics import Metrics
+    from server.infra.tasks import Tasks
     from server.services.health import HealthService
     from server.settings import Settings
 
@@ -21,5 +23,7 @@ LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
 DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 HEALTH: web.AppKey[HealthService] = web.AppKey("health")
+TASKS: web.AppKey[Tasks] = web.AppKey("tasks")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -86,8 +86,34 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         None, description="Redis URL. Unset: an embedded Redis under the data dir."
     )
-    smtp_url: str | None = Field(
-        None, description="SMTP server URL (smtp://host:port). Checked in /health as optional."
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="SMTP server: smtp://[user:pass@]host[:port][?starttls=required|off] or "
+        "smtps://…. Unset: the embedded mail catcher.",
+    )
+    smtp_from: str = Field(
+        "btec <no-reply@btec.localhost>", description="From address of every message."
+    )
+    smtp_timeout: PositiveFloat = Field(10.0, description="SMTP connect and reply timeout (s).")
+    mail_catcher_port: int = Field(
+        8025, ge=0, le=65535, description="Loopback port of the embedded mail catcher."
+    )
+    mail_retries: int = Field(6, ge=1, le=50, description="Attempts to send one message.")
+    mail_retry_delay: PositiveFloat = Field(
+        5.0, description="First mail retry delay (s); each next one doubles, with jitter."
+    )
+    worker_concurrency: int = Field(10, ge=1, le=1000, description="Jobs one worker runs at once.")
+    worker_drain_seconds: NonNegativeFloat = Field(
+        20.0, description="On SIGTERM, seconds running jobs get before they are re-queued."
+    )
+    worker_heartbeat_seconds: PositiveFloat = Field(
+        30.0, description="/health warns when no worker reported for this long."
+    )
+    ops_token: SecretStr | None = Field(
+        None, description="Bearer token for /api/v1/ops. Unset: direct loopback callers only."
+    )
+    tasks_ui_password: SecretStr | None = Field(
+        None, description="Password of saq's web UI (`btecctl worker --ui-port`)."
     )
 
     db_pool_min_size: int = Field(2, ge=0, description="Connections the pool keeps open.")
@@ -155,11 +181,21 @@ class Settings(BaseSettings):
         "auto", description="Log format: json, console, or auto (console on a TTY)."
     )
 
-    @field_validator("public_url", "smtp_url")
+    @field_validator("public_url")
     @classmethod
-    def _url_has_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not urlsplit(value).scheme:
+    def _url_has_scheme(cls, value: str) -> str:
+        if not urlsplit(value).scheme:
             raise ValueError("must be an absolute URL with a scheme")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in (
+            "smtp",
+            "smtps",
+        ):
+            raise ValueError("must be an smtp:// or smtps:// URL")
         return value
 
     @field_validator("database_url", "redis_url")

@@ -102,6 +102,9 @@ def _settings(db_url: str, cache_url: str, **overrides: Any) -> Settings:
         "drain_seconds": 0.0,
         "db_pool_min_size": 1,
         "db_pool_max_size": 5,
+        "mail_catcher_port": 0,
+        "worker_drain_seconds": 1.0,
+        "worker_heartbeat_seconds": 3.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -114,7 +117,11 @@ def _logging() -> None:
 
 @pytest.fixture
 def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for the suite's servers; keyword arguments override fields."""
+    """Settings for the suite's servers; keyword arguments override fields. Redis starts
+    empty for each test (queues, caches)."""
+    flush = redis.Redis.from_url(redis_url)
+    flush.flushdb()
+    flush.close()
 
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("data_dir", tmp_path / "var")
@@ -146,13 +153,6 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
             conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
 
 
-@pytest.fixture
-def flush_redis(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    client.close()
-
-
 ClientFactory = Callable[..., Any]
 
 
@@ -160,7 +160,8 @@ ClientFactory = Callable[..., Any]
 async def client(
     aiohttp_client: Callable[..., Any], settings: Settings
 ) -> TestClient[web.Request, web.Application]:
-    return await aiohttp_client(create_app(settings))
+    """The app as `btecctl serve` runs it: with a job worker in the process."""
+    return await aiohttp_client(create_app(settings, worker=True))
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ EXPECTED_CHECKS = {
     "disk:utilization",
     "memory:utilization",
     "eventloop:lag",
+    "smtp:responseTime",
+    "worker:heartbeat",
 }
 
 
@@ -65,7 +67,7 @@ async def test_anonymous_callers_see_status_only(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(health_loopback_details=False, health_token=SecretStr("t" * 40))
-    client = await aiohttp_client(create_app(settings))
+    client = await aiohttp_client(create_app(settings, worker=True))
     anonymous = await client.get("/api/v1/health")
     assert anonymous.status == 200
     assert await anonymous.json(content_type=HEALTH_JSON) == {"status": "pass"}
@@ -182,7 +184,7 @@ async def test_readiness_fails_while_draining(client: Any) -> None:
 
 
 async def _served(aiohttp_server: Callable[..., Any], settings: Settings) -> str:
-    server = await aiohttp_server(create_app(settings))
+    server = await aiohttp_server(create_app(settings, worker=True))
     return f"http://127.0.0.1:{server.port}"
 
 
@@ -260,3 +262,19 @@ async def test_cli_health_watch_repeats_until_interrupted(
     assert proc.returncode == 0
     readings = out.decode().count('"releaseId"')
     assert readings >= 3, out.decode()
+
+
+async def test_no_worker_warns(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """`btecctl serve --no-worker` with no `btecctl worker` running: jobs would wait."""
+    client = await aiohttp_client(create_app(make_settings(), worker=False))
+    resp = await client.get("/api/v1/health")
+    assert resp.status == 200
+    doc = await resp.json(content_type=HEALTH_JSON)
+    assert doc["status"] == "warn"
+    beat = doc["checks"]["worker:heartbeat"][0]
+    assert beat["status"] == "warn"
+    assert beat["observedValue"] == 0
+    assert "no worker" in beat["output"]
+    assert (await client.get("/api/v1/health/ready")).status == 200

@@ -232,3 +232,36 @@ def test_cli_alone_starts_and_stops_the_embedded_database(data_dir: Path, cli: A
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["applied"] == ["0001.audit-log"]
     assert not embedded_processes(data_dir)
+
+
+def test_embedded_default_catches_mail(data_dir: Path, cli: Any) -> None:
+    """One command, no SMTP server: mail goes through the queue to the catcher."""
+    catcher = free_port()
+    served = Served(data_dir, free_port(), BTEC_MAIL_CATCHER_PORT=str(catcher))
+    served.wait_ready()
+    request = urllib.request.Request(
+        served.url + "/api/v1/ops/mail/test",
+        data=json.dumps({"to": "learner@college.example", "note": "welcome"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
+        assert resp.status == 202
+    env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
+    deadline = time.monotonic() + 15
+    messages: list[dict[str, Any]] = []
+    while not messages and time.monotonic() < deadline:
+        messages = json.loads(cli("mail", "list", "--json", env=env).stdout)["messages"]
+        time.sleep(0.1)
+    assert [m["to"] for m in messages] == ["learner@college.example"]
+    shown = json.loads(cli("mail", "show", messages[0]["id"], "--json", env=env).stdout)
+    assert "welcome" in shown["text"]
+    assert "welcome" in shown["html"]
+    assert served.stop() == 0
+    assert not embedded_processes(data_dir)
+
+
+def test_mail_show_unknown_id(data_dir: Path, cli: Any) -> None:
+    env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
+    result = cli("mail", "show", "nope", "--json", env=env)
+    assert result.exit_code == 1
+    assert json.loads(cli("mail", "list", "--json", env=env).stdout) == {"messages": []}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -11,11 +10,11 @@ from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, fields
 
 from server import keys
+from server.api.access import bearer_matches, direct_loopback
 from server.api.openapi import COMMON_PROBLEMS, OPTIONAL_BEARER, json_response, problem_responses
-from server.settings import Settings, is_loopback
+from server.settings import Settings
 
 HEALTH_CONTENT_TYPE = "application/health+json"
-FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 _LIVE_BODY = b'{"status":"pass"}'
 
 routes = web.RouteTableDef()
@@ -33,13 +32,10 @@ class HealthQuery(Schema):
 
 def may_see_details(request: web.Request, settings: Settings) -> bool:
     """Details go to the health token's holder, or to direct loopback callers if allowed."""
-    auth = request.headers.get("Authorization", "")
     token = settings.health_token
-    if token is not None and auth.startswith("Bearer "):
-        return hmac.compare_digest(auth[7:].encode(), token.get_secret_value().encode())
-    if not settings.health_loopback_details:
-        return False
-    return is_loopback(request.remote) and not any(h in request.headers for h in FORWARDING_HEADERS)
+    if token is not None and request.headers.get("Authorization", "").startswith("Bearer "):
+        return bearer_matches(request, token)
+    return settings.health_loopback_details and direct_loopback(request)
 
 
 def health_response(body: dict[str, Any], status: int) -> web.Response:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 from aiohttp_apigami import docs
 
 from server import keys
-from server.api.health import FORWARDING_HEADERS
+from server.api.access import require_operator
 from server.api.openapi import BEARER, COMMON_PROBLEMS, problem_responses
-from server.errors import Forbidden, Unauthorized
 from server.infra.metrics import METRICS_CONTENT_TYPE
-from server.settings import Settings, is_loopback
 
 routes = web.RouteTableDef()
 
@@ -21,22 +17,6 @@ METRICS_EXAMPLE = (
     "# TYPE btec_http_requests_total counter\n"
     'btec_http_requests_total{method="GET",route="/api/v1/health",status="200"} 3.0\n'
 )
-
-
-def authorise(request: web.Request, settings: Settings) -> None:
-    token = settings.metrics_token
-    if token is None:
-        direct = not any(h in request.headers for h in FORWARDING_HEADERS)
-        if is_loopback(request.remote) and direct:
-            return
-        raise Forbidden("metrics are served to loopback callers only; set BTEC_METRICS_TOKEN")
-    auth = request.headers.get("Authorization", "")
-    if not auth.startswith("Bearer "):
-        raise Unauthorized(
-            "a bearer token is required", headers={"WWW-Authenticate": 'Bearer realm="metrics"'}
-        )
-    if not hmac.compare_digest(auth[7:].encode(), token.get_secret_value().encode()):
-        raise Forbidden("this token may not read metrics")
 
 
 @docs(
@@ -55,7 +35,8 @@ def authorise(request: web.Request, settings: Settings) -> None:
 )
 @routes.get("/metrics", name="metrics")
 async def metrics(request: web.Request) -> web.Response:
-    authorise(request, request.app[keys.SETTINGS])
+    settings = request.app[keys.SETTINGS]
+    require_operator(request, settings.metrics_token, variable="BTEC_METRICS_TOKEN")
     body = request.app[keys.METRICS].render()
     response = web.Response(body=body)
     # CONTENT_TYPE_LATEST carries a charset, which web.Response(content_type=...) rejects.

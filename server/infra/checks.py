@@ -8,16 +8,19 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
+import aiosmtplib
 import asyncpg
 import psutil
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from server import keys
+from server.infra.mail import SmtpTarget
 from server.infra.migrations import migration_ids
 from server.infra.pgnames import MIGRATION_TABLE
+from server.infra.tasks import Tasks
+from server.infra.tasks import workers as queue_workers
 from server.services.health import Check, HealthService, Observation, threshold, timed
 from server.settings import Settings
 
@@ -96,28 +99,42 @@ def redis_checks(client: aioredis.Redis) -> list[Check]:
     return [Check("redis:responseTime", "datastore", response_time)]
 
 
-def smtp_check(url: str) -> Check:
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (465 if parts.scheme == "smtps" else 25)
+def smtp_check(target: SmtpTarget) -> Check:
+    """The SMTP server greets and answers NOOP (through TLS when it is smtps://)."""
 
     async def response_time() -> Observation:
         async def greet() -> None:
-            reader, writer = await asyncio.open_connection(host, port)
+            client = aiosmtplib.SMTP(
+                hostname=target.host,
+                port=target.port,
+                use_tls=target.use_tls,
+                start_tls=False,
+                timeout=target.timeout,
+            )
+            await client.connect()
             try:
-                banner = await reader.readline()
-                if not banner.startswith(b"220"):
-                    raise ConnectionError("unexpected SMTP greeting")
-                writer.write(b"QUIT\r\n")
-                await writer.drain()
+                await client.noop()
             finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await client.quit()
 
         return Observation(await timed(greet), "ms")
 
     return Check("smtp:responseTime", "component", response_time, critical=False)
+
+
+def worker_check(catalogue: Tasks, window: float) -> Check:
+    """Some worker reported a heartbeat within `window` seconds (saq's worker registry)."""
+
+    async def heartbeat() -> Observation:
+        seen = await queue_workers(catalogue.queue)
+        if not seen:
+            return Observation(
+                0, "workers", "warn", f"no worker reported in the last {window:g} s; jobs wait"
+            )
+        return Observation(len(seen), "workers")
+
+    return Check("worker:heartbeat", "component", heartbeat, critical=False)
 
 
 def system_checks(settings: Settings, monitor: LoopMonitor) -> list[Check]:
@@ -153,8 +170,8 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         *redis_checks(app[keys.REDIS]),
         *system_checks(settings, monitor),
     ]
-    if settings.smtp_url:
-        checks.append(smtp_check(settings.smtp_url))
+    checks.append(smtp_check(app[keys.MAILER].target))
+    checks.append(worker_check(app[keys.TASKS], settings.worker_heartbeat_seconds))
     app[keys.HEALTH] = HealthService(
         checks,
         timeout=settings.health_check_timeout,

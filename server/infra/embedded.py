@@ -451,7 +451,9 @@ def servers_for(settings: Settings) -> list[EmbeddedServer]:
 
 
 @contextlib.contextmanager
-def embedded_services(settings: Settings, *, redis: bool = True) -> Iterator[Settings]:
+def embedded_services(
+    settings: Settings, *, redis: bool = True, postgres: bool = True
+) -> Iterator[Settings]:
     """Start the embedded servers `settings` needs; yield settings with their URLs filled in.
 
     On exit this process stops using them; the last btecctl to leave a server stops it.
@@ -459,7 +461,7 @@ def embedded_services(settings: Settings, *, redis: bool = True) -> Iterator[Set
     used: list[EmbeddedServer] = []
     update: dict[str, SecretStr] = {}
     try:
-        if settings.embedded_postgres:
+        if postgres and settings.embedded_postgres:
             pg = EmbeddedPostgres(settings.data_dir)
             pg.start()
             used.append(pg)

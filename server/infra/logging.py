@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -25,6 +26,46 @@ def _add_request_id(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDi
 
 def _rename_level(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     event_dict.setdefault("level", "info")
+    return event_dict
+
+
+class JobArgsFilter(logging.Filter):
+    """saq logs whole jobs (`Processing Job<... kwargs ... error: Traceback ...>`): e-mail
+    addresses, tokens and stack traces that must stay out of log lines. Keep task and id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_is_job(a) for a in record.args):
+            record.args = tuple(_job_label(a) if _is_job(a) else a for a in record.args)
+        return True
+
+
+def _is_job(value: object) -> bool:
+    return type(value).__name__ == "Job" and hasattr(value, "function") and hasattr(value, "key")
+
+
+def _job_label(job: Any) -> str:
+    return f"{job.function} job {job.key} (attempt {job.attempts})"
+
+
+def summarize_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Replace a traceback with the exception's type, first line and innermost frame: stack
+    traces stay out of log lines (they go to Sentry), and messages are cut short."""
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    _, exc, tb = exc_info
+    if exc is None:
+        return event_dict
+    lines = str(exc).strip().splitlines()
+    text = lines[0][:300] if lines else ""
+    event_dict["exception"] = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    if frames:
+        event_dict.setdefault("where", f"{frames[-1].filename}:{frames[-1].lineno}")
     return event_dict
 
 
@@ -70,7 +111,7 @@ def configure_logging(
         processors=[
             structlog.stdlib.filter_by_level,
             *shared,
-            structlog.processors.format_exc_info,
+            summarize_exception,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -81,7 +122,7 @@ def configure_logging(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
+            summarize_exception,
             renderer,
         ],
     )
@@ -94,6 +135,10 @@ def configure_logging(
     root.setLevel(level)
     # aiohttp's own access log is replaced by ours, which carries the route and request id.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    saq_log = logging.getLogger("saq")
+    saq_log.setLevel(logging.WARNING)  # one line per job enqueued, started and finished
+    if not any(isinstance(f, JobArgsFilter) for f in saq_log.filters):
+        saq_log.addFilter(JobArgsFilter())
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

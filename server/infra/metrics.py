@@ -110,6 +110,24 @@ class HttpCollector(Collector):
         )
 
 
+@dataclass(eq=False)
+class QueueCollector(Collector):
+    """Queue depth and live workers, as last read by the app's queue monitor."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    workers: int | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.workers is None:
+            return
+        for state, value in self.counts.items():
+            name = "btec_jobs_failed_kept" if state == "failed" else f"btec_jobs_{state}"
+            yield GaugeMetricFamily(name, f"Jobs {state} now.", value=value)
+        yield GaugeMetricFamily(
+            "btec_workers", "Workers that reported a heartbeat recently.", value=self.workers
+        )
+
+
 def _bound(value: float) -> str:
     return "+Inf" if value == float("inf") else repr(value)
 
@@ -137,6 +155,27 @@ class Metrics:
         self.db_acquire_timeouts = Counter(
             "btec_db_pool_acquire_timeouts", "Pool acquires that timed out.", registry=reg
         )
+        self.jobs_enqueued = Counter(
+            "btec_jobs_enqueued", "Jobs put on the queue, by task.", ["task"], registry=reg
+        )
+        self.jobs_finished = Counter(
+            "btec_jobs_finished",
+            "Job runs that ended, by task and status (complete, failed, queued for retry, ...).",
+            ["task", "status"],
+            registry=reg,
+        )
+        self.jobs_failed = Counter(
+            "btec_jobs_failed", "Jobs that failed for good, by task.", ["task"], registry=reg
+        )
+        self.job_duration = Histogram(
+            "btec_job_duration_seconds",
+            "Time a job run took, by task.",
+            ["task"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+            registry=reg,
+        )
+        self.queue = QueueCollector()
+        reg.register(self.queue)
         self.health_checks = Counter(
             "btec_health_check_runs",
             "Health check runs by check and status.",

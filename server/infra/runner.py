@@ -22,10 +22,12 @@ async def serve(
     *,
     host: str,
     port: int,
+    worker: bool = True,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT; readiness fails `drain_seconds` before the listener closes."""
-    app = create_app(settings)
+    """Serve until SIGTERM/SIGINT; readiness fails `drain_seconds` before the listener closes,
+    then requests finish and the in-process worker drains."""
+    app = create_app(settings, worker=worker)
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -55,6 +57,24 @@ def _url(runner: web.AppRunner, host: str, port: int) -> str:
             h = addr[0] if ":" not in addr[0] else f"[{addr[0]}]"
             return f"http://{h}:{addr[1]}"
     return f"http://{host}:{port}"
+
+
+async def run_worker(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
+    """`btecctl worker`: the worker's resources without HTTP, until SIGTERM/SIGINT; then it
+    drains: running jobs get BTEC_WORKER_DRAIN_SECONDS, the rest go back to the queue."""
+    from server.app import create_worker_app
+
+    runner = web.AppRunner(create_worker_app(settings), handle_signals=False)
+    await runner.setup()
+    try:
+        log.info("worker_started", concurrency=settings.worker_concurrency)
+        if on_ready is not None:
+            on_ready("worker")
+        signame = await _wait_for_signal()
+        log.info("worker_draining", signal=signame, seconds=settings.worker_drain_seconds)
+    finally:
+        await runner.cleanup()
+        log.info("worker_stopped")
 
 
 async def _wait_for_signal() -> str:

@@ -1,0 +1,123 @@
+"""btecctl worker: a job worker process, with saq's web UI on a loopback admin port if asked."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from btecctl.output import FAILED, USAGE, JsonOpt, emit_json, err_console, fail, settings_of
+from btecctl.serve import Terminated, sync_sigterm
+from server.infra.embedded import EmbeddedError, embedded_services
+from server.infra.logging import configure_logging
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
+
+UI_USER = "admin"
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=1000, help="Jobs at once [default: BTEC_WORKER_CONCURRENCY]."),
+    ] = None,
+    ui_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve saq's web UI on 127.0.0.1:PORT (user admin, BTEC_TASKS_UI_PASSWORD).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
+    from server.infra.runner import run
+
+    settings = settings_of(ctx)
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    if ui_port is not None and settings.tasks_ui_password is None:
+        fail("--ui-port needs BTEC_TASKS_UI_PASSWORD", code=USAGE, as_json=as_json)
+    configure_logging(settings.log_level, "json" if as_json else settings.log_format)
+    started = time.monotonic()
+
+    def ready() -> None:
+        seconds = round(time.monotonic() - started, 3)
+        if as_json:
+            emit_json({"event": "ready", "worker": True, "seconds": seconds, "ui_port": ui_port})
+        else:
+            err_console.print(f"[green]worker up[/] in {seconds} s. Ctrl-C drains and stops it.")
+
+    try:
+        with sync_sigterm(), embedded_services(settings) as resolved:
+            run(_work(resolved, ui_port, ready))
+    except (Terminated, KeyboardInterrupt):
+        pass
+    except EmbeddedError as exc:
+        fail(f"embedded server: {exc}", code=FAILED, as_json=as_json)
+
+
+async def _work(settings: Settings, ui_port: int | None, ready: Callable[[], None]) -> None:
+    from server.infra.runner import run_worker
+
+    async with _saq_ui(settings, ui_port):
+        await run_worker(settings, on_ready=lambda _: ready())
+
+
+@asynccontextmanager
+async def _saq_ui(settings: Settings, port: int | None) -> AsyncIterator[None]:
+    """saq's own web UI, alone on a loopback port (it cannot be a sub-app), behind Basic auth."""
+    if port is None:
+        yield
+        return
+    from aiohttp import web
+    from saq.web.aiohttp import create_app as saq_app
+
+    from server.infra.tasks import create_queue
+
+    assert settings.redis_url is not None
+    assert settings.tasks_ui_password is not None
+    # A queue of its own: the UI app disconnects its queues when it stops.
+    app = saq_app([create_queue(settings.redis_url.get_secret_value())])
+    app.middlewares.insert(0, basic_auth(settings.tasks_ui_password.get_secret_value()))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def basic_auth(password: str) -> Middleware:
+    from aiohttp import web
+    from aiohttp.typedefs import Handler
+
+    expected = f"{UI_USER}:{password}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        try:
+            given = base64.b64decode(header.removeprefix("Basic "), validate=True)
+        except (binascii.Error, ValueError):
+            given = b""
+        if header.startswith("Basic ") and hmac.compare_digest(given, expected):
+            return await handler(request)
+        return web.Response(
+            status=401,
+            text="authentication required",
+            headers={"WWW-Authenticate": 'Basic realm="btec tasks"'},
+        )
+
+    return check

@@ -1,0 +1,25 @@
+"""Marshmallow fields shared by the API's schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+
+class MailAddress(fields.Email):
+    """An address mail can be sent to: ASCII local part (SMTPUTF8 is not assumed), and the
+    domain in its ASCII (IDNA) form, lower-cased."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        address = str(super()._deserialize(value, attr, data, **kwargs))
+        local, _, domain = address.rpartition("@")
+        if not local.isascii():
+            raise ValidationError("The part before @ must be plain ASCII.")
+        try:
+            ascii_domain = domain.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            raise ValidationError("The domain is not a valid internationalised name.") from None
+        if len(address) > 254:
+            raise ValidationError("Longer than 254 characters.")
+        return f"{local}@{ascii_domain}"
