@@ -94,6 +94,11 @@ class DatabaseUnavailable(ServiceUnavailable):
     title = "The database is unavailable"
 
 
+class QueueUnavailable(ServiceUnavailable):
+    code = "queue_unavailable"
+    title = "The job queue is unavailable"
+
+
 class InternalError(DomainError):
     status = 500
     code = "internal_error"

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         20.0, description="On SIGTERM, seconds running jobs get before they are re-queued."
     )
     worker_heartbeat_seconds: PositiveFloat = Field(
-        30.0, description="/health warns when no worker reported for this long."
+        15.0, description="Workers report this often; /health warns when none did lately."
     )
     ops_token: SecretStr | None = Field(
         None, description="Bearer token for /api/v1/ops. Unset: direct loopback callers only."

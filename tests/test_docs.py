@@ -20,22 +20,26 @@ README = (ROOT / "README.md").read_text()
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
 
-def all_commands() -> Iterator[tuple[str, Any]]:
-    """Every leaf command of btecctl, by its path (`db migrate`)."""
+def all_commands(leaves: bool = True) -> Iterator[tuple[str, Any]]:
+    """Every leaf command of btecctl by its path (`db migrate`), or every group that runs on
+    its own (`tasks`)."""
     root = typer.main.get_command(cli_app)
 
     def walk(group: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         for name, cmd in group.commands.items():
             path = f"{prefix} {name}".strip()
             if hasattr(cmd, "commands"):
+                if not leaves and cmd.invoke_without_command:
+                    yield path, cmd
                 yield from walk(cmd, path)
-            else:
+            elif leaves:
                 yield path, cmd
 
     yield from walk(root, "")
 
 
 COMMANDS = dict(all_commands())
+RUNNABLE = {**COMMANDS, **dict(all_commands(leaves=False))}
 
 
 async def test_every_operation_is_documented(client: Any) -> None:
@@ -120,6 +124,7 @@ def runbook_commands() -> list[str]:
 
 
 RUNBOOK_COMMANDS = runbook_commands()
+_PREFIXES = {" ".join(k.split()[: i + 1]) for k in RUNNABLE for i in range(len(k.split()))}
 
 
 def test_runbooks_show_commands() -> None:
@@ -131,15 +136,14 @@ def test_runbook_commands_exist(line: str, cli: Callable[..., Any]) -> None:
     words = [w for w in shlex.split(line.split("#")[0]) if not w.startswith("BTEC_")]
     path = []
     for word in words[1:]:
-        if word.startswith("-"):
+        if word.startswith("-") or " ".join([*path, word]) not in _PREFIXES:
             break
         path.append(word)
-        if " ".join(path) in COMMANDS:
-            break
     command = " ".join(path)
-    assert command in COMMANDS, line
-    options = {o for p in COMMANDS[command].params for o in getattr(p, "opts", [])}
-    options |= {o for p in COMMANDS[command].params for o in getattr(p, "secondary_opts", [])}
+    assert command in RUNNABLE, line
+    params = RUNNABLE[command].params
+    options = {o for p in params for o in getattr(p, "opts", [])}
+    options |= {o for p in params for o in getattr(p, "secondary_opts", [])}
     for word in words:
         if word.startswith("--"):
             assert word.split("=")[0] in options, (line, word)

@@ -447,3 +447,18 @@ async def test_worker_ui_behind_basic_auth(make_settings: Callable[..., Settings
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.communicate()
+
+
+async def test_redis_down_is_503_not_500(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    from tests.helpers import closed_port
+
+    settings = make_settings(redis_url=SecretStr(f"redis://127.0.0.1:{closed_port()}/0"))
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "5"
+    assert (await resp.json(content_type=PROBLEM))["code"] == "queue_unavailable"
+    ready = await client.get("/api/v1/health/ready")
+    assert ready.status == 503

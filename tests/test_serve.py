@@ -239,12 +239,12 @@ def test_embedded_default_catches_mail(data_dir: Path, cli: Any) -> None:
     catcher = free_port()
     served = Served(data_dir, free_port(), BTEC_MAIL_CATCHER_PORT=str(catcher))
     served.wait_ready()
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310
         served.url + "/api/v1/ops/mail/test",
         data=json.dumps({"to": "learner@college.example", "note": "welcome"}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
         assert resp.status == 202
     env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
     deadline = time.monotonic() + 15

@@ -50,6 +50,7 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "internal_error": (500, "Internal server error", "an unexpected error occurred"),
     "db_pool_timeout": (503, "The database is busy", "no database connection became free"),
     "db_unavailable": (503, "The database is unavailable", "the database cannot be reached"),
+    "queue_unavailable": (503, "The job queue is unavailable", "the job queue cannot be reached"),
 }
 
 

@@ -85,6 +85,7 @@ OPERATOR: list[dict[str, list[str]]] = [{BEARER: []}]
             "forbidden",
             "payload_too_large",
             "validation_failed",
+            "queue_unavailable",
             *COMMON_PROBLEMS,
         ),
     },

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from server import keys, tasks
@@ -37,7 +38,8 @@ def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[
         queue = queue_infra.create_queue(settings.redis_url.get_secret_value())
         catalogue = queue_infra.Tasks(queue, tasks.specs(settings), app[keys.METRICS])
         app[keys.TASKS] = catalogue
-        monitor = asyncio.create_task(queue_infra.monitor_queue(catalogue))
+        stop_monitor = asyncio.Event()
+        monitor = asyncio.create_task(queue_infra.monitor_queue(catalogue, stop_monitor))
         try:
             if run_worker:
                 worker = queue_infra.build_worker(
@@ -53,9 +55,11 @@ def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[
             else:
                 yield
         finally:
-            monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await monitor
-            await queue.disconnect()
+            stop_monitor.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(monitor, 10)
+            # saq unsubscribes from Redis on the way out, which fails when Redis is down.
+            with contextlib.suppress(aioredis.RedisError, OSError):
+                await queue.disconnect()
 
     return ctx

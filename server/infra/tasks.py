@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from server.infra.mail import Mailer
     from server.settings import Settings
 
+from server.errors import QueueUnavailable
 from server.infra.logging import get_logger, request_id_var
 from server.infra.metrics import Metrics
 
@@ -94,7 +95,6 @@ class TaskQueue(RedisQueue):
             pipe.set(job_id, self.serialize(job))
             await pipe.execute()
         await self.notify(job)
-
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """saq's sweep of the active list, except that a job still marked queued there is
@@ -171,12 +171,21 @@ class Tasks:
         spec = self.specs[name]
         if spec.idempotent and key is None:
             raise ValueError(f"task {name} needs an idempotency key")
+        try:
+            return await self._enqueue(spec, key, timeout, kwargs)
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+            raise QueueUnavailable("the job queue cannot be reached", retry_after=5) from None
+
+    async def _enqueue(
+        self, spec: TaskSpec, key: str | None, limit: int | None, kwargs: dict[str, Any]
+    ) -> Job | None:
+        name = spec.name
         if key is not None and await self.queue.redis.exists(DONE_PREFIX + key):
             return None
         job = Job(
             function=name,
             kwargs=kwargs,
-            timeout=min(timeout, spec.timeout) if timeout else spec.timeout,
+            timeout=min(limit, spec.timeout) if limit else spec.timeout,
             retries=spec.retries,
             retry_delay=spec.retry_delay,
             retry_backoff=spec.max_delay,
@@ -449,14 +458,16 @@ async def abort(queue: TaskQueue, key: str) -> Job:
 # Wiring: cleanup_ctx for the app and for `btecctl worker` ------------------------------------
 
 
-async def monitor_queue(tasks: Tasks, every: float = 5.0) -> None:
-    """Keep the queue gauges fresh for /metrics (collectors cannot await Redis)."""
+async def monitor_queue(tasks: Tasks, stop: asyncio.Event, every: float = 5.0) -> None:
+    """Keep the queue gauges fresh for /metrics (collectors cannot await Redis) until `stop`.
+    An event, not cancellation: redis-py can turn a cancellation into a ConnectionError."""
     assert tasks.metrics is not None
     gauges = tasks.metrics.queue
-    while True:
+    while not stop.is_set():
         try:
             gauges.counts = (await counts(tasks.queue)).as_dict()
             gauges.workers = len(await workers(tasks.queue))
         except (OSError, aioredis.RedisError) as exc:
             log.warning("queue_monitor_failed", error=type(exc).__name__)
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
