@@ -7,10 +7,8 @@ them it starts the embedded ones under a temporary data dir, exactly as `btecctl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,8 @@ from server.app import create_app
 from server.infra import migrations
 from server.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.infra.logging import configure_logging
+from server.infra.migrate_test import scratch_database
+from server.infra.pgnames import with_database
 from server.settings import Settings
 
 # Settings tests build from scratch: nothing from the developer's environment or .env leaks in.
@@ -35,20 +35,12 @@ for _name in [n for n in os.environ if n.startswith("BTEC_") and not n.startswit
     del os.environ[_name]
 
 
-def _with_database(url: str, database: str) -> str:
-    """The same server URL, naming another database (query string kept)."""
-    base, _, query = url.partition("?")
-    scheme, _, rest = base.partition("://")
-    authority = rest.split("/", 1)[0]
-    return f"{scheme}://{authority}/{database}" + (f"?{query}" if query else "")
-
-
 @pytest.fixture(scope="session")
 def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A URL (database `postgres`) of the server the suite uses."""
     external = os.environ.get("BTEC_TEST_DATABASE_URL")
     if external:
-        yield _with_database(external, "postgres")
+        yield with_database(external, "postgres")
         return
     pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
     pg.start()
@@ -72,23 +64,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         rd.stop()
 
 
-@contextlib.contextmanager
-def scratch_database(server_url: str, prefix: str = "btec_test") -> Iterator[str]:
-    """Create a throwaway database; yield its URL; drop it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="session")
 def database_url(pg_server_url: str) -> Iterator[str]:
     """The session's database, migrated by the same function as `btecctl db migrate`."""
-    with scratch_database(pg_server_url) as url:
+    with scratch_database(pg_server_url, prefix="btec_test") as url:
         migrations.migrate(_settings(url, "redis://unused"))
         yield url
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -98,3 +102,65 @@ def parts(message: EmailMessage) -> dict[str, Any]:
         "text": text.get_content() if text is not None else None,
         "html": html.get_content() if html is not None else None,
     }
+
+
+@dataclass
+class Credentials:
+    """What a TLS SMTP server saw: the logins it accepted or refused."""
+
+    user: str
+    password: str
+    logins: list[str] = field(default_factory=list)
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            self.user.encode(),
+            self.password.encode(),
+        )
+        self.logins.append(f"{mechanism}:{'ok' if ok else 'refused'}")
+        return AuthResult(success=ok)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1/localhost, made with openssl, valid for a day."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@contextlib.asynccontextmanager
+async def tls_smtp_server(
+    directory: Path, credentials: Credentials, *, implicit: bool
+) -> AsyncIterator[tuple[Inbox, str]]:
+    """aiosmtpd requiring STARTTLS (or TLS from the start) and AUTH; yields the btec URL."""
+    cert, key = self_signed(directory)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> SMTP:
+        return SMTP(
+            # With TLS from the first byte aiosmtpd does not know the channel is secure.
+            inbox, hostname="localhost", authenticator=credentials, auth_require_tls=not implicit,
+            tls_context=None if implicit else context, require_starttls=not implicit,
+        )  # fmt: skip
+
+    server = await loop.create_server(protocol, "127.0.0.1", 0, ssl=context if implicit else None)
+    inbox.port = server.sockets[0].getsockname()[1]
+    secret = quote(credentials.password, safe="")
+    auth = f"{credentials.user}:{secret}@127.0.0.1:{inbox.port}"
+    scheme = "smtps" if implicit else "smtp"
+    query = f"cafile={cert}" + ("" if implicit else "&starttls=required")
+    try:
+        yield inbox, f"{scheme}://{auth}?{query}"
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -17,8 +17,8 @@ import pytest
 
 from server.infra import dbstats
 from server.infra.embedded import EmbeddedPostgres
+from server.infra.migrate_test import scratch_database
 from server.infra.pgnames import database_name, with_database
-from tests.conftest import scratch_database
 from tests.helpers import closed_port
 
 AUDIT_ROWS = """

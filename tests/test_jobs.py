@@ -462,3 +462,28 @@ async def test_redis_down_is_503_not_500(
     assert (await resp.json(content_type=PROBLEM))["code"] == "queue_unavailable"
     ready = await client.get("/api/v1/health/ready")
     assert ready.status == 503
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "smtps"])
+async def test_mail_over_tls_with_auth(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    tmp_path: Any,
+    implicit: bool,
+) -> None:
+    from tests.smtp import Credentials, tls_smtp_server
+
+    creds = Credentials("btec-relay", "relay p@ss ✓")
+    async with tls_smtp_server(tmp_path, creds, implicit=implicit) as (inbox, url):
+        client = await served(aiohttp_client, make_settings(smtp_url=SecretStr(url)))
+        resp = await client.post("/api/v1/ops/mail/test", json={"to": "tls@example.org"})
+        job = await wait_job(client, (await resp.json())["job_id"], {"complete", "failed"})
+        assert job["status"] == "complete", job
+        [message] = await inbox.wait_for(1)
+        health = await (await client.get("/api/v1/health?fresh=true")).json(
+            content_type="application/health+json"
+        )
+    assert message["To"] == "tls@example.org"
+    assert creds.logins
+    assert all(entry.endswith(":ok") for entry in creds.logins)
+    assert health["checks"]["smtp:responseTime"][0]["status"] == "pass"

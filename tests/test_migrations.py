@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from server.infra import migrations
+from server.infra.migrate_test import scratch_database
 from server.settings import Settings
-from tests.conftest import scratch_database
 from tests.helpers import closed_port
 
 FIRST = "0001.audit-log"

@@ -110,6 +110,7 @@ def smtp_check(target: SmtpTarget) -> Check:
                 use_tls=target.use_tls,
                 start_tls=False,
                 timeout=target.timeout,
+                cert_bundle=target.cafile,
             )
             await client.connect()
             try:

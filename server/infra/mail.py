@@ -37,10 +37,12 @@ class SmtpTarget:
     use_tls: bool  # implicit TLS (smtps://, port 465)
     start_tls: bool | None  # True: required, None: if offered, False: never
     timeout: float
+    cafile: str | None = None  # CA bundle for a server with a private CA
 
     @classmethod
     def from_url(cls, url: str, timeout: float) -> SmtpTarget:
-        """smtp://[user:pass@]host[:port][?starttls=required|opportunistic|off], smtps://…"""
+        """smtp://[user:pass@]host[:port][?starttls=required|opportunistic|off][&timeout=S]
+        [&cafile=PATH], or smtps://… for TLS from the first byte."""
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError("BTEC_SMTP_URL must be an smtp:// or smtps:// URL")
@@ -57,6 +59,7 @@ class SmtpTarget:
             use_tls=implicit,
             start_tls=None if implicit else starttls,
             timeout=float(query.get("timeout", timeout)),
+            cafile=query.get("cafile"),
         )
 
 
@@ -78,6 +81,7 @@ class Mailer:
                 use_tls=t.use_tls,
                 start_tls=t.start_tls,
                 timeout=t.timeout,
+                cert_bundle=t.cafile,
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise MailError(f"{type(exc).__name__}: {_first_line(exc)}") from None
