@@ -148,12 +148,20 @@ def _measure(
     return out, round(gen_cpu / wall, 2), cpu_seconds(server_pid) - cpu_before
 
 
-def k6_run(label: str, base_url: str, path: str, server_pid: int, vus: int, duration: str) -> Run:
+def k6_run(
+    label: str,
+    base_url: str,
+    path: str,
+    server_pid: int,
+    vus: int,
+    duration: str,
+    expect: int = 200,
+) -> Run:
     """One k6 run pinned to CPU 1; returns throughput, latency and server CPU per request."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         summary = out.name
     env = {**os.environ, "BASE_URL": base_url, "TARGET_PATH": path, "VUS": str(vus),
-           "DURATION": duration}  # fmt: skip
+           "DURATION": duration, "EXPECT_STATUS": str(expect)}  # fmt: skip
     cmd = ["taskset", "-c", "1", k6_binary(), "run", "--quiet", "--no-color",
            "--summary-export", summary, str(K6_SCRIPT)]  # fmt: skip
     _, share, cpu = _measure(cmd, server_pid, env)

@@ -5,6 +5,7 @@ import { check } from "k6";
 
 const base = __ENV.BASE_URL || "http://127.0.0.1:8080";
 const path = __ENV.TARGET_PATH || "/api/v1/health/live";
+const expected = parseInt(__ENV.EXPECT_STATUS || "200");
 
 export const options = {
   vus: parseInt(__ENV.VUS || "32"),
@@ -19,5 +20,5 @@ export const options = {
 
 export default function () {
   const res = http.get(base + path);
-  check(res, { "status is 200": (r) => r.status === 200 });
+  check(res, { "status as expected": (r) => r.status === expected });
 }

@@ -8,6 +8,7 @@ from aiohttp_apigami.constants import APISPEC_PARSER
 
 from server import __version__, keys
 from server.api import health, metrics, ops
+from server.api.limits import RateLimits
 from server.api.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.api.parsing import ProblemParser
 from server.infra.checks import health_ctx
@@ -29,7 +30,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app_metrics = Metrics(version=__version__, release=settings.release)
     security = SecurityHeaders(settings)
     app = web.Application(
-        middlewares=[request_middleware(app_metrics, security)],
+        middlewares=[request_middleware(app_metrics, security, RateLimits(settings, app_metrics))],
         client_max_size=settings.max_body_bytes,
         handler_args={"max_field_size": 16384},
     )

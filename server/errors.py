@@ -99,6 +99,17 @@ class QueueUnavailable(ServiceUnavailable):
     title = "The job queue is unavailable"
 
 
+class RateLimited(DomainError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class RateLimitUnavailable(ServiceUnavailable):
+    code = "ratelimit_unavailable"
+    title = "Rate limiting is unavailable"
+
+
 class InternalError(DomainError):
     status = 500
     code = "internal_error"

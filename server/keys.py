@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from server.infra.lifecycle import Lifecycle
     from server.infra.mail import Mailer
     from server.infra.metrics import Metrics
+    from server.infra.ratelimit import RateLimiter
     from server.infra.tasks import Tasks
     from server.services.health import HealthService
     from server.settings import Settings
@@ -26,4 +27,7 @@ HEALTH: web.AppKey[HealthService] = web.AppKey("health")
 TASKS: web.AppKey[Tasks] = web.AppKey("tasks")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication

@@ -17,6 +17,7 @@ from aiohttp_apigami.constants import SCHEMAS_ATTR
 from multidict import CIMultiDict, istr
 
 from server import keys
+from server.api.limits import RateLimits
 from server.errors import DomainError, InternalError, from_domain, from_http
 from server.infra.logging import ACCESS_LOGGER, get_logger, request_id_var
 from server.infra.metrics import UNMATCHED_ROUTE, Metrics
@@ -54,7 +55,9 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
-def request_middleware(metrics: Metrics, security: SecurityHeaders) -> Middleware:
+def request_middleware(
+    metrics: Metrics, security: SecurityHeaders, limits: RateLimits
+) -> Middleware:
     """The one middleware: request id, input validation, errors as problem+json, RED metrics
     and the access log. One layer instead of several keeps the per-request cost low."""
     http = metrics.http
@@ -70,8 +73,12 @@ def request_middleware(metrics: Metrics, security: SecurityHeaders) -> Middlewar
         if tracked:
             http.in_progress += 1
         status = 500
+        decision = policy = None
         try:
             try:
+                policy = limits.policy_for(request)
+                if policy is not None:
+                    decision = await limits.check(request, policy)
                 if has_schemas(request):
                     response = await validation_middleware(request, handler)
                 else:
@@ -91,6 +98,8 @@ def request_middleware(metrics: Metrics, security: SecurityHeaders) -> Middlewar
                 headers = response.headers
                 headers[REQUEST_ID_HEADER] = rid
                 security.apply(request.path, headers)
+                if decision is not None and policy is not None:
+                    headers.update(decision.headers(policy))
             return response
         finally:
             if tracked:

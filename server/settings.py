@@ -165,6 +165,22 @@ class Settings(BaseSettings):
         250.0, description="Event loop lag above which /health warns."
     )
 
+    ratelimit_enabled: bool = Field(True, description="Apply rate limits.")
+    ratelimit_default: str = Field(
+        "600/60:open",
+        description="The default policy: LIMIT/SECONDS per client, :open or :closed when "
+        "Redis is down.",
+    )
+    ratelimit_policies: str = Field(
+        "",
+        description="Overrides of named policies: name=LIMIT/SECONDS[:open|closed], "
+        "comma-separated (e.g. ops_mail=5/60:closed).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is "
+        "believed (read right to left).",
+    )
     drain_seconds: NonNegativeFloat = Field(
         1.0, description="On SIGTERM, seconds readiness fails before the listener closes."
     )
@@ -205,6 +221,41 @@ class Settings(BaseSettings):
         if value is not None and urlsplit(value.get_secret_value()).scheme not in schemes:
             raise ValueError("must be a " + ", ".join(f"{s}://" for s in schemes) + " URL")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network") from None
+        return value
+
+    @field_validator("ratelimit_default")
+    @classmethod
+    def _default_policy(cls, value: str) -> str:
+        from server.infra.ratelimit import Policy
+
+        Policy.parse("default", value)
+        return value
+
+    @field_validator("ratelimit_policies")
+    @classmethod
+    def _policies(cls, value: str) -> str:
+        from server.infra.ratelimit import Policy
+
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            name, sep, spec = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"{item!r}: expected name=LIMIT/SECONDS[:open|closed]")
+            Policy.parse(name.strip(), spec)
+        return value
+
+    @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        items = filter(None, (v.strip() for v in self.trusted_proxies.split(",")))
+        return [ipaddress.ip_network(v, strict=False) for v in items]
 
     @field_validator("secret_key")
     @classmethod

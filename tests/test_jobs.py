@@ -454,7 +454,9 @@ async def test_redis_down_is_503_not_500(
 ) -> None:
     from tests.helpers import closed_port
 
-    settings = make_settings(redis_url=SecretStr(f"redis://127.0.0.1:{closed_port()}/0"))
+    settings = make_settings(
+        redis_url=SecretStr(f"redis://127.0.0.1:{closed_port()}/0"), ratelimit_enabled=False
+    )
     client = await aiohttp_client(create_app(settings))
     resp = await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})
     assert resp.status == 503

@@ -47,10 +47,12 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "method_not_allowed": (405, "Method not allowed", "Method Not Allowed"),
     "payload_too_large": (413, "The request body is too large", "Maximum request body size"),
     "validation_failed": (422, "The request is not valid", "see errors"),
+    "rate_limited": (429, "Too many requests", "too many requests; retry in 12 s"),
     "internal_error": (500, "Internal server error", "an unexpected error occurred"),
     "db_pool_timeout": (503, "The database is busy", "no database connection became free"),
     "db_unavailable": (503, "The database is unavailable", "the database cannot be reached"),
     "queue_unavailable": (503, "The job queue is unavailable", "the job queue cannot be reached"),
+    "ratelimit_unavailable": (503, "Rate limiting is unavailable", "rate limiting is unavailable"),
 }
 
 
@@ -83,14 +85,27 @@ def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:
                 }
             },
         }
-        if status == 503:
+        if status in (429, 503):
             responses[status]["headers"] = {
                 "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
             }
+        if status == 429:
+            responses[status]["headers"].update(RATELIMIT_HEADERS)
     return responses
 
 
 COMMON_PROBLEMS = ("internal_error",)
+LIMITED_PROBLEMS = ("rate_limited", "internal_error")
+RATELIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "schema": {"type": "string"},
+        "description": 'The policy, e.g. `"default";q=600;w=60` (IETF httpapi-ratelimit-headers).',
+    },
+    "RateLimit": {
+        "schema": {"type": "string"},
+        "description": 'What is left, e.g. `"default";r=0;t=12`: r requests, full again in t s.',
+    },
+}
 
 
 def json_response(

@@ -12,7 +12,8 @@ from marshmallow import Schema, fields, validate
 from server import keys
 from server.api.access import require_operator
 from server.api.fields import MailAddress
-from server.api.openapi import BEARER, COMMON_PROBLEMS, json_response, problem_responses
+from server.api.limits import limited
+from server.api.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
 from server.errors import NotFound, ValidationFailed
 from server.infra.tasks import describe
 
@@ -86,12 +87,14 @@ OPERATOR: list[dict[str, list[str]]] = [{BEARER: []}]
             "payload_too_large",
             "validation_failed",
             "queue_unavailable",
-            *COMMON_PROBLEMS,
+            "ratelimit_unavailable",
+            *LIMITED_PROBLEMS,
         ),
     },
     security=OPERATOR,
 )
 @request_schema(MailTestSchema, example={"to": "assessor@college.example.ac.uk", "note": "hi"})
+@limited("ops_mail", "20/3600:closed")
 @routes.post("/api/v1/ops/mail/test", name="ops_mail_test")
 async def mail_test(request: web.Request) -> web.Response:
     _authorise(request)
@@ -121,7 +124,9 @@ async def mail_test(request: web.Request) -> web.Response:
     "aborted. Finished jobs are kept for three days.",
     responses={
         200: json_response("The job", JOB_EXAMPLE),
-        **problem_responses("unauthorized", "forbidden", "not_found", *COMMON_PROBLEMS),
+        **problem_responses(
+            "unauthorized", "forbidden", "not_found", "queue_unavailable", *LIMITED_PROBLEMS
+        ),
     },
     security=OPERATOR,
 )

@@ -174,6 +174,19 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
             registry=reg,
         )
+        self.ratelimit_decisions = Counter(
+            "btec_ratelimit_decisions",
+            "Rate-limit decisions by policy and result (allowed, limited, fallback_allowed, "
+            "fallback_limited, unavailable).",
+            ["policy", "result"],
+            registry=reg,
+        )
+        self.ratelimit_errors = Counter(
+            "btec_ratelimit_errors",
+            "Redis errors met by the rate limiter.",
+            ["policy"],
+            registry=reg,
+        )
         self.queue = QueueCollector()
         reg.register(self.queue)
         self.health_checks = Counter(

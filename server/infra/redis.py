@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from server import keys
+from server.infra.ratelimit import RateLimiter
 from server.settings import Settings
 
 
@@ -26,6 +27,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the client connects lazily, so startup does not need Redis to be up."""
     client = create_client(app[keys.SETTINGS])
     app[keys.REDIS] = client
+    app[keys.RATE_LIMITER] = RateLimiter(client)
     try:
         yield
     finally:

@@ -200,7 +200,10 @@ class Tasks:
         return queued
 
     async def job(self, key: str) -> Job | None:
-        return await self.queue.job(key)
+        try:
+            return await self.queue.job(key)
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+            raise QueueUnavailable("the job queue cannot be reached", retry_after=5) from None
 
 
 def create_queue(redis_url: str) -> TaskQueue:

@@ -1,0 +1,122 @@
+"""Rate-limit policies per route, the principal a request counts against, and the check."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from server import keys
+from server.errors import RateLimited, RateLimitUnavailable
+from server.infra.logging import get_logger
+from server.infra.metrics import Metrics
+from server.infra.ratelimit import Decision, Policy
+from server.settings import Settings
+
+log = get_logger("btec.ratelimit")
+POLICY_ATTR = "__btec_rate_policy__"
+EXEMPT_PREFIXES = ("/api/v1/health", "/metrics")
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def limited(name: str, spec: str) -> Callable[[H], H]:
+    """Declare a route's policy where the route is defined: `@limited("ops_mail", "5/60")`.
+    BTEC_RATELIMIT_POLICIES can override it by name."""
+    policy = Policy.parse(name, spec)
+
+    def mark(handler: H) -> H:
+        setattr(handler, POLICY_ATTR, policy)
+        return handler
+
+    return mark
+
+
+def client_ip(request: web.Request, trusted: list[Any]) -> str:
+    """The peer, or, behind trusted proxies, the right-most X-Forwarded-For hop they did
+    not add themselves."""
+    peer = request.remote or ""
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop if _is_ip(hop) else peer
+    return hops[0] if hops and _is_ip(hops[0]) else peer
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _in(address: str, networks: list[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+class RateLimits:
+    """Which policy a request falls under, and whether it may pass."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.enabled = settings.ratelimit_enabled
+        self.default = Policy.parse("default", settings.ratelimit_default)
+        self.overrides = _overrides(settings.ratelimit_policies)
+        self.trusted = settings.trusted_networks
+        self.metrics = metrics
+        self._by_handler: dict[object, Policy] = {}
+
+    def policy_for(self, request: web.Request) -> Policy | None:
+        if not self.enabled or request.path.startswith(EXEMPT_PREFIXES):
+            return None
+        match_info = request.match_info
+        if match_info.route.resource is None:
+            return self.default
+        handler = match_info.handler
+        policy = self._by_handler.get(handler)
+        if policy is None:
+            declared: Policy = getattr(handler, POLICY_ATTR, self.default)
+            policy = self._by_handler[handler] = self.overrides.get(declared.name, declared)
+        return policy
+
+    def principal(self, request: web.Request) -> str:
+        user = request.get(keys.USER_ID)
+        return f"user:{user}" if user else f"ip:{client_ip(request, self.trusted)}"
+
+    async def check(self, request: web.Request, policy: Policy) -> Decision:
+        """A decision that allows; raise RateLimited or RateLimitUnavailable otherwise."""
+        key = self.principal(request)
+        limiter = request.app[keys.RATE_LIMITER]
+        try:
+            decision = await limiter.hit(key, policy)
+            result = "allowed" if decision.allowed else "limited"
+        except Exception as exc:  # any Redis failure: the policy decides
+            self.metrics.ratelimit_errors.labels(policy.name).inc()
+            log.warning("ratelimit_redis_error", policy=policy.name, error=type(exc).__name__)
+            if policy.failure == "closed":
+                self.metrics.ratelimit_decisions.labels(policy.name, "unavailable").inc()
+                raise RateLimitUnavailable("rate limiting is unavailable", retry_after=5) from None
+            decision = limiter.local.hit(key, policy)
+            result = "fallback_allowed" if decision.allowed else "fallback_limited"
+        self.metrics.ratelimit_decisions.labels(policy.name, result).inc()
+        if not decision.allowed:
+            raise RateLimited(
+                f"too many requests; retry in {decision.retry_after_header} s",
+                headers={**decision.headers(policy), "Retry-After": decision.retry_after_header},
+            )
+        return decision
+
+
+def _overrides(spec: str) -> dict[str, Policy]:
+    found = {}
+    for item in filter(None, (v.strip() for v in spec.split(","))):
+        name, _, rate = item.partition("=")
+        found[name.strip()] = Policy.parse(name.strip(), rate)
+    return found
