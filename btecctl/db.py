@@ -25,6 +25,7 @@ from btecctl.output import (
 )
 from server.infra.embedded import EmbeddedError, embedded_services
 from server.infra.logging import StderrProxy, configure_logging
+from server.infra.text import describe
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,12 +47,7 @@ def database(settings: Settings, as_json: bool) -> Iterator[Settings]:
     except EmbeddedError as exc:
         fail(f"embedded PostgreSQL: {exc}", as_json=as_json)
     except psycopg.Error as exc:
-        fail(f"database error: {_first_line(exc)}", as_json=as_json)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        fail(f"database error: {describe(exc)}", as_json=as_json)
 
 
 def _reachable(settings: Settings, as_json: bool) -> None:
@@ -61,7 +57,7 @@ def _reachable(settings: Settings, as_json: bool) -> None:
     try:
         psycopg.connect(settings.database_url.get_secret_value(), connect_timeout=5).close()
     except psycopg.OperationalError as exc:
-        fail(f"database unreachable: {_first_line(exc)}", code=UNREACHABLE, as_json=as_json)
+        fail(f"database unreachable: {describe(exc)}", code=UNREACHABLE, as_json=as_json)
 
 
 @contextlib.contextmanager

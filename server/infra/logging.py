@@ -11,6 +11,8 @@ from typing import Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from server.infra.text import describe
+
 ACCESS_LOGGER = "btec.access"
 
 # The current request's id; each aiohttp request runs in its own task, so it never leaks.
@@ -60,9 +62,7 @@ def summarize_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     _, exc, tb = exc_info
     if exc is None:
         return event_dict
-    lines = str(exc).strip().splitlines()
-    text = lines[0][:300] if lines else ""
-    event_dict["exception"] = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    event_dict["exception"] = describe(exc, limit=300)
     frames = traceback.extract_tb(tb) if tb is not None else []
     if frames:
         event_dict.setdefault("where", f"{frames[-1].filename}:{frames[-1].lineno}")

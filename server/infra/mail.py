@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
 from server.infra.logging import get_logger
+from server.infra.text import describe
 from server.settings import Settings
 
 log = get_logger("btec.mail")
@@ -84,13 +85,8 @@ class Mailer:
                 cert_bundle=t.cafile,
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise MailError(f"{type(exc).__name__}: {_first_line(exc)}") from None
+            raise MailError(describe(exc)) from None
         return reply
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else ""
 
 
 def smtp_url(settings: Settings) -> str:

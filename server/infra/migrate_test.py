@@ -23,6 +23,7 @@ from server.infra import dbstats, schema
 from server.infra.migrations import backend, load
 from server.infra.pgnames import database_name, with_database
 from server.infra.sample_data import Seeder
+from server.infra.text import describe
 
 Progress = Callable[[str], None]
 
@@ -111,7 +112,7 @@ class MigrateTest:
         try:
             work(step)
         except Exception as exc:  # a migration that errors is a finding, not a crash
-            step.differences.append(f"error: {type(exc).__name__}: {_first_line(exc)}")
+            step.differences.append(f"error: {describe(exc, limit=500)}")
         step.ok = not step.differences
         step.seconds = time.perf_counter() - started
         self.report.steps.append(step)
@@ -204,11 +205,6 @@ def _compare(
 def _rollback_file(m: Any) -> Path:
     path = Path(m.path)
     return path.with_name(path.name.removesuffix(".sql") + ".rollback.sql")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def run(

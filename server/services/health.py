@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from server.infra.text import describe
+
 Status = Literal["pass", "warn", "fail"]
 _RANK: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -157,7 +159,7 @@ class HealthService:
         except TimeoutError:
             obs = Observation(None, status="fail", output=f"timed out after {self.timeout:g} s")
         except Exception as exc:  # a check must never break the health document
-            obs = Observation(None, status="fail", output=_describe(exc))
+            obs = Observation(None, status="fail", output=describe(exc))
         status: Status = obs.status
         if not check.critical and status == "fail":
             status = "warn"
@@ -174,12 +176,6 @@ class HealthService:
         if self._on_result is not None:
             self._on_result(result)
         return result
-
-
-def _describe(exc: BaseException) -> str:
-    """A short, safe description: the exception type and its first line, no traceback."""
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def timed(probe: Callable[[], Awaitable[object]]) -> float:
