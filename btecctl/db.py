@@ -15,6 +15,7 @@ from btecctl.output import (
     UNREACHABLE,
     USAGE,
     JsonOpt,
+    cli_logging,
     emit_json,
     err_console,
     fail,
@@ -24,7 +25,6 @@ from btecctl.output import (
     settings_of,
 )
 from server.infra.embedded import EmbeddedError, embedded_services
-from server.infra.logging import StderrProxy, configure_logging
 from server.infra.text import describe
 from server.settings import Settings
 
@@ -39,7 +39,7 @@ def database(settings: Settings, as_json: bool) -> Iterator[Settings]:
     """Settings pointing at a reachable database; embedded PostgreSQL is started if needed."""
     import psycopg
 
-    configure_logging("WARNING", "json" if as_json else "console", stream=StderrProxy())
+    cli_logging(as_json)
     try:
         with embedded_services(settings, redis=False) as resolved:
             _reachable(resolved, as_json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from server.infra.text import describe
 from server.settings import Settings
 
 # Exit codes every command uses; the README lists them.
@@ -39,6 +41,42 @@ def progress(verb: str, total: int | None, unit: str = "") -> Iterator[Callable[
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(verb, total=total)
         yield lambda item: bar.update(task, advance=1, description=f"{verb} {item}")
+
+
+class _Stderr:
+    """Writes to whatever sys.stderr is at the time (CLI runs in tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["exception"] = describe(record.exc_info[1], limit=300)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def cli_logging(as_json: bool, level: int = logging.WARNING) -> None:
+    """Library warnings of an operator command, on stderr: JSON lines with --json, else plain
+    lines. (The structured pipeline is the server's; commands start faster without it.)"""
+    handler = logging.StreamHandler(_Stderr())
+    plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(_JsonLines() if as_json else plain)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -15,9 +15,6 @@ import typer
 
 from btecctl.output import FAILED, JsonOpt, emit_json, err_console, fail, settings_of
 from server.infra.embedded import EmbeddedError, embedded_services
-from server.infra.logging import configure_logging, get_logger
-
-log = get_logger("btec.serve")
 
 
 class Terminated(Exception):
@@ -55,11 +52,13 @@ def serve(
     """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set)."""
     # Imported here so that every other btecctl command starts without the web stack.
     from server.infra import migrations
+    from server.infra.logging import configure_logging, get_logger
     from server.infra.runner import run
     from server.infra.runner import serve as serve_app
 
     settings = settings_of(ctx)
     configure_logging(settings.log_level, "json" if as_json else settings.log_format)
+    log = get_logger("btec.serve")
     started = time.monotonic()
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port

@@ -15,7 +15,6 @@ import typer
 from btecctl.output import FAILED, USAGE, JsonOpt, emit_json, err_console, fail, settings_of
 from btecctl.serve import Terminated, sync_sigterm
 from server.infra.embedded import EmbeddedError, embedded_services
-from server.infra.logging import configure_logging
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ def worker(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
+    from server.infra.logging import configure_logging
     from server.infra.runner import run
 
     settings = settings_of(ctx)

@@ -85,8 +85,10 @@ def _candidate_dirs(settings: Settings) -> list[Path]:
 def find_tools(settings: Settings, server_major: int) -> PgTools:
     """The newest pg_dump/pg_restore whose major version is at least the server's."""
     best: PgTools | None = None
-    for bin_dir in _candidate_dirs(settings):
-        found = _tool_version(bin_dir)
+    candidates = _candidate_dirs(settings)
+    with ThreadPoolExecutor(max_workers=4) as pool:  # `pg_dump --version` of each, at once
+        versions = list(pool.map(_tool_version, candidates))
+    for bin_dir, found in zip(candidates, versions, strict=True):
         if found and found[0] >= server_major and (best is None or found[0] > best.major):
             best = PgTools(bin_dir, found[0], found[1])
         if best is not None and settings.pg_bin_dir == bin_dir:

@@ -80,19 +80,6 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-class StderrProxy:
-    """Writes to whatever sys.stderr is at the time (CLI runs may swap it)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-    def isatty(self) -> bool:
-        return sys.stderr.isatty()
-
-
 def configure_logging(
     level: str = "INFO",
     fmt: Literal["auto", "json", "console"] = "auto",
