@@ -71,6 +71,14 @@ def _short_dir(root: Path, leaf: str) -> Path:
     return Path("/tmp") / f"btec-{digest}"  # noqa: S108 - private 0700 dir, name from a hash
 
 
+def _traversable(path: Path) -> None:
+    """Let other users pass through `path` and every directory above it."""
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
+
+
 def _process_alive(pid: int | None, started: float | None = None) -> bool:
     if not pid:
         return False
@@ -303,21 +311,16 @@ class EmbeddedPostgres(EmbeddedServer):
                 capture_output=True,
             )
         # The OS user must traverse to the data dir and run the wheel's binaries.
-        rx = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-        for path in [self.root.parent, *self.root.parent.parents]:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IXOTH) == 0:
-                path.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
         install = self.bin_dir.parent
-        for path in [install, *install.parents]:
-            mode = path.stat().st_mode
-            if mode & stat.S_IXOTH == 0:
-                path.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
-        for dirpath, _, files in os.walk(install):
-            os.chmod(dirpath, os.stat(dirpath).st_mode | rx)
-            for f in files:
-                p = os.path.join(dirpath, f)
-                os.chmod(p, os.stat(p).st_mode | rx)
+        _traversable(self.root.parent)
+        _traversable(install)
+        if not (self.bin_dir / "postgres").stat().st_mode & stat.S_IXOTH:  # once per install
+            rx = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+            for dirpath, _, files in os.walk(install):
+                os.chmod(dirpath, os.stat(dirpath).st_mode | rx)
+                for f in files:
+                    p = os.path.join(dirpath, f)
+                    os.chmod(p, os.stat(p).st_mode | rx)
         self._chown(self.root, recursive=False)
         self._chown(self.socket_dir, recursive=False)
         self.pgdata.mkdir(exist_ok=True, mode=0o700)
