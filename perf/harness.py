@@ -73,6 +73,7 @@ def btec_server(port: int, data_dir: Path | None = None, **env: str) -> Iterator
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    drain: subprocess.Popen[bytes] | None = None
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -86,7 +87,7 @@ def btec_server(port: int, data_dir: Path | None = None, **env: str) -> Iterator
     finally:
         proc.terminate()
         proc.wait(60)
-        with contextlib.suppress(NameError):
+        if drain is not None:
             drain.wait(5)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
