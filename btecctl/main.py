@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from typing import Annotated
 
@@ -9,7 +11,7 @@ import typer
 
 import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
 from btecctl import db, dev, health, mail, serve, tasks, worker
-from btecctl.output import CONFIG, err_console
+from btecctl.output import CONFIG, FAILED, err_console
 from server import __version__
 from server.settings import SettingsError, load_settings
 
@@ -54,4 +56,18 @@ app.add_typer(mail.app, name="mail")
 
 
 def run() -> None:
-    app()
+    """The `btecctl` entry point. Once the command has returned (its servers stopped, its
+    files synced), exit-time hooks run and the process ends without the interpreter's module
+    teardown, which would add about 70 ms to every command."""
+    try:
+        app()
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+        code = FAILED
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()  # logging.shutdown and any library's flush hooks
+    os._exit(code or 0)

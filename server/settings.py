@@ -235,7 +235,7 @@ class Settings(BaseSettings):
     @field_validator("ratelimit_default")
     @classmethod
     def _default_policy(cls, value: str) -> str:
-        from server.infra.ratelimit import Policy
+        from server.infra.ratepolicy import Policy
 
         Policy.parse("default", value)
         return value
@@ -243,7 +243,7 @@ class Settings(BaseSettings):
     @field_validator("ratelimit_policies")
     @classmethod
     def _policies(cls, value: str) -> str:
-        from server.infra.ratelimit import Policy
+        from server.infra.ratepolicy import Policy
 
         for item in filter(None, (v.strip() for v in value.split(","))):
             name, sep, spec = item.partition("=")

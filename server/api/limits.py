@@ -12,7 +12,8 @@ from server import keys
 from server.errors import RateLimited, RateLimitUnavailable
 from server.infra.logging import get_logger
 from server.infra.metrics import Metrics
-from server.infra.ratelimit import Decision, Policy
+from server.infra.ratelimit import Decision
+from server.infra.ratepolicy import Policy
 from server.settings import Settings
 
 log = get_logger("btec.ratelimit")

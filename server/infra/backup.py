@@ -82,13 +82,20 @@ def _candidate_dirs(settings: Settings) -> list[Path]:
     return dirs
 
 
-def find_tools(settings: Settings, server_major: int) -> PgTools:
+Probed = list[tuple[Path, tuple[int, str] | None]]
+
+
+def probe_tools(settings: Settings) -> Probed:
+    """Each candidate bin dir with its pg_dump's (major, version), probed all at once."""
+    candidates = _candidate_dirs(settings)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(zip(candidates, pool.map(_tool_version, candidates), strict=True))
+
+
+def find_tools(settings: Settings, server_major: int, probed: Probed | None = None) -> PgTools:
     """The newest pg_dump/pg_restore whose major version is at least the server's."""
     best: PgTools | None = None
-    candidates = _candidate_dirs(settings)
-    with ThreadPoolExecutor(max_workers=4) as pool:  # `pg_dump --version` of each, at once
-        versions = list(pool.map(_tool_version, candidates))
-    for bin_dir, found in zip(candidates, versions, strict=True):
+    for bin_dir, found in probe_tools(settings) if probed is None else probed:
         if found and found[0] >= server_major and (best is None or found[0] > best.major):
             best = PgTools(bin_dir, found[0], found[1])
         if best is not None and settings.pg_bin_dir == bin_dir:
@@ -345,10 +352,12 @@ def backup(settings: Settings, progress: Progress, *, label: str = "") -> Backup
     name = f"btec-{stamp}-{uuid.uuid4().hex[:6]}" + (f"-{label}" if label else "")
     tmp = root / f"{PARTIAL_PREFIX}{name}"
     tmp.mkdir()
+    probing = ThreadPoolExecutor(max_workers=1)
     try:
+        probed = probing.submit(probe_tools, settings)  # while the connection opens
         with _snapshot(url) as (conn, snapshot_id):
             major, version = server_version(conn)
-            tools = find_tools(settings, major)
+            tools = find_tools(settings, major, probed.result())
             head = migration_head(conn)
             dump = "dump" if settings.backup_format == "directory" else "dump.pgc"
             cmd = [tools.pg_dump, "--verbose", f"--snapshot={snapshot_id}",
@@ -392,6 +401,8 @@ def backup(settings: Settings, progress: Progress, *, label: str = "") -> Backup
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        probing.shutdown(wait=False)
     return Backup(final, manifest)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-Failure = Literal["open", "closed"]
+from server.infra.ratepolicy import Policy
 
 # KEYS[1]: the bucket. ARGV: emission interval T (ms), window W (ms), cost.
 # Returns {allowed, remaining, reset_ms, retry_after_ms}.
@@ -39,44 +39,6 @@ end
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
 return {1, math.floor((window - (new_tat - now)) / interval), new_tat - now, 0}
 """
-
-
-@dataclass(frozen=True)
-class Policy:
-    """`limit` requests per `window` seconds per principal, bursts up to `limit`."""
-
-    name: str
-    limit: int
-    window: float
-    failure: Failure = "open"
-
-    @property
-    def interval_ms(self) -> float:
-        return self.window * 1000 / self.limit
-
-    @property
-    def policy_header(self) -> str:
-        return f'"{self.name}";q={self.limit};w={_seconds(self.window)}'
-
-    @classmethod
-    def parse(cls, name: str, spec: str, failure: Failure = "open") -> Policy:
-        """`30/60` (30 per 60 s), optionally `:open` or `:closed`."""
-        rate, _, mode = spec.strip().partition(":")
-        limit, _, window = rate.partition("/")
-        try:
-            mode = mode or failure
-            policy = cls(name, int(limit), float(window), mode)  # type: ignore[arg-type]
-        except ValueError:
-            raise ValueError(
-                f"{name}: expected LIMIT/SECONDS[:open|closed], got {spec!r}"
-            ) from None
-        if policy.limit < 1 or policy.window <= 0 or policy.failure not in ("open", "closed"):
-            raise ValueError(f"{name}: expected LIMIT/SECONDS[:open|closed], got {spec!r}")
-        return policy
-
-
-def _seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)
