@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
-from btecctl import db, dev, health, mail, serve, tasks, worker
+from btecctl import cache, db, dev, health, mail, serve, tasks, units, worker
 from btecctl.output import CONFIG, FAILED, err_console
 from server import __version__
 from server.settings import SettingsError, load_settings
@@ -53,6 +53,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(dev.app, name="dev")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(mail.app, name="mail")
+app.add_typer(cache.app, name="cache")
+app.add_typer(units.app, name="units")
 
 
 def run() -> None:

@@ -7,7 +7,7 @@ from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
 from server import __version__, keys
-from server.api import health, metrics, ops
+from server.api import health, metrics, ops, units
 from server.api.limits import RateLimits
 from server.api.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.api.parsing import ProblemParser
@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(metrics.routes)
     app.add_routes(ops.routes)
+    app.add_routes(units.routes)
     _setup_docs(app, settings)
     return app
 

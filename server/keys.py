@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import asyncpg
     import redis.asyncio as aioredis
 
+    from server.infra.cache import Cache
     from server.infra.lifecycle import Lifecycle
     from server.infra.mail import Mailer
     from server.infra.metrics import Metrics
@@ -28,6 +29,7 @@ TASKS: web.AppKey[Tasks] = web.AppKey("tasks")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+CACHE: web.AppKey[Cache] = web.AppKey("cache")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication

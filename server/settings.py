@@ -181,6 +181,24 @@ class Settings(BaseSettings):
         description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is "
         "believed (read right to left).",
     )
+    cache_enabled: bool = Field(
+        True, description="Cache repeated reads in Redis (off: every read goes to PostgreSQL)."
+    )
+    cache_timeout: Annotated[float, Field(gt=0, le=10)] = Field(
+        0.25,
+        description="Seconds a cache read or rate-limit decision may wait for Redis; slower "
+        "counts as an error: the read goes to PostgreSQL, the policy's failure mode applies.",
+    )
+    cache_ttl_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.1,
+        description="Each entry lives its TTL times a random factor in 1 ± this, so entries "
+        "made together do not expire together.",
+    )
+    cache_lock_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        5.0,
+        description="How long concurrent misses in other processes wait for the first one's "
+        "result before reading PostgreSQL themselves.",
+    )
     drain_seconds: NonNegativeFloat = Field(
         1.0, description="On SIGTERM, seconds readiness fails before the listener closes."
     )

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import socket
 
+from server.infra.migrations import MIGRATIONS_DIR
 from server.settings import Settings
+
+# Every migration's id, in order; tests read them here so a new migration needs no edits.
+MIGRATION_IDS = sorted(
+    p.name.removesuffix(".sql")
+    for p in MIGRATIONS_DIR.glob("*.sql")
+    if not p.name.endswith(".rollback.sql")
+)
 
 
 def closed_port() -> int:

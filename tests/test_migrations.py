@@ -14,9 +14,10 @@ from pydantic import SecretStr
 from server.infra import migrations
 from server.infra.migrate_test import scratch_database
 from server.settings import Settings
-from tests.helpers import closed_port
+from tests.helpers import MIGRATION_IDS, closed_port
 
-FIRST = "0001.audit-log"
+FIRST, LAST = MIGRATION_IDS[0], MIGRATION_IDS[-1]
+LAST_TABLE = "units"  # what LAST creates
 
 
 @pytest.fixture
@@ -56,21 +57,26 @@ def test_apply_roll_back_and_reapply(
 ) -> None:
     env = env_for(scratch_url, tmp_path)
     status = run_json(cli, "db", "status", env=env)
-    assert status["pending"] == [FIRST]
+    assert status["pending"] == MIGRATION_IDS
 
     applied = run_json(cli, "db", "migrate", env=env)
-    assert applied["applied"] == [FIRST]
-    assert "audit_log" in tables(scratch_url)
+    assert applied["applied"] == MIGRATION_IDS
+    assert {"audit_log", LAST_TABLE} <= tables(scratch_url)
     assert run_json(cli, "db", "status", env=env)["pending"] == []
     assert run_json(cli, "db", "migrate", env=env)["applied"] == []  # idempotent
 
     rolled = run_json(cli, "db", "rollback", "--yes", env=env)
-    assert rolled["rolled_back"] == [FIRST]
-    assert "audit_log" not in tables(scratch_url)
-    assert run_json(cli, "db", "status", env=env)["pending"] == [FIRST]
+    assert rolled["rolled_back"] == [LAST]
+    assert LAST_TABLE not in tables(scratch_url)
+    assert run_json(cli, "db", "status", env=env)["pending"] == [LAST]
 
-    assert run_json(cli, "db", "migrate", env=env)["applied"] == [FIRST]
-    assert "audit_log" in tables(scratch_url)
+    steps = str(len(MIGRATION_IDS) - 1)
+    everything = run_json(cli, "db", "rollback", "--steps", steps, "--yes", env=env)
+    assert everything["rolled_back"] == MIGRATION_IDS[-2::-1]
+    assert "audit_log" not in tables(scratch_url)
+
+    assert run_json(cli, "db", "migrate", env=env)["applied"] == MIGRATION_IDS
+    assert {"audit_log", LAST_TABLE} <= tables(scratch_url)
 
 
 def test_rollback_needs_confirmation(
@@ -85,15 +91,15 @@ def test_rollback_needs_confirmation(
 
     declined = cli("db", "rollback", env=env, input="n\n")
     assert declined.exit_code == 1
-    assert "audit_log" in tables(scratch_url)
+    assert LAST_TABLE in tables(scratch_url)
 
     dry = run_json(cli, "db", "rollback", "--dry-run", env=env)
-    assert dry == {"ok": True, "database": dry["database"], "dry_run": True, "rolled_back": [FIRST]}
-    assert "audit_log" in tables(scratch_url)
+    assert dry == {"ok": True, "database": dry["database"], "dry_run": True, "rolled_back": [LAST]}
+    assert LAST_TABLE in tables(scratch_url)
 
     accepted = cli("db", "rollback", env=env, input="y\n")
     assert accepted.exit_code == 0, accepted.output
-    assert "audit_log" not in tables(scratch_url)
+    assert LAST_TABLE not in tables(scratch_url)
 
 
 def test_rollback_argument_errors(cli: Callable[..., Any], scratch_url: str, tmp_path: Any) -> None:
@@ -117,8 +123,9 @@ def test_rollback_to_keeps_the_named_migration(
     env = env_for(scratch_url, tmp_path)
     run_json(cli, "db", "migrate", env=env)
     kept = run_json(cli, "db", "rollback", "--to", FIRST, "--yes", env=env)
-    assert kept["rolled_back"] == []
+    assert kept["rolled_back"] == MIGRATION_IDS[:0:-1]  # everything after FIRST, newest first
     assert "audit_log" in tables(scratch_url)
+    assert LAST_TABLE not in tables(scratch_url)
 
 
 def test_passwords_are_masked(cli: Callable[..., Any], scratch_url: str, tmp_path: Any) -> None:
@@ -136,8 +143,8 @@ def test_concurrent_migrations_apply_once(scratch_url: str, tmp_path: Any) -> No
     )
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: migrations.migrate(settings), range(4)))
-    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
-    assert [s.applied for s in migrations.status(settings)] == [True]
+    assert sorted(len(r) for r in results) == [0, 0, 0, len(MIGRATION_IDS)]
+    assert [s.applied for s in migrations.status(settings)] == [True] * len(MIGRATION_IDS)
 
 
 def test_unreachable_database_is_a_clean_error(cli: Callable[..., Any], tmp_path: Any) -> None:

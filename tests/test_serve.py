@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.helpers import closed_port
+from tests.helpers import MIGRATION_IDS, closed_port
 
 STARTUP_TIMEOUT = 60
 
@@ -230,7 +230,7 @@ def test_cli_alone_starts_and_stops_the_embedded_database(data_dir: Path, cli: A
     env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
     result = cli("db", "migrate", "--json", env=env)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["applied"] == ["0001.audit-log"]
+    assert json.loads(result.stdout)["applied"] == MIGRATION_IDS
     assert not embedded_processes(data_dir)
 
 

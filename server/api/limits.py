@@ -73,6 +73,16 @@ class RateLimits:
         self.trusted = settings.trusted_networks
         self.metrics = metrics
         self._by_handler: dict[object, Policy] = {}
+        self._counters: dict[tuple[str, str], Any] = {}
+
+    def _counter(self, policy: str, result: str) -> Any:
+        """The decision counter's child, bound once (labels() takes a lock each call)."""
+        child = self._counters.get((policy, result))
+        if child is None:
+            child = self._counters[(policy, result)] = self.metrics.ratelimit_decisions.labels(
+                policy, result
+            )
+        return child
 
     def policy_for(self, request: web.Request) -> Policy | None:
         if not self.enabled or request.path.startswith(EXEMPT_PREFIXES):
@@ -102,11 +112,11 @@ class RateLimits:
             self.metrics.ratelimit_errors.labels(policy.name).inc()
             log.warning("ratelimit_redis_error", policy=policy.name, error=type(exc).__name__)
             if policy.failure == "closed":
-                self.metrics.ratelimit_decisions.labels(policy.name, "unavailable").inc()
+                self._counter(policy.name, "unavailable").inc()
                 raise RateLimitUnavailable("rate limiting is unavailable", retry_after=5) from None
             decision = limiter.local.hit(key, policy)
             result = "fallback_allowed" if decision.allowed else "fallback_limited"
-        self.metrics.ratelimit_decisions.labels(policy.name, result).inc()
+        self._counter(policy.name, result).inc()
         if not decision.allowed:
             raise RateLimited(
                 f"too many requests; retry in {decision.retry_after_header} s",

@@ -113,6 +113,12 @@ def configure_logging(
             renderer,
         ],
     )
+    # What no line of ours shows: the logging HOWTO's "Optimization" switches (about 4 µs
+    # of each access-log line).
+    logging._srcfile = None  # caller file and line
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()

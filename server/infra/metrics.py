@@ -187,6 +187,34 @@ class Metrics:
             ["policy"],
             registry=reg,
         )
+        self.cache_hits = Counter(
+            "btec_cache_hits", "Cached reads served from Redis.", ["cache"], registry=reg
+        )
+        self.cache_misses = Counter(
+            "btec_cache_misses",
+            "Cached reads computed (from PostgreSQL) and stored.",
+            ["cache"],
+            registry=reg,
+        )
+        self.cache_coalesced = Counter(
+            "btec_cache_coalesced",
+            "Concurrent misses served by another caller's computation (stampede protection).",
+            ["cache"],
+            registry=reg,
+        )
+        self.cache_errors = Counter(
+            "btec_cache_errors",
+            "Redis errors and timeouts met by the cache, by operation (get, set, lock, "
+            "invalidate); the read went through uncached.",
+            ["cache", "op"],
+            registry=reg,
+        )
+        self.cache_bypassed = Counter(
+            "btec_cache_bypassed",
+            "Reads that skipped the cache, by reason (disabled, error, backoff).",
+            ["cache", "reason"],
+            registry=reg,
+        )
         self.queue = QueueCollector()
         reg.register(self.queue)
         self.health_checks = Counter(

@@ -10,17 +10,14 @@ so any number of server processes share one exact limit.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from typing import Literal
 
 from server.infra.ratepolicy import Policy
+from server.infra.redisbatch import ScriptBatcher
 
 # KEYS[1]: the bucket. ARGV: emission interval T (ms), window W (ms), cost.
 # Returns {allowed, remaining, reset_ms, retry_after_ms}.
@@ -87,70 +84,20 @@ class LocalLimiter:
 class RateLimiter:
     """GCRA decisions in Redis; Redis errors raise (the caller applies the policy's failure).
 
-    Decisions asked for in the same event-loop turn go to Redis in one pipeline: one round
-    trip and one client call for the lot, which cuts the limiter's cost per request by about
-    four under load (perf/ratelimit_bench.py)."""
+    Decisions go through the shared ScriptBatcher: those asked for in one event-loop turn
+    reach Redis in one pipeline, which cut the limiter's cost per request by about four
+    under load (perf/ratelimit_bench.py)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "btec:rl:") -> None:
-        self.client = client
+    def __init__(self, batcher: ScriptBatcher, prefix: str = "btec:rl:") -> None:
+        self.batcher = batcher
         self.prefix = prefix
         self.local = LocalLimiter()
-        self._sha: str | None = None
-        self._pending: list[tuple[str, tuple[float, float, int], asyncio.Future[Any]]] = []
 
     async def hit(self, key: str, policy: Policy, cost: int = 1) -> Decision:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
         args = (policy.interval_ms, policy.window * 1000, cost)
-        self._pending.append((f"{self.prefix}{policy.name}:{key}", args, future))
-        allowed, remaining, reset_ms, retry_ms = await future
+        allowed, remaining, reset_ms, retry_ms = await self.batcher.run(
+            GCRA_LUA, (f"{self.prefix}{policy.name}:{key}",), args
+        )
         return Decision(
             bool(allowed), int(remaining), int(reset_ms) / 1000, int(retry_ms) / 1000, "redis"
         )
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        task.add_done_callback(_consume)
-
-    async def _send(
-        self, batch: list[tuple[str, tuple[float, float, int], asyncio.Future[Any]]]
-    ) -> None:
-        try:
-            results = await self._run(batch)
-            if any(_noscript(r) for r in results):  # Redis restarted: its script cache is empty
-                self._sha = None
-                results = await self._run(batch)
-        except Exception as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _run(
-        self, batch: list[tuple[str, tuple[float, float, int], asyncio.Future[Any]]]
-    ) -> list[Any]:
-        if self._sha is None:
-            self._sha = str(await self.client.script_load(GCRA_LUA))
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, args, _ in batch:
-                pipe.evalsha(self._sha, 1, key, *args)
-            return list(await pipe.execute(raise_on_error=False))
-
-
-def _noscript(result: Any) -> bool:
-    return isinstance(result, NoScriptError)
-
-
-def _consume(task: asyncio.Future[None]) -> None:
-    if not task.cancelled():
-        task.exception()  # errors were handed to the waiting requests already

@@ -5,6 +5,7 @@ Settings validate specs at start-up, so this module stays free of the Redis clie
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,11 +21,11 @@ class Policy:
     window: float
     failure: Failure = "open"
 
-    @property
+    @functools.cached_property
     def interval_ms(self) -> float:
         return self.window * 1000 / self.limit
 
-    @property
+    @functools.cached_property
     def policy_header(self) -> str:
         return f'"{self.name}";q={self.limit};w={_seconds(self.window)}'
 

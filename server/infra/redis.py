@@ -8,7 +8,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from server import keys
+from server.infra.cache import Cache
 from server.infra.ratelimit import RateLimiter
+from server.infra.redisbatch import ScriptBatcher
 from server.settings import Settings
 
 
@@ -27,7 +29,10 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the client connects lazily, so startup does not need Redis to be up."""
     client = create_client(app[keys.SETTINGS])
     app[keys.REDIS] = client
-    app[keys.RATE_LIMITER] = RateLimiter(client)
+    # One pipeline per loop turn for rate-limit decisions and cache reads, and one deadline.
+    batcher = ScriptBatcher(client, timeout=app[keys.SETTINGS].cache_timeout)
+    app[keys.RATE_LIMITER] = RateLimiter(batcher)
+    app[keys.CACHE] = Cache(client, app[keys.SETTINGS], app[keys.METRICS], batcher)
     try:
         yield
     finally:

@@ -68,6 +68,9 @@ class Column:
     type_oid: int
     choices: list[str] | None = None
     references: tuple[str, str] | None = None
+    low: int | None = None  # from CHECK (col >= low) / BETWEEN
+    high: int | None = None
+    pattern: bool = False  # a CHECK matches it against a regex: keep values plain ASCII
 
 
 def _base_value(col: Column, i: int) -> Any:
@@ -75,7 +78,11 @@ def _base_value(col: Column, i: int) -> Any:
     if col.choices:
         return col.choices[i % len(col.choices)]
     if t in ("smallint", "integer", "bigint") or t.startswith("numeric"):
-        return i
+        low = col.low if col.low is not None else (1 if col.high is not None else None)
+        if low is None:
+            return i
+        span = (col.high - low + 1) if col.high is not None else i
+        return low + (i - 1) % max(span, 1)
     if t in ("real", "double precision"):
         return i + 0.5
     if t == "boolean":
@@ -90,9 +97,20 @@ def _base_value(col: Column, i: int) -> Any:
         return f"sample {i}".encode()
     if t.startswith(("text", "character", "citext")):
         limit = re.search(r"\((\d+)\)", t)
-        value = f"{col.name}-{i}-é"
+        value = f"{col.name}{i}" if col.pattern else f"{col.name}-{i}-é"
         return value[: int(limit.group(1))] if limit else value
     return None
+
+
+def _bounds(col: Column, definition: str) -> None:
+    """Integer bounds and regex checks on `col` in a CHECK's definition."""
+    name = re.escape(col.name)
+    if low := re.search(rf"\({name} >= (-?\d+)\)", definition):
+        col.low = int(low.group(1))
+    if high := re.search(rf"\({name} <= (-?\d+)\)", definition):
+        col.high = int(high.group(1))
+    if re.search(rf"\({name} ~\*? ", definition):
+        col.pattern = True
 
 
 class Seeder:
@@ -117,10 +135,14 @@ class Seeder:
             if table in by_name and column in by_name[table]:
                 by_name[table][column].references = (ref_table, ref_column)
         for table, definition in self.conn.execute(CHECKS_SQL):
-            literals = [m.replace("''", "'") for m in _LITERAL.findall(definition)]
+            enum_like = "= ANY (ARRAY[" in definition or " = '" in definition
+            literals = (
+                [m.replace("''", "'") for m in _LITERAL.findall(definition)] if enum_like else []
+            )
             for name, col in by_name.get(table, {}).items():
                 if literals and re.search(rf"\b{re.escape(name)}\b", definition):
                     col.choices = literals
+                _bounds(col, definition)
         for cols in by_name.values():
             for col in cols.values():
                 if col.kind == "e":

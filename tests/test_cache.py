@@ -1,0 +1,421 @@
+"""The read cache: counted hits and misses, ETags, invalidation that is never stale, one
+computation per stampede (in one process and across two), and Redis failures that only make
+reads uncached."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from server import __version__
+from server.app import create_app
+from server.infra import cache as cache_module
+from server.infra.cache import Cache, cached
+from server.infra.embedded import EmbeddedRedis
+from server.infra.metrics import Metrics
+from server.settings import Settings
+from tests.helpers import cli_env, closed_port
+from tests.test_units import CATALOGUE, HEADER, write
+
+PAGE = "/api/v1/units?level=3"
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels` (0 when absent)."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                total += sample.value
+    return total
+
+
+async def scrape(client: Any) -> str:
+    return str(await (await client.get("/metrics")).text())
+
+
+async def seed(acli: Callable[..., Any], settings: Settings, tmp_path: Path, text: str) -> None:
+    result = await acli("units", "import", write(tmp_path, text, f"{time.monotonic_ns()}.csv"),
+                        "--json", env=cli_env(settings))  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+async def test_hits_and_misses_are_counted(
+    client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path
+) -> None:
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    bodies = [await (await client.get(PAGE)).json() for _ in range(3)]
+    assert bodies[0] == bodies[1] == bodies[2]
+    await client.get("/api/v1/units?level=2")
+    await client.get("/api/v1/units?level=3&q=PROG")
+    await client.get("/api/v1/units?level=3&q=prog")  # the same entry: search is any case
+    text = await scrape(client)
+    assert metric(text, "btec_cache_misses_total", cache="units.page") == 3
+    assert metric(text, "btec_cache_hits_total", cache="units.page") == 3
+    assert metric(text, "btec_cache_errors_total") == 0
+
+
+async def test_etag_and_if_none_match(
+    client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path
+) -> None:
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    first = await client.get(PAGE)
+    etag = first.headers["ETag"]
+    assert etag.startswith('"')
+    assert first.headers["Cache-Control"] == "no-cache"
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = await client.get(PAGE, headers={"If-None-Match": header})
+        assert again.status == 304, header
+        assert await again.read() == b""
+        assert again.headers["ETag"] == etag
+    assert (await client.get(PAGE, headers={"If-None-Match": '"other"'})).status == 200
+    await seed(acli, settings, tmp_path, HEADER + "K/615/1544,Programming II,3,60\n")
+    changed = await client.get(PAGE, headers={"If-None-Match": etag})
+    assert changed.status == 200
+    assert changed.headers["ETag"] != etag
+    assert "Programming II" in [u["title"] for u in (await changed.json())["items"]]
+
+
+async def test_a_read_after_a_write_is_never_stale(
+    client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path
+) -> None:
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    unit_id = (await (await client.get("/api/v1/units?q=programming")).json())["items"][0]["id"]
+    for round_ in range(4):
+        for _ in range(2):  # warm both entries
+            await client.get(f"/api/v1/units/{unit_id}")
+            await client.get(PAGE)
+        title = f"Programming v{round_}"
+        await seed(acli, settings, tmp_path, HEADER + f"K/615/1544,{title},3,60\n")
+        assert (await (await client.get(f"/api/v1/units/{unit_id}")).json())["title"] == title
+        titles = [u["title"] for u in (await (await client.get(PAGE)).json())["items"]]
+        assert title in titles
+
+
+@pytest.fixture
+async def plain_cache(settings: Settings, redis_url: str) -> Any:
+    client = aioredis.Redis.from_url(redis_url)
+    yield Cache(client, settings, Metrics(version=__version__, release="test"))
+    await client.aclose()
+    for name in [n for n in cache_module.REGISTRY if n.startswith("test.")]:
+        del cache_module.REGISTRY[name]
+
+
+async def test_a_late_store_from_before_the_write_is_never_served(plain_cache: Cache) -> None:
+    """A read that fetched before a write committed stores its result after the
+    invalidation; the next read must not get it."""
+    database = {"title": "old"}
+    gate = asyncio.Event()
+
+    @cached("test.race", ttl=60, key="{unit_id}", tags=("race",))
+    async def read(*, cache: Cache | None, unit_id: int) -> str:
+        seen = database["title"]
+        await gate.wait()
+        return seen
+
+    slow = asyncio.ensure_future(read(cache=plain_cache, unit_id=1))
+    await asyncio.sleep(0.05)
+    database["title"] = "new"  # the write commits...
+    assert await plain_cache.invalidate("race")  # ...then invalidates
+    gate.set()
+    assert await slow == "old"  # the read that started before the write
+    assert await read(cache=plain_cache, unit_id=1) == "new"
+    assert await read(cache=plain_cache, unit_id=1) == "new"
+
+
+async def test_ttl_has_jitter_and_keys_cannot_collide(
+    plain_cache: Cache, settings: Settings
+) -> None:
+    calls: list[tuple[str, str]] = []
+
+    @cached("test.keys", ttl=100, key="{a}:{b}")
+    async def pair(*, cache: Cache | None, a: str, b: str) -> list[str]:
+        calls.append((a, b))
+        return [a, b]
+
+    assert await pair(cache=plain_cache, a="x:y", b="z") == ["x:y", "z"]
+    assert await pair(cache=plain_cache, a="x", b="y:z") == ["x", "y:z"]
+    assert await pair(cache=plain_cache, a="x", b="y:z") == ["x", "y:z"]
+    assert calls == [("x:y", "z"), ("x", "y:z")]
+    ttls = [await plain_cache.client.pttl(k) async for k in plain_cache.client.scan_iter(
+        match=cache_module.VALUE_PREFIX + "test.keys:*")]  # fmt: skip
+    assert len(ttls) == 2
+    jitter = settings.cache_ttl_jitter
+    assert all((1 - jitter) * 100_000 - 50 <= t <= (1 + jitter) * 100_000 for t in ttls), ttls
+
+
+async def test_a_failed_computation_releases_its_lock(plain_cache: Cache) -> None:
+    """Other processes waiting on the key read PostgreSQL themselves at once."""
+    calls = []
+
+    @cached("test.fails", ttl=60, key="{n}")
+    async def fails(*, cache: Cache | None, n: int) -> int:
+        calls.append(n)
+        raise LookupError("no such thing")
+
+    for _ in range(2):
+        with pytest.raises(LookupError):
+            await fails(cache=plain_cache, n=1)
+    assert calls == [1, 1]  # errors are not cached
+    locks = [k async for k in plain_cache.client.scan_iter(match=cache_module.LOCK_PREFIX + "*")]
+    assert locks == []
+
+
+def test_declarations_are_checked() -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        cached("test.nottl", ttl=0)
+    with pytest.raises(TypeError, match="cache"):
+
+        @cached("test.nocache", ttl=5)
+        async def no_cache(x: int) -> int:
+            return x
+
+    with pytest.raises(TypeError, match="unknown arguments"):
+
+        @cached("test.badkey", ttl=5, key="{missing}")
+        async def bad_key(*, cache: Cache | None, x: int) -> int:
+            return x
+
+    for name in [n for n in cache_module.REGISTRY if n.startswith("test.")]:
+        del cache_module.REGISTRY[name]
+
+
+def hold_units_lock(database_url: str, started: threading.Event, seconds: float) -> None:
+    """Keep the units table locked so every read of it waits: misses pile up together."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("LOCK TABLE units IN ACCESS EXCLUSIVE MODE")
+        started.set()
+        time.sleep(seconds)
+
+
+async def test_a_stampede_of_50_misses_computes_once(
+    client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path, database_url: str
+) -> None:
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    started = threading.Event()
+    holder = threading.Thread(target=hold_units_lock, args=(database_url, started, 0.7))
+    holder.start()
+    await asyncio.to_thread(started.wait, 5)
+    answers = await asyncio.gather(*(client.get(PAGE) for _ in range(50)))
+    await asyncio.to_thread(holder.join)
+    bodies = [await a.json() for a in answers]
+    assert all(a.status == 200 for a in answers)
+    assert all(b == bodies[0] for b in bodies)
+    assert len(bodies[0]["items"]) == 3
+    text = await scrape(client)
+    assert metric(text, "btec_cache_misses_total", cache="units.page") == 1
+    assert metric(text, "btec_cache_coalesced_total", cache="units.page") == 49
+
+
+def serve(settings: Settings, port: int, **extra: str) -> subprocess.Popen[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
+    quiet = {"BTEC_RATELIMIT_ENABLED": "false", "BTEC_MAIL_CATCHER_PORT": "0"}
+    environ.update(cli_env(settings, BTEC_ENV_FILE="", BTEC_DRAIN_SECONDS="0", **quiet, **extra))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--no-worker", "--json"],
+        env=environ, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if '"event": "ready"' in line:
+            return proc
+    raise AssertionError("btecctl serve exited before it was ready")
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
+        return bytes(resp.read())
+
+
+def test_two_processes_share_one_computation(
+    cli: Callable[..., Any], settings: Settings, tmp_path: Path, database_url: str
+) -> None:
+    """Two `btecctl serve` processes on one Redis: 50 concurrent misses split between them
+    read PostgreSQL once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert cli("units", "import", write(tmp_path, CATALOGUE), env=cli_env(settings)).exit_code == 0
+    ports = [closed_port(), closed_port()]
+    procs = [serve(settings, p) for p in ports]
+    try:
+        started = threading.Event()
+        holder = threading.Thread(target=hold_units_lock, args=(database_url, started, 1.0))
+        holder.start()
+        started.wait(5)
+        urls = [f"http://127.0.0.1:{ports[i % 2]}{PAGE}" for i in range(50)]
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            bodies = list(pool.map(fetch, urls))
+        holder.join()
+        texts = [fetch(f"http://127.0.0.1:{p}/metrics").decode() for p in ports]
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+    assert len(set(bodies)) == 1
+    assert len(json.loads(bodies[0])["items"]) == 3
+    assert sum(metric(t, "btec_cache_misses_total", cache="units.page") for t in texts) == 1
+    served = sum(
+        metric(t, name, cache="units.page")
+        for t in texts
+        for name in ("btec_cache_coalesced_total", "btec_cache_hits_total")
+    )
+    assert served == 49
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "r")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_redis_down_means_uncached_but_correct(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    own_redis: EmbeddedRedis,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(redis_url=SecretStr(own_redis.url()))
+    client = await aiohttp_client(create_app(settings))
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    assert (await client.get(PAGE)).status == 200
+    await asyncio.to_thread(own_redis.stop)
+
+    down = await client.get(PAGE)
+    assert down.status == 200
+    assert len((await down.json())["items"]) == 3
+    change = write(tmp_path, HEADER + "K/615/1544,Programming II,3,60\n", "down.csv")
+    written = await acli("units", "import", change, "--json", env=cli_env(settings))
+    assert written.exit_code == 1
+    report = json.loads(written.stdout)
+    assert report["updated"] == 1  # the write itself committed
+    assert "btecctl cache flush --tag units" in report["error"]
+    titles = [u["title"] for u in (await (await client.get(PAGE)).json())["items"]]
+    assert "Programming II" in titles  # read uncached from PostgreSQL
+    text = await scrape(client)
+    assert metric(text, "btec_cache_errors_total", cache="units.page", op="get") >= 1
+    assert metric(text, "btec_cache_bypassed_total", cache="units.page") >= 2
+
+    await asyncio.to_thread(own_redis.start)
+    await asyncio.sleep(cache_module.BACKOFF_SECONDS + 0.1)
+    before = metric(await scrape(client), "btec_cache_hits_total", cache="units.page")
+    for _ in range(3):
+        titles = [u["title"] for u in (await (await client.get(PAGE)).json())["items"]]
+        assert "Programming II" in titles
+    after = metric(await scrape(client), "btec_cache_hits_total", cache="units.page")
+    assert after - before == 2  # cached again: one miss, then hits
+
+
+async def test_a_hung_redis_does_not_stall_reads_or_limits(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    own_redis: EmbeddedRedis,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(redis_url=SecretStr(own_redis.url()))  # limits on, fail-open
+    client = await aiohttp_client(create_app(settings))
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    pid = own_redis.server_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        answer = await client.get(PAGE)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert answer.status == 200
+    assert len((await answer.json())["items"]) == 3
+    # The limiter and the cache each gave up after BTEC_CACHE_TIMEOUT; PostgreSQL answered.
+    assert waited < 2 * settings.cache_timeout + 2
+    text = await scrape(client)
+    assert metric(text, "btec_cache_errors_total", cache="units.page") >= 1
+    assert metric(text, "btec_ratelimit_decisions_total", result="fallback_allowed") >= 1
+
+
+async def test_disabled_cache_reads_postgres_every_time(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(cache_enabled=False)
+    client = await aiohttp_client(create_app(settings))
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    for _ in range(3):
+        assert (await client.get(PAGE)).status == 200
+    text = await scrape(client)
+    assert metric(text, "btec_cache_bypassed_total", cache="units.page", reason="disabled") == 3
+    assert metric(text, "btec_cache_hits_total") == 0
+    plain = redis.Redis.from_url(redis_url)
+    assert list(plain.scan_iter(match=cache_module.VALUE_PREFIX + "*")) == []
+    plain.close()
+
+
+async def test_cache_stats_and_flush(
+    client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path
+) -> None:
+    await seed(acli, settings, tmp_path, CATALOGUE)
+    env = cli_env(settings)
+    await client.get(PAGE)
+    await client.get(PAGE)
+    await client.get("/api/v1/units?level=2")
+    url = f"http://127.0.0.1:{client.port}"
+    stats = await acli("cache", "stats", "--url", url, "--json", env=env)
+    assert stats.exit_code == 0, stats.output
+    report = json.loads(stats.stdout)
+    page = next(r for r in report["caches"] if r["cache"] == "units.page")
+    assert (page["entries"], page["hits"], page["misses"], page["hit_ratio"]) == (2, 1, 2, 0.333)
+    assert page["bytes"] > 0
+    assert page["ttl_s"] == 300
+    assert report["generations"] == {"units": 1}  # the import invalidated once
+    assert report["server_counters"] is True
+
+    tagged = json.loads((await acli("cache", "flush", "--tag", "units", "--json", env=env)).stdout)
+    assert tagged == {"ok": True, "tag": "units", "generation": 2}
+    await client.get(PAGE)
+    assert metric(await scrape(client), "btec_cache_misses_total", cache="units.page") == 3
+
+    everything = json.loads((await acli("cache", "flush", "--json", env=env)).stdout)
+    assert everything == {"ok": True, "tag": None, "deleted": 3, "generations": {"units": 3}}
+    after = json.loads((await acli("cache", "stats", "--url", url, "--json", env=env)).stdout)
+    assert all(r["entries"] == 0 for r in after["caches"])
+
+
+def test_cache_commands_fail_cleanly(cli: Callable[..., Any], settings: Settings) -> None:
+    env = cli_env(settings)
+    unknown = cli("cache", "flush", "--tag", "nope", "--json", env=env)
+    assert unknown.exit_code == 2
+    assert "units" in json.loads(unknown.stdout)["error"]
+    nobody = cli("cache", "stats", "--url", f"http://127.0.0.1:{closed_port()}", "--json", env=env)
+    assert nobody.exit_code == 0
+    assert json.loads(nobody.stdout)["server_counters"] is False
+    gone = cli_env(settings, BTEC_REDIS_URL=f"redis://:s3cret@127.0.0.1:{closed_port()}/0")
+    for args in (("stats",), ("flush",), ("flush", "--tag", "units")):
+        result = cli("cache", *args, "--json", env=gone)
+        assert result.exit_code == 3, args
+        assert "s3cret" not in result.output
+        assert "Traceback" not in result.output
