@@ -178,7 +178,9 @@ def import_command(
         fail(f"embedded server: {exc}", as_json=as_json)
     except ValidationFailed as exc:
         _show_errors(exc.errors or {}, source, as_json)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except asyncpg.UndefinedTableError:
+        fail("the units table is missing: run btecctl db migrate first", as_json=as_json)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         fail(f"database error: {type(exc).__name__}; nothing was imported", as_json=as_json)
     _report(result.as_dict(), as_json)
 
@@ -225,7 +227,9 @@ def list_command(
             units = asyncio.run(every(resolved))
     except EmbeddedError as exc:
         fail(f"embedded PostgreSQL: {exc}", as_json=as_json)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except asyncpg.UndefinedTableError:
+        fail("the units table is missing: run btecctl db migrate first", as_json=as_json)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         fail(f"database error: {type(exc).__name__}", as_json=as_json)
     if as_json:
         emit_json({"units": units, "total": len(units)})

@@ -178,6 +178,34 @@ async def test_a_failed_computation_releases_its_lock(plain_cache: Cache) -> Non
     assert locks == []
 
 
+async def test_a_waiter_elsewhere_reads_itself_when_the_holder_fails(
+    plain_cache: Cache, settings: Settings, redis_url: str
+) -> None:
+    """Two processes' caches: the one computing fails, the one waiting on its lock then reads
+    PostgreSQL itself at once instead of waiting out BTEC_CACHE_LOCK_SECONDS."""
+    client = aioredis.Redis.from_url(redis_url)
+    other = Cache(client, settings, Metrics(version=__version__, release="test"))
+    started = asyncio.Event()
+
+    @cached("test.holder", ttl=60, key="{n}")
+    async def read(*, cache: Cache | None, n: int, fail: bool) -> str:
+        if fail:
+            started.set()
+            await asyncio.sleep(0.3)
+            raise LookupError("the database went away")
+        return "fresh"
+
+    holder = asyncio.ensure_future(read(cache=plain_cache, n=1, fail=True))
+    await started.wait()
+    began = time.monotonic()
+    assert await read(cache=other, n=1, fail=False) == "fresh"
+    waited = time.monotonic() - began
+    with pytest.raises(LookupError):
+        await holder
+    await client.aclose()
+    assert 0.2 < waited < settings.cache_lock_seconds / 2
+
+
 def test_declarations_are_checked() -> None:
     with pytest.raises(ValueError, match="ttl"):
         cached("test.nottl", ttl=0)

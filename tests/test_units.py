@@ -147,6 +147,19 @@ def test_database_down_is_a_clean_failure(
     assert "Traceback" not in result.output
 
 
+def test_an_unmigrated_database_says_what_to_do(
+    cli: Callable[..., Any], settings: Settings, tmp_path: Path, pg_server_url: str
+) -> None:
+    from server.infra.migrate_test import scratch_database
+
+    with scratch_database(pg_server_url, prefix="btec_units") as url:
+        env = cli_env(settings, BTEC_DATABASE_URL=url)
+        for args in (("import", write(tmp_path, CATALOGUE)), ("list",)):
+            result = cli("units", *args, "--json", env=env)
+            assert result.exit_code == 1, result.output
+            assert "btecctl db migrate" in json.loads(result.stdout)["error"]
+
+
 def test_units_list_reads_the_database(
     cli: Callable[..., Any], settings: Settings, tmp_path: Path
 ) -> None:

@@ -130,7 +130,8 @@ def known_tags() -> set[str]:
 def cached(
     name: str, *, ttl: float, key: str | None = None, tags: Sequence[str] = ()
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Cache an async function's JSON result in Redis for `ttl` seconds (± jitter).
+    """Cache an async function's result in Redis for `ttl` seconds (± jitter): a JSON value,
+    or an EncodedJSON document, which is stored and served byte for byte.
 
     The function takes its Cache as the keyword argument `cache` (None: uncached). `key` is a
     template over the other arguments, e.g. "{level}:{limit}:{offset}"; without it, all
@@ -285,7 +286,7 @@ class Cache:
             counters.bypass("error")
             return await compute()
         if not ours:
-            raw = await self._await_other(key)
+            raw = await self._await_other(key, lock)
             if raw is not None:
                 counters.coalesced.inc()
                 return _decode(raw)  # type: ignore[no-any-return]
@@ -303,8 +304,9 @@ class Cache:
             async with asyncio.timeout(self.timeout):
                 await self.batcher.run(RELEASE_LUA, (lock,), (token,))
 
-    async def _await_other(self, key: str) -> bytes | None:
-        """Another process holds the lock: poll for its value until the lock time is up."""
+    async def _await_other(self, key: str, lock: str) -> bytes | None:
+        """Another process holds the lock: poll for its value while it holds it, at most the
+        lock time. None (compute here) when the lock goes without a value: it failed."""
         deadline = time.monotonic() + self.lock_seconds
         pause = 0.005
         while time.monotonic() < deadline:
@@ -312,11 +314,13 @@ class Cache:
             pause = min(pause * 2, 0.1)
             try:
                 async with asyncio.timeout(self.timeout):
-                    raw = await self.client.get(key)
+                    raw, holder = await self.client.mget(key, lock)
             except Exception:
                 return None
             if raw is not None:
                 return raw if isinstance(raw, bytes) else raw.encode()
+            if holder is None:
+                return None
         return None
 
     async def _store(
