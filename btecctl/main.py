@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
-from btecctl import cache, db, dev, health, mail, serve, tasks, units, worker
+from btecctl import cache, db, dev, health, mail, serve, tasks, units, users, worker
 from btecctl.output import CONFIG, FAILED, err_console
 from server import __version__
 from server.settings import SettingsError, load_settings
@@ -55,6 +55,7 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(mail.app, name="mail")
 app.add_typer(cache.app, name="cache")
 app.add_typer(units.app, name="units")
+app.add_typer(users.app, name="users")
 
 
 def run() -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -97,23 +95,13 @@ def _line(where: str) -> int:
     return int(where) if where.isdigit() else 0
 
 
-@contextlib.asynccontextmanager
-async def _connection(url: str) -> AsyncIterator[Any]:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 async def _import(settings: Settings, units: list[dict[str, Any]]) -> ImportResult:
     import redis.asyncio as aioredis
 
     from server import __version__
     from server.infra.cache import Cache
     from server.infra.metrics import Metrics
+    from server.infra.postgres import connect_once
     from server.services.units import import_units
 
     assert settings.database_url is not None
@@ -124,7 +112,7 @@ async def _import(settings: Settings, units: list[dict[str, Any]]) -> ImportResu
     )
     cache = Cache(client, settings, Metrics(version=__version__, release=settings.release))
     try:
-        return await import_units(db=lambda: _connection(url), cache=cache, units=units)
+        return await import_units(db=lambda: connect_once(url), cache=cache, units=units)
     finally:
         await client.aclose()
 
@@ -208,13 +196,14 @@ def list_command(
     import asyncpg
 
     async def every(settings: Settings) -> list[dict[str, Any]]:
+        from server.infra.postgres import connect_once
         from server.services.units import catalogue
 
         assert settings.database_url is not None
         url = settings.database_url.get_secret_value()
         found: list[dict[str, Any]] = []
         while True:
-            document = await catalogue(db=lambda: _connection(url), cache=None, level=level,
+            document = await catalogue(db=lambda: connect_once(url), cache=None, level=level,
                                    q=search.lower() if search else None, limit=100,
                                    offset=len(found))  # fmt: skip
             page = json.loads(document)

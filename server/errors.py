@@ -39,6 +39,12 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+class EmailTaken(DomainError):
+    status = 409
+    code = "email_taken"
+    title = "The email address is taken"
+
+
 class MethodNotAllowed(DomainError):
     status = 405
     code = "method_not_allowed"

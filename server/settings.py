@@ -199,6 +199,20 @@ class Settings(BaseSettings):
         description="How long concurrent misses in other processes wait for the first one's "
         "result before reading PostgreSQL themselves.",
     )
+    password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        2,
+        description="Passwords hashed at once per process; more wait. Each hash holds "
+        "BTEC_ARGON2_MEMORY_KIB of memory.",
+    )
+    argon2_time_cost: Annotated[int, Field(ge=1, le=20)] = Field(
+        3, description="argon2id iterations; hashes made with other parameters still verify."
+    )
+    argon2_memory_kib: Annotated[int, Field(ge=8192, le=4_194_304)] = Field(
+        65536, description="argon2id memory per hash in KiB (64 MiB: argon2-cffi's default)."
+    )
+    argon2_parallelism: Annotated[int, Field(ge=1, le=16)] = Field(
+        4, description="argon2id lanes per hash."
+    )
     drain_seconds: NonNegativeFloat = Field(
         1.0, description="On SIGTERM, seconds readiness fails before the listener closes."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,11 +14,13 @@ from pydantic import SecretStr
 
 from server.infra import migrations
 from server.infra.migrate_test import scratch_database
+from server.infra.migrations import MIGRATIONS_DIR
 from server.settings import Settings
 from tests.helpers import MIGRATION_IDS, closed_port
 
 FIRST, LAST = MIGRATION_IDS[0], MIGRATION_IDS[-1]
-LAST_TABLE = "units"  # what LAST creates
+# The table the newest migration creates.
+LAST_TABLE = re.findall(r"CREATE TABLE (\w+)", (MIGRATIONS_DIR / f"{LAST}.sql").read_text())[0]
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "forbidden": (403, "Forbidden", "this token may not read metrics"),
     "not_found": (404, "Not found", "Not Found"),
     "method_not_allowed": (405, "Method not allowed", "Method Not Allowed"),
+    "email_taken": (409, "The email address is taken", "an account uses this email address"),
     "payload_too_large": (413, "The request body is too large", "Maximum request body size"),
     "validation_failed": (422, "The request is not valid", "see errors"),
     "rate_limited": (429, "Too many requests", "too many requests; retry in 12 s"),

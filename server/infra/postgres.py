@@ -113,3 +113,13 @@ def connection(request: web.Request) -> contextlib.AbstractAsyncContextManager[P
     """The request's way to a pooled connection: `async with connection(request) as conn:`."""
     app = request.app
     return acquire(app[keys.DB_POOL], app[keys.METRICS], app[keys.SETTINGS].db_pool_acquire_timeout)
+
+
+@contextlib.asynccontextmanager
+async def connect_once(url: str, connect_timeout: float = 5) -> AsyncIterator[asyncpg.Connection]:
+    """One plain connection for a CLI command: `db=lambda: connect_once(url)`."""
+    conn = await asyncpg.connect(url, timeout=connect_timeout)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from asyncpg.pool import PoolConnectionProxy
-
-Conn = PoolConnectionProxy | Any  # a pooled or a plain asyncpg connection
+from server.store import Conn
 
 COLUMNS = "id, code, title, level, credits, created_at, updated_at"
 

@@ -1,0 +1,110 @@
+"""Accounts: create, find, list, deactivate, and set passwords. Every change that should end
+a user's sessions moves their token_version on."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from server.errors import EmailTaken, NotFound, ValidationFailed
+from server.infra.passwords import Passwords, password_problem
+from server.services.units import Connect
+from server.store import users as store
+
+ROLES = store.ROLES
+
+
+def public(user: dict[str, Any]) -> dict[str, Any]:
+    """A user as callers see it: never the password hash."""
+    verified = user["email_verified_at"]
+    return {
+        "id": user["id"],
+        "email": user["email"],
+        "full_name": user["full_name"],
+        "role": user["role"],
+        "is_active": user["is_active"],
+        "email_verified_at": verified.isoformat() if verified else None,
+        "created_at": user["created_at"].isoformat(),
+        "updated_at": user["updated_at"].isoformat(),
+    }
+
+
+def _name_problem(full_name: str) -> str | None:
+    if not 1 <= len(full_name) <= 200:
+        return "1 to 200 characters."
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in full_name):
+        return "Control and format characters are not allowed."
+    return None
+
+
+async def create_user(
+    *,
+    db: Connect,
+    passwords: Passwords,
+    email: str,
+    full_name: str,
+    role: str,
+    password: str,
+    verified: bool,
+) -> dict[str, Any]:
+    """A new account; `email` must already be a valid address (the API's MailAddress)."""
+    full_name = unicodedata.normalize("NFC", full_name.strip())
+    problems = {
+        field: [why]
+        for field, why in (
+            ("password", password_problem(password)),
+            ("full_name", _name_problem(full_name)),
+            ("role", None if role in ROLES else f"One of {', '.join(ROLES)}."),
+        )
+        if why
+    }
+    if problems:
+        raise ValidationFailed(errors=problems)
+    hashed = await passwords.hash(password)
+    async with db() as conn:
+        user = await store.insert(
+            conn, email=email, full_name=full_name, role=role, password_hash=hashed,
+            verified=verified,
+        )  # fmt: skip
+    if user is None:
+        raise EmailTaken("an account uses this email address")
+    return public(user)
+
+
+async def _existing(db: Connect, email: str) -> dict[str, Any]:
+    async with db() as conn:
+        user = await store.by_email(conn, email)
+    if user is None:
+        raise NotFound("no account has this email address")
+    return user
+
+
+async def list_users(
+    *, db: Connect, role: str | None, active: bool | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    async with db() as conn:
+        users, total = await store.page(conn, role=role, active=active, limit=limit, offset=offset)
+    return [public(u) for u in users], total
+
+
+async def deactivate(*, db: Connect, email: str) -> dict[str, Any]:
+    """The account can no longer sign in, and its tokens stop working."""
+    user = await _existing(db, email)
+    async with db() as conn:
+        await store.deactivate(conn, user["id"])
+        changed = await store.by_email(conn, email)
+    assert changed is not None
+    return public(changed)
+
+
+async def set_password(
+    *, db: Connect, passwords: Passwords, email: str, password: str
+) -> dict[str, Any]:
+    """A new password; every token the user holds stops working."""
+    if why := password_problem(password):
+        raise ValidationFailed(errors={"password": [why]})
+    user = await _existing(db, email)
+    hashed = await passwords.hash(password)
+    async with db() as conn:
+        await store.set_password(conn, user["id"], hashed)
+    return public(user)

@@ -1,0 +1,73 @@
+"""Every query of the accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.store import Conn
+
+COLUMNS = (
+    "id, email, full_name, role, is_active, email_verified_at, token_version, password_hash, "
+    "created_at, updated_at"
+)
+ROLES = ("admin", "assessor", "student")
+
+
+async def insert(
+    conn: Conn, *, email: str, full_name: str, role: str, password_hash: str, verified: bool
+) -> dict[str, Any] | None:
+    """The new user, or None when the email (in any case) is taken."""
+    row = await conn.fetchrow(
+        f"INSERT INTO users (email, full_name, role, password_hash, email_verified_at) "
+        f"VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) "
+        f"ON CONFLICT ((lower(email))) DO NOTHING RETURNING {COLUMNS}",
+        email,
+        full_name,
+        role,
+        password_hash,
+        verified,
+    )
+    return dict(row) if row else None
+
+
+async def by_email(conn: Conn, email: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)",
+        email,
+    )
+    return dict(row) if row else None
+
+
+async def page(
+    conn: Conn, *, role: str | None, active: bool | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM users "
+        "WHERE ($1::text IS NULL OR role = $1) AND ($2::boolean IS NULL OR is_active = $2) "
+        "ORDER BY id LIMIT $3 OFFSET $4",
+        role,
+        active,
+        limit,
+        offset,
+    )
+    total = int(rows[0]["total"]) if rows else 0
+    return [{k: v for k, v in dict(r).items() if k != "total"} for r in rows], total
+
+
+async def deactivate(conn: Conn, user_id: int) -> None:
+    """Off, and every token issued so far dead (token_version moves on)."""
+    await conn.execute(
+        "UPDATE users SET is_active = false, token_version = token_version + 1, "
+        "updated_at = now() WHERE id = $1",
+        user_id,
+    )
+
+
+async def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
+    """A new hash, and every token issued so far dead."""
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, token_version = token_version + 1, "
+        "updated_at = now() WHERE id = $1",
+        user_id,
+        password_hash,
+    )
