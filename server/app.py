@@ -7,10 +7,11 @@ from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
 from server import __version__, keys
-from server.api import health, metrics, ops, units
+from server.api import auth, health, metrics, ops, units
 from server.api.limits import RateLimits
 from server.api.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.api.parsing import ProblemParser
+from server.infra.auth import auth_ctx
 from server.infra.checks import health_ctx
 from server.infra.jobs import mail_ctx, tasks_ctx
 from server.infra.lifecycle import Lifecycle
@@ -39,12 +40,13 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[keys.LIFECYCLE] = Lifecycle()
     app.on_response_prepare.append(security.hook())
     app.cleanup_ctx.extend(
-        [pool_ctx, redis_ctx, mail_ctx, tasks_ctx(run_worker=worker), health_ctx]
+        [pool_ctx, redis_ctx, auth_ctx, mail_ctx, tasks_ctx(run_worker=worker), health_ctx]
     )
     app.add_routes(health.routes)
     app.add_routes(metrics.routes)
     app.add_routes(ops.routes)
     app.add_routes(units.routes)
+    app.add_routes(auth.routes)
     _setup_docs(app, settings)
     return app
 

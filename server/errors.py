@@ -19,6 +19,7 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    challenge: ClassVar[str] = 'Bearer realm="btec"'  # WWW-Authenticate of a 401
 
     def __init__(
         self,
@@ -55,6 +56,21 @@ class Unauthorized(DomainError):
     status = 401
     code = "unauthorized"
     title = "Authentication required"
+
+
+class InvalidCredentials(DomainError):
+    """The same answer for an unknown email, a wrong password and a deactivated account."""
+
+    status = 401
+    code = "invalid_credentials"
+    title = "The email or password is wrong"
+
+
+class InvalidToken(DomainError):
+    status = 401
+    code = "invalid_token"
+    title = "The access token is not valid"
+    challenge = 'Bearer realm="btec", error="invalid_token"'  # RFC 6750 3.1
 
 
 class Forbidden(DomainError):
@@ -188,7 +204,10 @@ def from_domain(exc: DomainError, request_id: str | None) -> web.Response:
         request_id=request_id,
         errors=exc.errors,
     )
-    return problem_response(body, exc.headers)
+    headers = exc.headers
+    if exc.status == 401 and "WWW-Authenticate" not in headers:  # RFC 9110 15.5.2
+        headers = {**headers, "WWW-Authenticate": exc.challenge}
+    return problem_response(body, headers)
 
 
 def from_http(exc: web.HTTPException, request_id: str | None) -> web.Response:

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from server.infra.lifecycle import Lifecycle
     from server.infra.mail import Mailer
     from server.infra.metrics import Metrics
+    from server.infra.passwords import Passwords
     from server.infra.ratelimit import RateLimiter
     from server.infra.tasks import Tasks
+    from server.infra.tokens import TokenKeys
     from server.services.health import HealthService
     from server.settings import Settings
 
@@ -30,6 +32,8 @@ MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 CACHE: web.AppKey[Cache] = web.AppKey("cache")
+PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords")
+TOKEN_KEYS: web.AppKey[TokenKeys] = web.AppKey("token_keys")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication

@@ -199,6 +199,15 @@ class Settings(BaseSettings):
         description="How long concurrent misses in other processes wait for the first one's "
         "result before reading PostgreSQL themselves.",
     )
+    jwt_keys: SecretStr | None = Field(
+        None,
+        description="Access-token signing keys, `kid=secret` comma-separated, each secret at "
+        "least 32 characters: the first signs, all verify (add a key first, retire the old one "
+        "after BTEC_ACCESS_TOKEN_SECONDS). Unset: one key derived from BTEC_SECRET_KEY.",
+    )
+    access_token_seconds: Annotated[int, Field(ge=60, le=86400)] = Field(
+        900, description="Lifetime of an access token (a JWT) in seconds."
+    )
     password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
         2,
         description="Passwords hashed at once per process; more wait. Each hash holds "
@@ -288,6 +297,16 @@ class Settings(BaseSettings):
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         items = filter(None, (v.strip() for v in self.trusted_proxies.split(",")))
         return [ipaddress.ip_network(v, strict=False) for v in items]
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _jwt_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        from server.infra.tokens import parse_keys
+
+        parse_keys(value.get_secret_value())
+        return value
 
     @field_validator("secret_key")
     @classmethod

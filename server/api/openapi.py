@@ -42,6 +42,12 @@ class ProblemSchema(Schema):
 PROBLEMS: dict[str, tuple[int, str, str]] = {
     "malformed_body": (400, "The request body is not valid JSON", "Expecting value: line 1"),
     "unauthorized": (401, "Authentication required", "a valid bearer token is required"),
+    "invalid_credentials": (
+        401,
+        "The email or password is wrong",
+        "the email or password is wrong",
+    ),
+    "invalid_token": (401, "The access token is not valid", "the token has expired"),
     "forbidden": (403, "Forbidden", "this token may not read metrics"),
     "not_found": (404, "Not found", "Not Found"),
     "method_not_allowed": (405, "Method not allowed", "Method Not Allowed"),
@@ -86,6 +92,10 @@ def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:
                 }
             },
         }
+        if status == 401:
+            responses[status]["headers"] = {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`."}
+            }
         if status in (429, 503):
             responses[status]["headers"] = {
                 "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}

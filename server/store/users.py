@@ -71,3 +71,17 @@ async def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
         user_id,
         password_hash,
     )
+
+
+async def by_id(conn: Conn, user_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM users WHERE id = $1", user_id)
+    return dict(row) if row else None
+
+
+async def rehash(conn: Conn, user_id: int, password_hash: str) -> None:
+    """The same password under today's hashing parameters: sessions stay."""
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        password_hash,
+    )

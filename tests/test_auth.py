@@ -1,0 +1,256 @@
+"""Signing in and access tokens over HTTP: login, /users/me, and every way a token is refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import psycopg
+import pytest
+
+from server.app import create_app
+from server.infra.tokens import AUDIENCE, TokenKeys
+from server.settings import Settings
+from tests.helpers import cli_env
+
+PROBLEM = "application/problem+json"
+PASSWORD = "correct horse battery staple"
+CHEAP = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
+CHEAP_ENV = {"BTEC_ARGON2_TIME_COST": "1", "BTEC_ARGON2_MEMORY_KIB": "8192",
+             "BTEC_ARGON2_PARALLELISM": "1"}  # fmt: skip
+KEY_A = "a" * 40
+KEY_B = "b" * 40
+
+
+@pytest.fixture
+def auth_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(**CHEAP)
+
+
+@pytest.fixture
+async def http(aiohttp_client: Callable[..., Any], auth_settings: Settings) -> Any:
+    return await aiohttp_client(create_app(auth_settings))
+
+
+async def make_admin(acli: Callable[..., Any], settings: Settings, email: str) -> None:
+    result = await acli_input(acli, settings, ("users", "create-admin", email, "--name", "Ada",
+                                               "--password-stdin", "--json"), PASSWORD)  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+async def acli_input(
+    acli: Callable[..., Any], settings: Settings, args: tuple[str, ...], line: str
+) -> Any:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from btecctl.main import app
+
+    env = cli_env(settings, **CHEAP_ENV)
+    return await asyncio.to_thread(
+        CliRunner().invoke, app, list(args), env=env, input=line + "\n", catch_exceptions=False
+    )
+
+
+async def login(http: Any, email: str, password: str = PASSWORD) -> Any:
+    return await http.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+async def token_for(http: Any, email: str) -> str:
+    answer = await login(http, email)
+    assert answer.status == 200, await answer.text()
+    return str((await answer.json())["access_token"])
+
+
+async def test_login_then_me(http: Any, acli: Callable[..., Any], auth_settings: Settings) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    answer = await login(http, "ADA@example.org")  # any case
+    assert answer.status == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+    session = await answer.json()
+    assert session["token_type"] == "Bearer"
+    assert session["expires_in"] == auth_settings.access_token_seconds
+    token = session["access_token"]
+    assert jwt.get_unverified_header(token)["kid"] == "k0"
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "typ", "ver"}
+    me = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 200
+    assert me.headers["Cache-Control"] == "no-store"
+    profile = await me.json()
+    assert (profile["email"], profile["role"]) == ("ada@example.org", "admin")
+    assert "password_hash" not in profile
+
+
+async def test_every_login_failure_looks_the_same(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    await make_admin(acli, auth_settings, "gone@example.org")
+    await acli("users", "deactivate", "gone@example.org", "--yes", env=cli_env(auth_settings))
+    bodies = []
+    for email, password in [("ada@example.org", "wrong password!"), ("nobody@example.org",
+                            PASSWORD), ("gone@example.org", PASSWORD)]:  # fmt: skip
+        answer = await login(http, email, password)
+        assert answer.status == 401
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="btec"'
+        body = await answer.json(content_type=PROBLEM)
+        body.pop("request_id")
+        bodies.append(body)
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert bodies[0]["code"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "a@example.org", "password": "x" * 10_000},
+        {"email": 123, "password": PASSWORD},
+        {"email": ["a@example.org"], "password": PASSWORD},
+        {"email": "a@example.org"},
+        {"password": PASSWORD},
+        {"email": "a@example.org", "password": ""},
+        {"email": "a" * 400 + "@example.org", "password": PASSWORD},
+    ],
+)
+async def test_bad_login_input_is_422(http: Any, body: dict[str, Any]) -> None:
+    answer = await http.post("/api/v1/auth/login", json=body)
+    assert answer.status == 422
+    assert (await answer.json(content_type=PROBLEM))["code"] == "validation_failed"
+
+
+async def test_odd_but_valid_login_input_is_401(http: Any) -> None:
+    for body in ({"email": "ünï@日本.example", "password": "пароль-密码-🔑"},
+                 {"email": "a@example.org", "password": "x" * 128}):  # fmt: skip
+        assert (await http.post("/api/v1/auth/login", json=body)).status == 401
+    broken = await http.post("/api/v1/auth/login", data=b"{not json",
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+    assert broken.status == 400
+
+
+def forge(claims: dict[str, Any], key: str = "", kid: str = "k0", alg: str = "HS256") -> str:
+    return jwt.encode(claims, key or None, algorithm=alg, headers={"kid": kid})  # type: ignore[arg-type]
+
+
+async def test_tokens_are_refused_with_a_challenge(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    token = await token_for(http, "ada@example.org")
+    keys = TokenKeys(auth_settings)
+    secret = keys.keys["k0"].decode("latin-1")
+    good = jwt.decode(token, options={"verify_signature": False})
+    now = int(time.time())
+
+    def signed(**change: Any) -> str:
+        claims = {**good, **change}
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(claims, keys.keys["k0"], algorithm="HS256", headers={"kid": "k0"})
+
+    head, payload, signature = token.split(".")
+    tampered_payload = jwt.utils.base64url_encode(  # type: ignore[attr-defined]
+        json.dumps({**good, "sub": "999"}).encode()).decode()  # fmt: skip
+    cases = {
+        "tampered signature": f"{head}.{payload}.{signature[:-2]}AA",
+        "tampered claims": f"{head}.{tampered_payload}.{signature}",
+        "alg none": jwt.encode(good, None, algorithm="none", headers={"kid": "k0"}),  # type: ignore[arg-type]
+        "wrong audience": signed(aud="someone-else"),
+        "wrong issuer": signed(iss="https://evil.example"),
+        "expired": signed(iat=now - 7200, exp=now - 3600),
+        "missing jti": signed(jti=None),
+        "missing ver": signed(ver=None),
+        "refresh type": signed(typ="refresh"),
+        "unknown kid": jwt.encode(good, KEY_B, algorithm="HS256", headers={"kid": "other"}),
+        "garbage": "not.a.jwt",
+    }
+    assert secret  # the forged ones above used the real key where it matters
+    for name, bad in cases.items():
+        answer = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {bad}"})
+        assert answer.status == 401, name
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="btec", error="invalid_token"'
+        assert (await answer.json(content_type=PROBLEM))["code"] == "invalid_token", name
+    for header in ({}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer "}):
+        answer = await http.get("/api/v1/users/me", headers=header)
+        assert answer.status == 401
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="btec"'
+        assert (await answer.json(content_type=PROBLEM))["code"] == "unauthorized"
+    assert good["aud"] == AUDIENCE
+
+
+async def test_a_password_change_or_deactivation_ends_tokens(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    token = await token_for(http, "ada@example.org")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (await http.get("/api/v1/users/me", headers=auth)).status == 200
+    changed = await acli_input(acli, auth_settings, ("users", "set-password", "ada@example.org",
+                               "--password-stdin"), "another good passphrase")  # fmt: skip
+    assert changed.exit_code == 0
+    assert (await http.get("/api/v1/users/me", headers=auth)).status == 401
+    assert (await login(http, "ada@example.org")).status == 401  # the old password
+    fresh = await http.post("/api/v1/auth/login", json={"email": "ada@example.org",
+                            "password": "another good passphrase"})  # fmt: skip
+    token = (await fresh.json())["access_token"]
+    await acli("users", "deactivate", "ada@example.org", "--yes", env=cli_env(auth_settings))
+    gone = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert gone.status == 401
+
+
+async def test_login_rehashes_under_new_parameters(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    auth_settings: Settings,
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    stronger = make_settings(**{**CHEAP, "argon2_time_cost": 2})
+    http = await aiohttp_client(create_app(stronger))
+    assert (await login(http, "ada@example.org")).status == 200
+    assert stronger.database_url is not None
+    with psycopg.connect(stronger.database_url.get_secret_value()) as conn:
+        row = conn.execute("SELECT password_hash, token_version FROM users").fetchone()
+    assert row is not None
+    assert ",t=2," in row[0]
+    assert row[1] == 0  # a rehash is not a password change: sessions stay
+    assert (await login(http, "ada@example.org")).status == 200
+
+
+async def test_signing_keys_rotate(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    auth_settings: Settings,
+) -> None:
+    from pydantic import SecretStr
+
+    await make_admin(acli, auth_settings, "ada@example.org")
+
+    def app_with(keys: str) -> Any:
+        return create_app(make_settings(**CHEAP, jwt_keys=SecretStr(keys)))
+
+    old = await aiohttp_client(app_with(f"old={KEY_A}"))
+    token = await token_for(old, "ada@example.org")
+    both = await aiohttp_client(app_with(f"new={KEY_B},old={KEY_A}"))
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (await both.get("/api/v1/users/me", headers=auth)).status == 200
+    assert jwt.get_unverified_header(await token_for(both, "ada@example.org"))["kid"] == "new"
+    retired = await aiohttp_client(app_with(f"new={KEY_B}"))
+    assert (await retired.get("/api/v1/users/me", headers=auth)).status == 401
+
+
+def test_bad_key_settings_name_the_variable(cli: Callable[..., Any]) -> None:
+    for value in ("short=abc", "noequals", f"a={KEY_A},a={KEY_B}", ","):
+        result = cli("db", "status", env={"BTEC_ENV_FILE": "", "BTEC_JWT_KEYS": value})
+        assert result.exit_code == 4, value
+        assert "BTEC_JWT_KEYS" in result.output
+        assert KEY_A not in result.output
+
+
+async def test_login_is_rate_limited_per_client(http: Any) -> None:
+    statuses = [(await login(http, "x@example.org", "wrong password")).status for _ in range(11)]
+    assert statuses == [401] * 10 + [429]
