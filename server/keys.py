@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from server.infra.cache import Cache
+    from server.infra.denylist import Denylist
     from server.infra.lifecycle import Lifecycle
     from server.infra.mail import Mailer
     from server.infra.metrics import Metrics
@@ -34,6 +35,7 @@ RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 CACHE: web.AppKey[Cache] = web.AppKey("cache")
 PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords")
 TOKEN_KEYS: web.AppKey[TokenKeys] = web.AppKey("token_keys")
+DENYLIST: web.AppKey[Denylist] = web.AppKey("denylist")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication

@@ -208,6 +208,10 @@ class Settings(BaseSettings):
     access_token_seconds: Annotated[int, Field(ge=60, le=86400)] = Field(
         900, description="Lifetime of an access token (a JWT) in seconds."
     )
+    refresh_token_days: Annotated[float, Field(gt=0, le=365)] = Field(
+        30.0,
+        description="Lifetime of a refresh token in days; each use replaces it with a new one.",
+    )
     password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
         2,
         description="Passwords hashed at once per process; more wait. Each hash holds "

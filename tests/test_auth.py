@@ -185,20 +185,24 @@ async def test_a_password_change_or_deactivation_ends_tokens(
     http: Any, acli: Callable[..., Any], auth_settings: Settings
 ) -> None:
     await make_admin(acli, auth_settings, "ada@example.org")
-    token = await token_for(http, "ada@example.org")
-    auth = {"Authorization": f"Bearer {token}"}
+    first = await signed_in(http, "ada@example.org")
+    first_refresh = first["refresh_token"]
+    auth = bearer(first)
     assert (await http.get("/api/v1/users/me", headers=auth)).status == 200
     changed = await acli_input(acli, auth_settings, ("users", "set-password", "ada@example.org",
                                "--password-stdin"), "another good passphrase")  # fmt: skip
     assert changed.exit_code == 0
     assert (await http.get("/api/v1/users/me", headers=auth)).status == 401
+    refreshed = await use_refresh(http, first_refresh)
+    assert refreshed.status == 401  # the refresh token died with the password
     assert (await login(http, "ada@example.org")).status == 401  # the old password
     fresh = await http.post("/api/v1/auth/login", json={"email": "ada@example.org",
                             "password": "another good passphrase"})  # fmt: skip
-    token = (await fresh.json())["access_token"]
+    session = await fresh.json()
     await acli("users", "deactivate", "ada@example.org", "--yes", env=cli_env(auth_settings))
-    gone = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    gone = await http.get("/api/v1/users/me", headers=bearer(session))
     assert gone.status == 401
+    assert (await use_refresh(http, session["refresh_token"])).status == 401
 
 
 async def test_login_rehashes_under_new_parameters(
@@ -254,3 +258,98 @@ def test_bad_key_settings_name_the_variable(cli: Callable[..., Any]) -> None:
 async def test_login_is_rate_limited_per_client(http: Any) -> None:
     statuses = [(await login(http, "x@example.org", "wrong password")).status for _ in range(11)]
     assert statuses == [401] * 10 + [429]
+
+
+async def signed_in(http: Any, email: str) -> dict[str, Any]:
+    answer = await login(http, email)
+    assert answer.status == 200
+    return dict(await answer.json())
+
+
+def bearer(session: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {session['access_token']}"}
+
+
+async def use_refresh(http: Any, token: str) -> Any:
+    return await http.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    first = await signed_in(http, "ada@example.org")
+    other_device = await signed_in(http, "ada@example.org")
+    answer = await use_refresh(http, first["refresh_token"])
+    assert answer.status == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+    second = await answer.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert (await http.get("/api/v1/users/me", headers=bearer(second))).status == 200
+
+    replay = await use_refresh(http, first["refresh_token"])  # a spent token, again
+    assert replay.status == 401
+    assert (await replay.json(content_type=PROBLEM))["code"] == "invalid_token"
+    revoked = await use_refresh(http, second["refresh_token"])  # the family is gone
+    assert revoked.status == 401
+    assert (await use_refresh(http, other_device["refresh_token"])).status == 200  # not its family
+
+
+async def test_refresh_refuses_bad_unknown_and_expired_tokens(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    auth_settings: Settings,
+) -> None:
+    import asyncio
+
+    await make_admin(acli, auth_settings, "ada@example.org")
+    http = await aiohttp_client(create_app(make_settings(**CHEAP, refresh_token_days=0.00002)))
+    for body in ({}, {"refresh_token": 5}, {"refresh_token": "x" * 201}, {"refresh_token": ""}):
+        assert (await http.post("/api/v1/auth/refresh", json=body)).status == 422, body
+    assert (await use_refresh(http, "never-issued")).status == 401
+    session = await signed_in(http, "ada@example.org")
+    await asyncio.sleep(2)  # the refresh token lives 1.7 s here
+    expired = await use_refresh(http, session["refresh_token"])
+    assert expired.status == 401
+    assert "expired" in (await expired.json(content_type=PROBLEM))["detail"]
+
+
+async def test_a_deactivated_user_cannot_refresh(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    session = await signed_in(http, "ada@example.org")
+    await acli("users", "deactivate", "ada@example.org", "--yes", env=cli_env(auth_settings))
+    assert (await use_refresh(http, session["refresh_token"])).status == 401
+
+
+async def test_logout_ends_this_session_only(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    here = await signed_in(http, "ada@example.org")
+    there = await signed_in(http, "ada@example.org")
+    out = await http.post("/api/v1/auth/logout", headers=bearer(here),
+                          json={"refresh_token": here["refresh_token"]})  # fmt: skip
+    assert out.status == 204
+    assert (await http.get("/api/v1/users/me", headers=bearer(here))).status == 401
+    assert (await use_refresh(http, here["refresh_token"])).status == 401
+    assert (await http.get("/api/v1/users/me", headers=bearer(there))).status == 200
+    assert (await use_refresh(http, there["refresh_token"])).status == 200
+    bare = await signed_in(http, "ada@example.org")
+    assert (await http.post("/api/v1/auth/logout", headers=bearer(bare))).status == 204
+    assert (await http.get("/api/v1/users/me", headers=bearer(bare))).status == 401
+    assert (await http.post("/api/v1/auth/logout")).status == 401
+
+
+async def test_logout_all_ends_every_session(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    await make_admin(acli, auth_settings, "ada@example.org")
+    sessions = [await signed_in(http, "ada@example.org") for _ in range(3)]
+    assert (await http.post("/api/v1/auth/logout-all", headers=bearer(sessions[0]))).status == 204
+    for session in sessions:
+        assert (await http.get("/api/v1/users/me", headers=bearer(session))).status == 401
+        assert (await use_refresh(http, session["refresh_token"])).status == 401
+    assert (await login(http, "ada@example.org")).status == 200  # signing in again works

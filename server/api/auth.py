@@ -1,5 +1,5 @@
-"""Signing in over HTTP, the signed-in user's profile, and the bearer check every protected
-route makes."""
+"""Signing in and out over HTTP, the signed-in user's profile, and the bearer check every
+protected route makes."""
 
 from __future__ import annotations
 
@@ -15,12 +15,20 @@ from server.api.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_
 from server.errors import Unauthorized
 from server.infra.passwords import MAX_LENGTH
 from server.infra.postgres import connection
+from server.infra.tokens import AccessClaims
 from server.services import auth
 from server.services.users import public
 
 routes = web.RouteTableDef()
 NO_STORE = {"Cache-Control": "no-store"}
 SIGNED_IN: list[dict[str, list[str]]] = [{BEARER: []}]
+REFRESH_EXAMPLE = "q2Xo4l0o1o4-5pY0i3M9g0dT6a8u1bQx2n6Jc0Wk3rE"
+
+
+def _refresh_field(**options: Any) -> fields.Str:
+    return fields.Str(
+        validate=validate.Length(min=1, max=200), metadata={"example": REFRESH_EXAMPLE}, **options
+    )
 
 
 class LoginSchema(Schema):
@@ -34,21 +42,39 @@ class LoginSchema(Schema):
     )  # fmt: skip
 
 
-async def current_user(request: web.Request) -> dict[str, Any]:
-    """The signed-in user, from the bearer access token; 401 with WWW-Authenticate else."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+class RefreshSchema(Schema):
+    refresh_token = _refresh_field(required=True)
+
+
+class LogoutSchema(Schema):
+    refresh_token = _refresh_field(load_default=None)
+
+
+async def signed_in(request: web.Request) -> tuple[dict[str, Any], AccessClaims]:
+    """The signed-in user and the token's claims; 401 with WWW-Authenticate else."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer access token is required")
-    user = await auth.authenticate(
-        db=lambda: connection(request), keys=request.app[keys.TOKEN_KEYS], token=token.strip()
-    )
+    app = request.app
+    user, claims = await auth.authenticate(
+        db=lambda: connection(request), keys=app[keys.TOKEN_KEYS],
+        denylist=app[keys.DENYLIST], token=token.strip(),
+    )  # fmt: skip
     request[keys.USER_ID] = str(user["id"])
-    return user
+    return user, claims
 
 
-SESSION_EXAMPLE = {"access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImswIn0.eyJzdWIiOiI3In0.c2ln",
-                   "token_type": "Bearer", "expires_in": 900}  # fmt: skip
+async def current_user(request: web.Request) -> dict[str, Any]:
+    return (await signed_in(request))[0]
+
+
+SESSION_EXAMPLE = {
+    "access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImswIn0.eyJzdWIiOiI3In0.c2ln",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "refresh_token": REFRESH_EXAMPLE,
+    "refresh_expires_in": 2592000,
+}
 USER_EXAMPLE = {
     "id": 7,
     "email": "assessor@college.example.ac.uk",
@@ -64,9 +90,10 @@ USER_EXAMPLE = {
 @docs(
     tags=["auth"],
     summary="Sign in with email and password",
-    description="Answers an access token (a JWT, `Authorization: Bearer ...`) valid for "
-    "`expires_in` seconds. An unknown email, a wrong password and a deactivated account get "
-    "the same 401 `invalid_credentials` after the same work. Limited per client IP.",
+    description="Answers an access token (a JWT for `Authorization: Bearer ...`, valid for "
+    "`expires_in` seconds) and a refresh token for `/auth/refresh`. An unknown email, a wrong "
+    "password and a deactivated account get the same 401 `invalid_credentials` after the "
+    "same work. Limited per client IP.",
     security=[{}],
     responses={
         200: json_response("Signed in", SESSION_EXAMPLE),
@@ -80,13 +107,80 @@ USER_EXAMPLE = {
 @limited("auth_login", "10/60:closed")
 @routes.post("/api/v1/auth/login", name="auth_login")
 async def login(request: web.Request) -> web.Response:
-    body = request["data"]
-    app = request.app
+    body, app = request["data"], request.app
     session = await auth.login(
         db=lambda: connection(request), passwords=app[keys.PASSWORDS],
         keys=app[keys.TOKEN_KEYS], email=body["email"], password=body["password"],
+        refresh_days=app[keys.SETTINGS].refresh_token_days,
     )  # fmt: skip
     return web.json_response(session.as_dict(), headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="Trade a refresh token for a new access and refresh token",
+    description="Each refresh token works once. Presenting one that was already used revokes "
+    "every token of that sign-in (it was stolen or replayed): sign in again.",
+    security=[{}],
+    responses={
+        200: json_response("A new pair", SESSION_EXAMPLE),
+        **problem_responses(
+            "invalid_token", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@request_schema(RefreshSchema, example={"refresh_token": REFRESH_EXAMPLE})
+@limited("auth_refresh", "30/60:closed")
+@routes.post("/api/v1/auth/refresh", name="auth_refresh")
+async def refresh(request: web.Request) -> web.Response:
+    app = request.app
+    session = await auth.refresh(
+        db=lambda: connection(request), keys=app[keys.TOKEN_KEYS],
+        refresh_token=request["data"]["refresh_token"],
+        refresh_days=app[keys.SETTINGS].refresh_token_days,
+    )  # fmt: skip
+    return web.json_response(session.as_dict(), headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="Sign out this session",
+    description="The access token is refused from now on; the refresh token, if sent, and "
+    "every token of its sign-in are revoked. 204 with no body.",
+    security=SIGNED_IN,
+    responses={
+        204: {"description": "Signed out"},
+        **problem_responses(
+            "unauthorized", "invalid_token", "validation_failed", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@request_schema(LogoutSchema, example={"refresh_token": REFRESH_EXAMPLE})
+@routes.post("/api/v1/auth/logout", name="auth_logout")
+async def logout(request: web.Request) -> web.Response:
+    user, claims = await signed_in(request)
+    await auth.logout(
+        db=lambda: connection(request), denylist=request.app[keys.DENYLIST],
+        user_id=user["id"], claims=claims, refresh_token=request["data"]["refresh_token"],
+    )  # fmt: skip
+    return web.Response(status=204, headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="Sign out everywhere",
+    description="Every access and refresh token of the user, on every device, stops working.",
+    security=SIGNED_IN,
+    responses={
+        204: {"description": "Signed out everywhere"},
+        **problem_responses("unauthorized", "invalid_token", *LIMITED_PROBLEMS),
+    },
+)
+@routes.post("/api/v1/auth/logout-all", name="auth_logout_all")
+async def logout_all(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    await auth.logout_all(db=lambda: connection(request), user_id=user["id"])
+    return web.Response(status=204, headers=NO_STORE)
 
 
 @docs(

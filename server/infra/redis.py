@@ -9,6 +9,7 @@ from aiohttp import web
 
 from server import keys
 from server.infra.cache import Cache
+from server.infra.denylist import Denylist
 from server.infra.ratelimit import RateLimiter
 from server.infra.redisbatch import ScriptBatcher
 from server.settings import Settings
@@ -33,6 +34,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     batcher = ScriptBatcher(client, timeout=app[keys.SETTINGS].cache_timeout)
     app[keys.RATE_LIMITER] = RateLimiter(batcher)
     app[keys.CACHE] = Cache(client, app[keys.SETTINGS], app[keys.METRICS], batcher)
+    app[keys.DENYLIST] = Denylist(batcher)
     try:
         yield
     finally:

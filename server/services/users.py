@@ -9,6 +9,7 @@ from typing import Any
 from server.errors import EmailTaken, NotFound, ValidationFailed
 from server.infra.passwords import Passwords, password_problem
 from server.services.units import Connect
+from server.store import sessions
 from server.store import users as store
 
 ROLES = store.ROLES
@@ -88,10 +89,12 @@ async def list_users(
 
 
 async def deactivate(*, db: Connect, email: str) -> dict[str, Any]:
-    """The account can no longer sign in, and its tokens stop working."""
+    """The account can no longer sign in, and every access and refresh token it holds stops
+    working."""
     user = await _existing(db, email)
-    async with db() as conn:
+    async with db() as conn, conn.transaction():
         await store.deactivate(conn, user["id"])
+        await sessions.revoke_user(conn, user["id"])
         changed = await store.by_email(conn, email)
     assert changed is not None
     return public(changed)
@@ -100,11 +103,12 @@ async def deactivate(*, db: Connect, email: str) -> dict[str, Any]:
 async def set_password(
     *, db: Connect, passwords: Passwords, email: str, password: str
 ) -> dict[str, Any]:
-    """A new password; every token the user holds stops working."""
+    """A new password; every access and refresh token the user holds stops working."""
     if why := password_problem(password):
         raise ValidationFailed(errors={"password": [why]})
     user = await _existing(db, email)
     hashed = await passwords.hash(password)
-    async with db() as conn:
+    async with db() as conn, conn.transaction():
         await store.set_password(conn, user["id"], hashed)
+        await sessions.revoke_user(conn, user["id"])
     return public(user)

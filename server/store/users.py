@@ -85,3 +85,11 @@ async def rehash(conn: Conn, user_id: int, password_hash: str) -> None:
         user_id,
         password_hash,
     )
+
+
+async def bump_version(conn: Conn, user_id: int) -> None:
+    """Every access token issued so far stops working."""
+    await conn.execute(
+        "UPDATE users SET token_version = token_version + 1, updated_at = now() WHERE id = $1",
+        user_id,
+    )
