@@ -212,6 +212,9 @@ class Settings(BaseSettings):
         30.0,
         description="Lifetime of a refresh token in days; each use replaces it with a new one.",
     )
+    reset_token_minutes: Annotated[int, Field(ge=5, le=120)] = Field(
+        30, description="How long a password-reset link works, in minutes (once)."
+    )
     password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
         2,
         description="Passwords hashed at once per process; more wait. Each hash holds "

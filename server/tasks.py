@@ -11,6 +11,7 @@ from saq import Job
 from server.infra.mail import Mailer
 from server.infra.tasks import Context, PermanentError, TaskSpec, once
 from server.services import mail as mail_service
+from server.services import passwords as password_service
 from server.settings import Settings
 
 MAX_PING_SECONDS = 300.0
@@ -37,6 +38,26 @@ async def send_email(
     return {"to": to, "message_id": str(message["Message-ID"]), "smtp_reply": reply}
 
 
+async def send_password_reset(ctx: Context, *, email: str) -> dict[str, Any]:
+    """Make a reset token for the account using `email`, if one does, and mail its link.
+    The token is made here, not by the request, so it never sits in the job's arguments."""
+    settings: Settings = ctx["settings"]
+    pool = ctx["pool"]
+    context = await password_service.issue_reset(
+        db=pool.acquire, email=email, minutes=settings.reset_token_minutes,
+        public_url=settings.public_url,
+    )  # fmt: skip
+    if context is None:
+        return {"sent": False}
+    message = mail_service.build(
+        template="password-reset", to=context["to"], sender=settings.smtp_from,
+        context={**context, "service": settings.service_id},
+        request_id=ctx["job"].meta.get("request_id"),
+    )  # fmt: skip
+    await once(ctx, ctx["mailer"].send(message))
+    return {"sent": True}
+
+
 async def ping(ctx: Context, *, seconds: float = 0.0) -> dict[str, Any]:
     """A no-op job (optionally taking `seconds`): proves workers take and finish jobs."""
     if seconds:
@@ -54,6 +75,14 @@ def specs(settings: Settings) -> list[TaskSpec]:
             retry_delay=settings.mail_retry_delay,
             max_delay=600.0,
             idempotent=True,
+        ),
+        TaskSpec(
+            send_password_reset,
+            timeout=int(settings.smtp_timeout * 2) + 10,
+            retries=settings.mail_retries,
+            retry_delay=settings.mail_retry_delay,
+            max_delay=600.0,
+            idempotent=True,  # keyed per address and 2-minute window: the resend cooldown
         ),
         TaskSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
     ]

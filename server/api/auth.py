@@ -3,6 +3,8 @@ protected route makes."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +12,7 @@ from aiohttp_apigami import docs, request_schema
 from marshmallow import Schema, fields, validate
 
 from server import keys
+from server.api.fields import MailAddress
 from server.api.limits import limited
 from server.api.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
 from server.errors import Unauthorized
@@ -17,6 +20,8 @@ from server.infra.passwords import MAX_LENGTH
 from server.infra.postgres import connection
 from server.infra.tokens import AccessClaims
 from server.services import auth
+from server.services import passwords as password_service
+from server.services.passwords import FORGOT_ANSWER
 from server.services.users import public
 
 routes = web.RouteTableDef()
@@ -181,6 +186,131 @@ async def logout_all(request: web.Request) -> web.Response:
     user = await current_user(request)
     await auth.logout_all(db=lambda: connection(request), user_id=user["id"])
     return web.Response(status=204, headers=NO_STORE)
+
+
+class ForgotSchema(Schema):
+    email = MailAddress(required=True, metadata={"example": "student@college.example.ac.uk"})
+
+
+class ResetSchema(Schema):
+    token = fields.Str(
+        required=True, validate=validate.Length(min=1, max=200),
+        metadata={"example": "Jx0bq3f0kq9vU1yB7N3mR5tW2cL8dE4aH6pS9zK1oQ"},
+    )  # fmt: skip
+    password = fields.Str(
+        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
+        metadata={"example": "a new long passphrase"},
+    )  # fmt: skip
+
+
+class ChangeSchema(Schema):
+    current_password = fields.Str(
+        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
+        metadata={"example": "correct horse battery staple"},
+    )  # fmt: skip
+    new_password = fields.Str(
+        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
+        metadata={"example": "a new long passphrase"},
+    )  # fmt: skip
+
+
+async def _tell_password_changed(request: web.Request, user: dict[str, Any]) -> None:
+    settings = request.app[keys.SETTINGS]
+    await request.app[keys.TASKS].enqueue(
+        "send_email", key=f"password-changed:{user['id']}:{user['token_version']}",
+        template="password-changed", to=user["email"],
+        context={"name": user["full_name"], "service": settings.service_id},
+    )  # fmt: skip
+
+
+@docs(
+    tags=["auth"],
+    summary="Ask for a password-reset link by mail",
+    description="Always 202 with the same body, whether or not an account uses the address; "
+    "the link (valid BTEC_RESET_TOKEN_MINUTES, once) goes by mail through the job queue. At "
+    "most one message per address every 2 minutes; limited per client IP.",
+    security=[{}],
+    responses={
+        202: json_response("Accepted", FORGOT_ANSWER),
+        **problem_responses(
+            "validation_failed", "malformed_body", "queue_unavailable", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@request_schema(ForgotSchema)
+@limited("auth_forgot", "5/300:closed")
+@routes.post("/api/v1/auth/password/forgot", name="auth_password_forgot")
+async def forgot(request: web.Request) -> web.Response:
+    email = request["data"]["email"]
+    window = int(time.time() // 120)
+    address = hashlib.sha256(email.lower().encode()).hexdigest()[:16]
+    await request.app[keys.TASKS].enqueue(
+        "send_password_reset", key=f"password-reset:{address}:{window}", email=email
+    )
+    return web.json_response(FORGOT_ANSWER, status=202, headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="Set a new password with a reset link's token",
+    description="The token works once, within BTEC_RESET_TOKEN_MINUTES, and only while the "
+    "password is the one it was issued under. Every session of the account ends and a "
+    "notice is mailed; sign in again with the new password.",
+    security=[{}],
+    responses={
+        200: json_response("Changed", {"status": "password_changed"}),
+        **problem_responses(
+            "invalid_reset_token", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@request_schema(ResetSchema)
+@limited("auth_reset", "10/300:closed")
+@routes.post("/api/v1/auth/password/reset", name="auth_password_reset")
+async def reset(request: web.Request) -> web.Response:
+    body = request["data"]
+    user = await password_service.reset_password(
+        db=lambda: connection(request), passwords=request.app[keys.PASSWORDS],
+        token=body["token"], password=body["password"],
+    )  # fmt: skip
+    await _tell_password_changed(request, user)
+    return web.json_response({"status": "password_changed"}, headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="Change the password (knowing the current one)",
+    description="Every session of the account ends, on every device, and a notice is "
+    "mailed; the answer is a new session for this device.",
+    security=SIGNED_IN,
+    responses={
+        200: json_response("Changed; a new session", SESSION_EXAMPLE),
+        **problem_responses(
+            "wrong_password",
+            "unauthorized",
+            "invalid_token",
+            "validation_failed",
+            "malformed_body",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+)
+@request_schema(ChangeSchema)
+@limited("auth_change", "10/300:closed")
+@routes.post("/api/v1/auth/password/change", name="auth_password_change")
+async def change(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body, app = request["data"], request.app
+    changed = await password_service.change_password(
+        db=lambda: connection(request), passwords=app[keys.PASSWORDS], user=user,
+        current=body["current_password"], new=body["new_password"],
+    )  # fmt: skip
+    await _tell_password_changed(request, changed)
+    session = await auth.open_session(
+        db=lambda: connection(request), keys=app[keys.TOKEN_KEYS], user=changed,
+        refresh_days=app[keys.SETTINGS].refresh_token_days,
+    )  # fmt: skip
+    return web.json_response(session.as_dict(), headers=NO_STORE)
 
 
 @docs(

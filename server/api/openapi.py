@@ -49,6 +49,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     ),
     "invalid_token": (401, "The access token is not valid", "the token has expired"),
     "forbidden": (403, "Forbidden", "this token may not read metrics"),
+    "invalid_reset_token": (400, "The reset link is not valid", "the reset link is not valid"),
+    "wrong_password": (400, "The current password is wrong", "the current password is wrong"),
     "not_found": (404, "Not found", "Not Found"),
     "method_not_allowed": (405, "Method not allowed", "Method Not Allowed"),
     "email_taken": (409, "The email address is taken", "an account uses this email address"),

@@ -46,6 +46,7 @@ def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[
                     catalogue,
                     settings=settings,
                     mailer=app[keys.MAILER],
+                    pool=app.get(keys.DB_POOL),
                     concurrency=settings.worker_concurrency,
                     drain_seconds=settings.worker_drain_seconds,
                     heartbeat_seconds=settings.worker_heartbeat_seconds,

@@ -51,6 +51,7 @@ class Context(SaqContext, total=False):
 
     settings: Settings
     mailer: Mailer
+    pool: Any  # the app's asyncpg pool (None in a worker without a database)
     in_flight: set[asyncio.Future[Any]]
     started: float
 
@@ -278,6 +279,7 @@ def build_worker(
     concurrency: int,
     drain_seconds: float,
     heartbeat_seconds: float = 10.0,
+    pool: Any = None,
 ) -> Worker[Context]:
     """A saq worker over the catalogue. Signals are the caller's: saq's own handlers would
     replace those of `btecctl serve`."""
@@ -325,6 +327,7 @@ def build_worker(
     worker.SIGNALS = []
     worker.context["settings"] = settings
     worker.context["mailer"] = mailer
+    worker.context["pool"] = pool  # the app's asyncpg pool, for tasks that read the database
     worker.context["in_flight"] = set()
     return worker
 

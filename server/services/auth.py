@@ -85,6 +85,14 @@ async def login(
         return await _open(conn, keys, user, uuid.uuid4(), refresh_days)
 
 
+async def open_session(
+    *, db: Connect, keys: TokenKeys, user: dict[str, Any], refresh_days: float
+) -> Session:
+    """A new sign-in for `user` (after a password change, say)."""
+    async with db() as conn, conn.transaction():
+        return await _open(conn, keys, user, uuid.uuid4(), refresh_days)
+
+
 async def refresh(
     *, db: Connect, keys: TokenKeys, refresh_token: str, refresh_days: float
 ) -> Session:

@@ -1,0 +1,113 @@
+"""Password reset by mail and password change: single-use hashed tokens, and every session
+ended when a password changes (OWASP Forgot Password Cheat Sheet)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from server.errors import DomainError, ValidationFailed
+from server.infra.passwords import Passwords, password_problem
+from server.services.units import Connect
+from server.store import resets, sessions
+from server.store import users as store
+
+# The one answer of /password/forgot, whether or not the address has an account.
+FORGOT_ANSWER = {
+    "status": "accepted",
+    "detail": "If an account uses this address, a message with a reset link is on its way.",
+}
+
+
+class InvalidResetToken(DomainError):
+    status = 400
+    code = "invalid_reset_token"
+    title = "The reset link is not valid"
+
+
+class WrongPassword(DomainError):
+    status = 400
+    code = "wrong_password"
+    title = "The current password is wrong"
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def issue_reset(
+    *, db: Connect, email: str, minutes: int, public_url: str
+) -> dict[str, Any] | None:
+    """A new reset token for an active account (replacing any other), as the mail's
+    context; None when no active account uses `email`. Runs in the worker, so the token
+    never sits in a job's arguments."""
+    async with db() as conn:
+        user = await store.by_email(conn, email)
+        if user is None or not user["is_active"]:
+            return None
+        token = secrets.token_urlsafe(32)
+        await resets.replace(
+            conn, user_id=user["id"], token_hash=_digest(token), version=user["token_version"],
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes),
+        )  # fmt: skip
+    link = f"{public_url.rstrip('/')}/reset-password?token={quote(token)}"
+    return {"name": user["full_name"], "link": link, "minutes": minutes, "to": user["email"]}
+
+
+async def _new_password(conn: Any, user_id: int, password_hash: str) -> None:
+    """The one way a password changes: new hash, token_version on (access tokens die),
+    refresh tokens revoked, reset tokens gone."""
+    await store.set_password(conn, user_id, password_hash)
+    await sessions.revoke_user(conn, user_id)
+    await resets.clear(conn, user_id)
+
+
+def _usable(reset: dict[str, Any] | None) -> bool:
+    return (
+        reset is not None
+        and reset["is_active"]
+        and reset["issued_version"] == reset["token_version"]
+        and reset["expires_at"] > dt.datetime.now(dt.UTC)
+    )
+
+
+async def reset_password(
+    *, db: Connect, passwords: Passwords, token: str, password: str
+) -> dict[str, Any]:
+    """Set the password with a reset token: once, before it expires, and only while the
+    password is still the one it was issued under. Returns the user."""
+    if why := password_problem(password):
+        raise ValidationFailed(errors={"password": [why]})
+    digest = _digest(token)
+    async with db() as conn:
+        if not _usable(await resets.find(conn, digest)):  # cheap refusal before hashing
+            raise InvalidResetToken("the reset link is not valid, used or expired")
+    hashed = await passwords.hash(password)
+    async with db() as conn, conn.transaction():
+        reset = await resets.find(conn, digest, lock=True)
+        if reset is None or not _usable(reset):
+            raise InvalidResetToken("the reset link is not valid, used or expired")
+        await _new_password(conn, reset["user_id"], hashed)
+        user = await store.by_id(conn, reset["user_id"])
+    assert user is not None
+    return user
+
+
+async def change_password(
+    *, db: Connect, passwords: Passwords, user: dict[str, Any], current: str, new: str
+) -> dict[str, Any]:
+    """A new password from the signed-in user, who proves the current one. Every session
+    ends; returns the user as it is now (to open a new session)."""
+    if why := password_problem(new):
+        raise ValidationFailed(errors={"new_password": [why]})
+    if not await passwords.verify(user["password_hash"], current):
+        raise WrongPassword("the current password is wrong")
+    hashed = await passwords.hash(new)
+    async with db() as conn, conn.transaction():
+        await _new_password(conn, user["id"], hashed)
+        changed = await store.by_id(conn, user["id"])
+    assert changed is not None
+    return changed

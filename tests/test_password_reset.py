@@ -1,0 +1,192 @@
+"""Password reset by mail and password change, end to end over HTTP with mail read from a
+real aiosmtpd server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from server.app import create_app
+from server.settings import Settings
+from tests.smtp import Inbox, smtp_server
+from tests.test_auth import CHEAP, PASSWORD, PROBLEM, acli_input, bearer, make_admin
+
+NEW = "a brand new long passphrase"
+RESET = "/api/v1/auth/password/reset"
+CHANGE = "/api/v1/auth/password/change"
+LINK = re.compile(r"/reset-password\?token=([A-Za-z0-9_%\-]+)")
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    async with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+def mail_settings(make_settings: Callable[..., Settings], inbox: Inbox) -> Settings:
+    return make_settings(**CHEAP, smtp_url=SecretStr(inbox.url))
+
+
+@pytest.fixture
+async def http(aiohttp_client: Callable[..., Any], mail_settings: Settings) -> Any:
+    return await aiohttp_client(create_app(mail_settings, worker=True))
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+async def reset_token(http: Any, inbox: Inbox, email: str) -> str:
+    before = len(inbox.messages)
+    answer = await http.post("/api/v1/auth/password/forgot", json={"email": email})
+    assert answer.status == 202
+    messages = await inbox.wait_for(before + 1)
+    assert len(messages) == before + 1, "no reset mail arrived"
+    found = LINK.search(text_of(messages[-1]))
+    assert found is not None
+    return unquote(found.group(1))
+
+
+async def sign_in(http: Any, email: str, password: str = PASSWORD) -> Any:
+    return await http.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+async def test_forgot_then_reset_ends_every_session(
+    http: Any, inbox: Inbox, acli: Callable[..., Any], mail_settings: Settings
+) -> None:
+    await make_admin(acli, mail_settings, "ada@example.org")
+    old = await (await sign_in(http, "ada@example.org")).json()
+    token = await reset_token(http, inbox, "ada@example.org")
+    message = inbox.messages[-1]
+    assert message["To"] == "ada@example.org"
+    assert mail_settings.public_url in text_of(message)
+
+    done = await http.post("/api/v1/auth/password/reset", json={"token": token, "password": NEW})
+    assert done.status == 200
+    assert done.headers["Cache-Control"] == "no-store"
+    assert (await http.get("/api/v1/users/me", headers=bearer(old))).status == 401
+    refreshed = await http.post(
+        "/api/v1/auth/refresh", json={"refresh_token": old["refresh_token"]}
+    )
+    assert refreshed.status == 401
+    assert (await sign_in(http, "ada@example.org")).status == 401
+    assert (await sign_in(http, "ada@example.org", NEW)).status == 200
+
+    again = await http.post("/api/v1/auth/password/reset", json={"token": token, "password": NEW})
+    assert again.status == 400
+    assert (await again.json(content_type=PROBLEM))["code"] == "invalid_reset_token"
+    notices = await inbox.wait_for(2)
+    assert "was changed" in str(notices[-1]["Subject"])
+    assert NEW not in text_of(notices[-1])
+
+
+async def test_forgot_answers_the_same_for_unknown_addresses(
+    http: Any, inbox: Inbox, acli: Callable[..., Any], mail_settings: Settings
+) -> None:
+    await make_admin(acli, mail_settings, "ada@example.org")
+    known = await http.post("/api/v1/auth/password/forgot", json={"email": "ada@example.org"})
+    unknown = await http.post("/api/v1/auth/password/forgot", json={"email": "no@example.org"})
+    assert (known.status, unknown.status) == (202, 202)
+    assert await known.read() == await unknown.read()
+    await inbox.wait_for(1)
+    await asyncio.sleep(1.0)  # the unknown address's job has run too
+    assert [m["To"] for m in inbox.messages] == ["ada@example.org"]
+
+
+async def test_forgot_has_a_cooldown_per_address(
+    http: Any, inbox: Inbox, acli: Callable[..., Any], mail_settings: Settings
+) -> None:
+    await make_admin(acli, mail_settings, "ada@example.org")
+    for _ in range(3):
+        answer = await http.post("/api/v1/auth/password/forgot", json={"email": "ADA@example.org"})
+        assert answer.status == 202
+    await inbox.wait_for(1)
+    await asyncio.sleep(1.0)
+    assert len(inbox.messages) == 1
+
+
+async def test_expired_and_superseded_tokens_are_refused(
+    http: Any, inbox: Inbox, acli: Callable[..., Any], mail_settings: Settings
+) -> None:
+    await make_admin(acli, mail_settings, "ada@example.org")
+    await make_admin(acli, mail_settings, "bob@example.org")
+    expired = await reset_token(http, inbox, "ada@example.org")
+    assert mail_settings.database_url is not None
+    with psycopg.connect(mail_settings.database_url.get_secret_value(), autocommit=True) as conn:
+        conn.execute("UPDATE password_resets SET expires_at = now() - interval '1 minute'")
+    answer = await http.post(
+        "/api/v1/auth/password/reset", json={"token": expired, "password": NEW}
+    )
+    assert answer.status == 400
+
+    before_change = await reset_token(http, inbox, "bob@example.org")
+    changed = await acli_input(acli, mail_settings, ("users", "set-password", "bob@example.org",
+                               "--password-stdin"), "set by the operator")  # fmt: skip
+    assert changed.exit_code == 0
+    stale = await http.post("/api/v1/auth/password/reset",
+                            json={"token": before_change, "password": NEW})  # fmt: skip
+    assert stale.status == 400
+    assert (await sign_in(http, "bob@example.org", "set by the operator")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/auth/password/forgot", {"email": "not an address"}),
+        ("/api/v1/auth/password/forgot", {"email": 42}),
+        ("/api/v1/auth/password/forgot", {}),
+        ("/api/v1/auth/password/reset", {"token": "t", "password": "short"}),
+        ("/api/v1/auth/password/reset", {"token": "t", "password": "x" * 10_000}),
+        ("/api/v1/auth/password/reset", {"token": 7, "password": NEW}),
+        ("/api/v1/auth/password/reset", {"password": NEW}),
+    ],
+)
+async def test_bad_input_is_422(http: Any, path: str, body: dict[str, Any]) -> None:
+    answer = await http.post(path, json=body)
+    assert answer.status == 422, await answer.text()
+    assert (await answer.json(content_type=PROBLEM))["code"] == "validation_failed"
+
+
+async def test_an_unknown_token_is_400(http: Any) -> None:
+    answer = await http.post("/api/v1/auth/password/reset", json={"token": "nope", "password": NEW})
+    assert answer.status == 400
+    assert (await answer.json(content_type=PROBLEM))["code"] == "invalid_reset_token"
+
+
+async def test_change_password(
+    http: Any, inbox: Inbox, acli: Callable[..., Any], mail_settings: Settings
+) -> None:
+    await make_admin(acli, mail_settings, "ada@example.org")
+    here = await (await sign_in(http, "ada@example.org")).json()
+    there = await (await sign_in(http, "ada@example.org")).json()
+    wrong = await http.post(CHANGE, headers=bearer(here),
+                            json={"current_password": "not it", "new_password": NEW})  # fmt: skip
+    assert wrong.status == 400
+    assert (await wrong.json(content_type=PROBLEM))["code"] == "wrong_password"
+    tiny = {"current_password": PASSWORD, "new_password": "tiny"}
+    short = await http.post(CHANGE, headers=bearer(here), json=tiny)
+    assert short.status == 422
+    done = await http.post(CHANGE, headers=bearer(here),
+                           json={"current_password": PASSWORD, "new_password": NEW})  # fmt: skip
+    assert done.status == 200
+    fresh = await done.json()
+    assert (await http.get("/api/v1/users/me", headers=bearer(fresh))).status == 200
+    for old in (here, there):
+        assert (await http.get("/api/v1/users/me", headers=bearer(old))).status == 401
+    assert (await sign_in(http, "ada@example.org", NEW)).status == 200
+    notices = await inbox.wait_for(1)
+    assert "was changed" in str(notices[-1]["Subject"])
+    body = {"current_password": NEW, "new_password": PASSWORD}
+    unauthenticated = await http.post(CHANGE, json=body)
+    assert unauthenticated.status == 401
