@@ -73,6 +73,12 @@ class InvalidToken(DomainError):
     challenge = 'Bearer realm="btec", error="invalid_token"'  # RFC 6750 3.1
 
 
+class EmailUnverified(DomainError):
+    status = 403
+    code = "email_unverified"
+    title = "The email address is not verified yet"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "forbidden"

@@ -12,6 +12,7 @@ from server.infra.mail import Mailer
 from server.infra.tasks import Context, PermanentError, TaskSpec, once
 from server.services import mail as mail_service
 from server.services import passwords as password_service
+from server.services import verification as verification_service
 from server.settings import Settings
 
 MAX_PING_SECONDS = 300.0
@@ -58,6 +59,24 @@ async def send_password_reset(ctx: Context, *, email: str) -> dict[str, Any]:
     return {"sent": True}
 
 
+async def send_verification(ctx: Context, *, user_id: int) -> dict[str, Any]:
+    """Make a verification token for the user's current address and mail its link (unless
+    the address is verified already). The token never sits in the job's arguments."""
+    settings: Settings = ctx["settings"]
+    context = await verification_service.issue(
+        db=ctx["pool"].acquire, user_id=user_id, public_url=settings.public_url
+    )
+    if context is None:
+        return {"sent": False}
+    message = mail_service.build(
+        template="verify-email", to=context["to"], sender=settings.smtp_from,
+        context={**context, "service": settings.service_id},
+        request_id=ctx["job"].meta.get("request_id"),
+    )  # fmt: skip
+    await once(ctx, ctx["mailer"].send(message))
+    return {"sent": True}
+
+
 async def ping(ctx: Context, *, seconds: float = 0.0) -> dict[str, Any]:
     """A no-op job (optionally taking `seconds`): proves workers take and finish jobs."""
     if seconds:
@@ -83,6 +102,14 @@ def specs(settings: Settings) -> list[TaskSpec]:
             retry_delay=settings.mail_retry_delay,
             max_delay=600.0,
             idempotent=True,  # keyed per address and 2-minute window: the resend cooldown
+        ),
+        TaskSpec(
+            send_verification,
+            timeout=int(settings.smtp_timeout * 2) + 10,
+            retries=settings.mail_retries,
+            retry_delay=settings.mail_retry_delay,
+            max_delay=600.0,
+            idempotent=True,  # keyed per user and 2-minute window: the resend cooldown
         ),
         TaskSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
     ]

@@ -1,5 +1,6 @@
-"""Signing in and out over HTTP, the signed-in user's profile, and the bearer check every
-protected route makes."""
+"""Accounts over HTTP: registration and email verification, signing in and out, refresh,
+password reset and change, the signed-in user's profile, and the one bearer check every
+protected route makes (including what unverified users may do)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,21 @@ from server import keys
 from server.api.fields import MailAddress
 from server.api.limits import limited
 from server.api.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
-from server.errors import Unauthorized
+from server.errors import EmailUnverified, Unauthorized
 from server.infra.passwords import MAX_LENGTH
 from server.infra.postgres import connection
 from server.infra.tokens import AccessClaims
-from server.services import auth
+from server.services import auth, verification
 from server.services import passwords as password_service
 from server.services.passwords import FORGOT_ANSWER
-from server.services.users import public
+from server.services.users import create_user, public
 
 routes = web.RouteTableDef()
 NO_STORE = {"Cache-Control": "no-store"}
 SIGNED_IN: list[dict[str, list[str]]] = [{BEARER: []}]
+# What a signed-in user whose address is not verified yet may do; every other protected
+# route answers 403 email_unverified (checked in signed_in, the one bearer check).
+UNVERIFIED_MAY = frozenset({"users_me", "auth_verify_request", "auth_logout", "auth_logout_all"})
 REFRESH_EXAMPLE = "q2Xo4l0o1o4-5pY0i3M9g0dT6a8u1bQx2n6Jc0Wk3rE"
 
 
@@ -66,6 +70,8 @@ async def signed_in(request: web.Request) -> tuple[dict[str, Any], AccessClaims]
         denylist=app[keys.DENYLIST], token=token.strip(),
     )  # fmt: skip
     request[keys.USER_ID] = str(user["id"])
+    if user["email_verified_at"] is None and request.match_info.route.name not in UNVERIFIED_MAY:
+        raise EmailUnverified("verify your email address first: see /api/v1/auth/verify/request")
     return user, claims
 
 
@@ -311,6 +317,136 @@ async def change(request: web.Request) -> web.Response:
         refresh_days=app[keys.SETTINGS].refresh_token_days,
     )  # fmt: skip
     return web.json_response(session.as_dict(), headers=NO_STORE)
+
+
+class RegisterSchema(Schema):
+    email = MailAddress(required=True, metadata={"example": "student@college.example.ac.uk"})
+    full_name = fields.Str(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Sam Student"}
+    )
+    password = fields.Str(
+        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
+        metadata={"example": "correct horse battery staple"},
+    )  # fmt: skip
+
+
+class VerifySchema(Schema):
+    token = fields.Str(
+        required=True, validate=validate.Length(min=1, max=200),
+        metadata={"example": "Jx0bq3f0kq9vU1yB7N3mR5tW2cL8dE4aH6pS9zK1oQ"},
+    )  # fmt: skip
+
+
+async def _send_verification(request: web.Request, user_id: int) -> None:
+    window = int(time.time() // 120)
+    await request.app[keys.TASKS].enqueue(
+        "send_verification", key=f"verify:{user_id}:{window}", user_id=user_id
+    )
+
+
+@docs(
+    tags=["auth"],
+    summary="Create a student account",
+    description="The account starts unverified: a verification link goes by mail through the "
+    "job queue. Until it is confirmed, signing in works but only the profile, resending the "
+    "link and signing out are allowed. 409 `email_taken` if an account uses the address.",
+    security=[{}],
+    responses={
+        201: json_response(
+            "Created", USER_EXAMPLE | {"role": "student", "email_verified_at": None}
+        ),
+        **problem_responses(
+            "email_taken",
+            "validation_failed",
+            "malformed_body",
+            "queue_unavailable",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+)
+@request_schema(RegisterSchema)
+@limited("auth_register", "5/3600:closed")
+@routes.post("/api/v1/auth/register", name="auth_register")
+async def register(request: web.Request) -> web.Response:
+    body = request["data"]
+    user = await create_user(
+        db=lambda: connection(request), passwords=request.app[keys.PASSWORDS],
+        email=body["email"], full_name=body["full_name"], role="student",
+        password=body["password"], verified=False,
+    )  # fmt: skip
+    await _send_verification(request, user["id"])
+    return web.json_response(user, status=201, headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="Send the verification link again",
+    description="Always 202 with the same body. At most one message every 2 minutes; "
+    "limited per client IP.",
+    security=SIGNED_IN,
+    responses={
+        202: json_response("Accepted", verification.RESEND_ANSWER),
+        **problem_responses(
+            "unauthorized", "invalid_token", "queue_unavailable", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@limited("auth_verify_request", "5/3600:closed")
+@routes.post("/api/v1/auth/verify/request", name="auth_verify_request")
+async def verify_request(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    if user["email_verified_at"] is None:
+        await _send_verification(request, user["id"])
+    return web.json_response(verification.RESEND_ANSWER, status=202, headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="What confirming this verification link would do",
+    description="Changes nothing (link scanners only GET): the page shows the address and "
+    "asks the user to confirm, which POSTs the token.",
+    security=[{}],
+    parameters=[{"in": "query", "name": "token", "required": True, "schema": {"type": "string"}}],
+    responses={
+        200: json_response(
+            "The address to confirm",
+            {
+                "email": "student@college.example.ac.uk",
+                "confirm": "POST this token to confirm the address",
+            },
+        ),
+        **problem_responses("invalid_verify_token", *LIMITED_PROBLEMS),
+    },
+)
+@routes.get("/api/v1/auth/verify/confirm", name="auth_verify_preview")
+async def verify_preview(request: web.Request) -> web.Response:
+    token = request.query.get("token", "")[:200]
+    found = await verification.preview(db=lambda: connection(request), token=token)
+    return web.json_response(found, headers=NO_STORE)
+
+
+@docs(
+    tags=["auth"],
+    summary="Confirm the email address",
+    description="Once, within 24 hours, and only for the address the link was sent to.",
+    security=[{}],
+    responses={
+        200: json_response(
+            "Verified", {"status": "verified", "email": "student@college.example.ac.uk"}
+        ),
+        **problem_responses(
+            "invalid_verify_token", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@request_schema(VerifySchema)
+@limited("auth_verify_confirm", "20/300:closed")
+@routes.post("/api/v1/auth/verify/confirm", name="auth_verify_confirm")
+async def verify_confirm(request: web.Request) -> web.Response:
+    user = await verification.confirm(
+        db=lambda: connection(request), token=request["data"]["token"]
+    )
+    return web.json_response({"status": "verified", "email": user["email"]}, headers=NO_STORE)
 
 
 @docs(

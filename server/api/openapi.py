@@ -49,6 +49,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     ),
     "invalid_token": (401, "The access token is not valid", "the token has expired"),
     "forbidden": (403, "Forbidden", "this token may not read metrics"),
+    "email_unverified": (403, "The email address is not verified yet", "verify it first"),
+    "invalid_verify_token": (400, "The verification link is not valid", "not valid or used"),
     "invalid_reset_token": (400, "The reset link is not valid", "the reset link is not valid"),
     "wrong_password": (400, "The current password is wrong", "the current password is wrong"),
     "not_found": (404, "Not found", "Not Found"),
