@@ -7,8 +7,11 @@ them it starts the embedded ones under a temporary data dir, exactly as `btecctl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,33 +38,47 @@ for _name in [n for n in os.environ if n.startswith("BTEC_") and not n.startswit
     del os.environ[_name]
 
 
+@contextlib.contextmanager
+def _server_dir(name: str) -> Iterator[Path]:
+    """A data dir for a session's embedded server, outside pytest's own temp root: a second
+    pytest started meanwhile chmods that root to 0700, which the embedded PostgreSQL (run as
+    its own user) cannot survive."""
+    path = Path(tempfile.mkdtemp(prefix=f"btec-test-{name}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """A URL (database `postgres`) of the server the suite uses."""
     external = os.environ.get("BTEC_TEST_DATABASE_URL")
     if external:
         yield with_database(external, "postgres")
         return
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
-    pg.start()
-    try:
-        yield pg.url("postgres")
-    finally:
-        pg.stop()
+    with _server_dir("pg") as path:
+        pg = EmbeddedPostgres(path)
+        pg.start()
+        try:
+            yield pg.url("postgres")
+        finally:
+            pg.stop()
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     external = os.environ.get("BTEC_TEST_REDIS_URL")
     if external:
         yield external
         return
-    rd = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-    rd.start()
-    try:
-        yield rd.url()
-    finally:
-        rd.stop()
+    with _server_dir("redis") as path:
+        rd = EmbeddedRedis(path)
+        rd.start()
+        try:
+            yield rd.url()
+        finally:
+            rd.stop()
 
 
 @pytest.fixture(scope="session")

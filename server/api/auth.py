@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
@@ -16,7 +17,7 @@ from server import keys
 from server.api.fields import MailAddress
 from server.api.limits import limited
 from server.api.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
-from server.errors import EmailUnverified, Unauthorized
+from server.errors import EmailUnverified, Forbidden, Unauthorized
 from server.infra.passwords import MAX_LENGTH
 from server.infra.postgres import connection
 from server.infra.tokens import AccessClaims
@@ -26,6 +27,8 @@ from server.services.passwords import FORGOT_ANSWER
 from server.services.users import create_user, public
 
 routes = web.RouteTableDef()
+H = TypeVar("H", bound=Callable[..., Any])
+ROLES_ATTR = "__btec_roles__"
 NO_STORE = {"Cache-Control": "no-store"}
 SIGNED_IN: list[dict[str, list[str]]] = [{BEARER: []}]
 # What a signed-in user whose address is not verified yet may do; every other protected
@@ -72,7 +75,21 @@ async def signed_in(request: web.Request) -> tuple[dict[str, Any], AccessClaims]
     request[keys.USER_ID] = str(user["id"])
     if user["email_verified_at"] is None and request.match_info.route.name not in UNVERIFIED_MAY:
         raise EmailUnverified("verify your email address first: see /api/v1/auth/verify/request")
+    needed = getattr(request.match_info.handler, ROLES_ATTR, None)
+    if needed is not None and user["role"] not in needed:
+        raise Forbidden(f"this needs the role {' or '.join(sorted(needed))}")
     return user, claims
+
+
+def roles(*names: str) -> Callable[[H], H]:
+    """Declare who may call a route where it is defined: `@roles("admin")`. Checked in
+    signed_in, with the account's role as it is now."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, ROLES_ATTR, frozenset(names))
+        return handler
+
+    return mark
 
 
 async def current_user(request: web.Request) -> dict[str, Any]:

@@ -112,3 +112,32 @@ async def set_password(
         await store.set_password(conn, user["id"], hashed)
         await sessions.revoke_user(conn, user["id"])
     return public(user)
+
+
+async def get_user(*, db: Connect, user_id: int) -> dict[str, Any]:
+    async with db() as conn:
+        user = await store.by_id(conn, user_id)
+    if user is None:
+        raise NotFound(f"no user has id {user_id}")
+    return public(user)
+
+
+async def update_user(*, db: Connect, user_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change a user's name, role or active flag. Deactivating ends every session; a new role
+    applies from the user's next request."""
+    problems = {}
+    if "full_name" in changes:
+        changes["full_name"] = unicodedata.normalize("NFC", changes["full_name"].strip())
+        if why := _name_problem(changes["full_name"]):
+            problems["full_name"] = [why]
+    if "role" in changes and changes["role"] not in ROLES:
+        problems["role"] = [f"One of {', '.join(ROLES)}."]
+    if problems:
+        raise ValidationFailed(errors=problems)
+    async with db() as conn, conn.transaction():
+        user = await store.update(conn, user_id, changes)
+        if user is not None and changes.get("is_active") is False:
+            await sessions.revoke_user(conn, user_id)
+    if user is None:
+        raise NotFound(f"no user has id {user_id}")
+    return public(user)

@@ -93,3 +93,21 @@ async def bump_version(conn: Conn, user_id: int) -> None:
         "UPDATE users SET token_version = token_version + 1, updated_at = now() WHERE id = $1",
         user_id,
     )
+
+
+async def update(conn: Conn, user_id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """Apply `changes` (full_name, role, is_active: an allowlist). Deactivating moves
+    token_version on, so every access token stops working; roles are read per request."""
+    allowed = {k: v for k, v in changes.items() if k in ("full_name", "role", "is_active")}
+    row = await conn.fetchrow(
+        "UPDATE users SET full_name = coalesce($2, full_name), role = coalesce($3, role), "
+        "is_active = coalesce($4, is_active), "
+        "token_version = token_version + CASE WHEN $4::boolean IS NOT NULL AND NOT $4 "
+        "AND is_active THEN 1 ELSE 0 END, "
+        f"updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+        user_id,
+        allowed.get("full_name"),
+        allowed.get("role"),
+        allowed.get("is_active"),
+    )
+    return dict(row) if row else None
