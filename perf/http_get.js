@@ -1,5 +1,6 @@
 // One GET endpoint under constant load: BASE_URL + TARGET_PATH, VUS virtual users, DURATION.
 // Used by perf/compare_live.py and perf/health_p99.py; thresholds fail the run when missed.
+// AUTHORIZATION, when set, is sent as the Authorization header.
 import http from "k6/http";
 import { check } from "k6";
 
@@ -18,7 +19,9 @@ export const options = {
   },
 };
 
+const params = __ENV.AUTHORIZATION ? { headers: { Authorization: __ENV.AUTHORIZATION } } : {};
+
 export default function () {
-  const res = http.get(base + path);
+  const res = http.get(base + path, params);
   check(res, { "status as expected": (r) => r.status === expected });
 }
