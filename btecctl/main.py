@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 from typing import Annotated
@@ -70,7 +71,8 @@ def run() -> None:
     if isinstance(code, str):
         sys.stderr.write(code + "\n")
         code = FAILED
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a closed pipe (`btecctl ... | head`)
+            stream.flush()
     atexit._run_exitfuncs()  # logging.shutdown and any library's flush hooks
     os._exit(code or 0)
