@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,7 @@ def main() -> None:
     ours, theirs = free_port(), free_port()
     runs: list[Run] = []
     with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, data, ignore_errors=True)  # last, once all stopped
         stack.enter_context(embedded_holder(data))
         env = {"BTEC_JWT_KEYS": f"k1={KEY}", "BTEC_MAIL_CATCHER_PORT": "0",
                "BTEC_RATELIMIT_DEFAULT": "1000000000/1"}  # fmt: skip

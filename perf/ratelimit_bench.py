@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +39,7 @@ def main() -> None:
     on, off = free_port(), free_port()
     runs: list[Run] = []
     with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, data, ignore_errors=True)  # last, once all stopped
         # A separate process holds the embedded servers, so neither server's CPU includes
         # Redis's (it would be a child of whichever started first).
         stack.enter_context(embedded_holder(data))
