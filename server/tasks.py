@@ -9,7 +9,7 @@ from typing import Any
 from saq import Job
 
 from server.infra.mail import Mailer
-from server.infra.tasks import Context, PermanentError, TaskSpec, once
+from server.infra.tasks import Context, PermanentError, TaskFunction, TaskSpec, once
 from server.services import mail as mail_service
 from server.services import passwords as password_service
 from server.services import verification as verification_service
@@ -48,15 +48,7 @@ async def send_password_reset(ctx: Context, *, email: str) -> dict[str, Any]:
         db=pool.acquire, email=email, minutes=settings.reset_token_minutes,
         public_url=settings.public_url,
     )  # fmt: skip
-    if context is None:
-        return {"sent": False}
-    message = mail_service.build(
-        template="password-reset", to=context["to"], sender=settings.smtp_from,
-        context={**context, "service": settings.service_id},
-        request_id=ctx["job"].meta.get("request_id"),
-    )  # fmt: skip
-    await once(ctx, ctx["mailer"].send(message))
-    return {"sent": True}
+    return await _mail_link(ctx, "password-reset", context)
 
 
 async def send_verification(ctx: Context, *, user_id: int) -> dict[str, Any]:
@@ -66,10 +58,16 @@ async def send_verification(ctx: Context, *, user_id: int) -> dict[str, Any]:
     context = await verification_service.issue(
         db=ctx["pool"].acquire, user_id=user_id, public_url=settings.public_url
     )
+    return await _mail_link(ctx, "verify-email", context)
+
+
+async def _mail_link(ctx: Context, template: str, context: dict[str, Any] | None) -> dict[str, Any]:
+    """Send a message carrying a link made in this job (nothing when `context` is None)."""
     if context is None:
         return {"sent": False}
+    settings: Settings = ctx["settings"]
     message = mail_service.build(
-        template="verify-email", to=context["to"], sender=settings.smtp_from,
+        template=template, to=context["to"], sender=settings.smtp_from,
         context={**context, "service": settings.service_id},
         request_id=ctx["job"].meta.get("request_id"),
     )  # fmt: skip
@@ -85,6 +83,19 @@ async def ping(ctx: Context, *, seconds: float = 0.0) -> dict[str, Any]:
     return {"pong": time.time(), "worker": str(getattr(worker, "id", ""))}
 
 
+def mail_link_spec(function: TaskFunction, settings: Settings) -> TaskSpec:
+    """A task that makes a token and mails its link: mail's retries, and a key per
+    recipient and window so that repeats within the window are the resend cooldown."""
+    return TaskSpec(
+        function,
+        timeout=int(settings.smtp_timeout * 2) + 10,
+        retries=settings.mail_retries,
+        retry_delay=settings.mail_retry_delay,
+        max_delay=600.0,
+        idempotent=True,
+    )
+
+
 def specs(settings: Settings) -> list[TaskSpec]:
     return [
         TaskSpec(
@@ -95,21 +106,7 @@ def specs(settings: Settings) -> list[TaskSpec]:
             max_delay=600.0,
             idempotent=True,
         ),
-        TaskSpec(
-            send_password_reset,
-            timeout=int(settings.smtp_timeout * 2) + 10,
-            retries=settings.mail_retries,
-            retry_delay=settings.mail_retry_delay,
-            max_delay=600.0,
-            idempotent=True,  # keyed per address and 2-minute window: the resend cooldown
-        ),
-        TaskSpec(
-            send_verification,
-            timeout=int(settings.smtp_timeout * 2) + 10,
-            retries=settings.mail_retries,
-            retry_delay=settings.mail_retry_delay,
-            max_delay=600.0,
-            idempotent=True,  # keyed per user and 2-minute window: the resend cooldown
-        ),
+        mail_link_spec(send_password_reset, settings),  # keyed per address and 2 minutes
+        mail_link_spec(send_verification, settings),  # keyed per user and 2 minutes
         TaskSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
     ]

@@ -81,6 +81,17 @@ def redis_url() -> Iterator[str]:
             rd.stop()
 
 
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own, which it may stop and start (outages)."""
+    server = EmbeddedRedis(tmp_path / "r")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def database_url(pg_server_url: str) -> Iterator[str]:
     """The session's database, migrated by the same function as `btecctl db migrate`."""

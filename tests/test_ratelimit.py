@@ -9,8 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -104,16 +103,6 @@ async def test_forwarded_for_only_from_trusted_proxies(
     assert second.status == (404 if separate else 429)
     again = await client.get(ROUTE, headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.2"})
     assert again.status == 429  # spoofing the left-most hop does not buy a new bucket
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "r")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_redis_down_open_falls_back_closed_refuses_then_both_recover(

@@ -43,6 +43,12 @@ def parse_keys(spec: str) -> dict[str, bytes]:
     return keys
 
 
+def digest(token: str) -> bytes:
+    """What the database keeps of an opaque token (refresh, reset, verification): its
+    SHA-256, so a leaked table holds nothing usable."""
+    return hashlib.sha256(token.encode()).digest()
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     user_id: int

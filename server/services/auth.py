@@ -4,7 +4,6 @@ refresh tokens rotated on every use with reuse detection (RFC 9700 4.14)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 import time
 import uuid
@@ -16,7 +15,7 @@ from server.infra import tokens as token_infra
 from server.infra.denylist import Denylist
 from server.infra.logging import get_logger
 from server.infra.passwords import Passwords
-from server.infra.tokens import AccessClaims, TokenKeys
+from server.infra.tokens import AccessClaims, TokenKeys, digest
 from server.services.units import Connect
 from server.store import sessions
 from server.store import users as store
@@ -41,10 +40,6 @@ class Session:
         }
 
 
-def _digest(refresh_token: str) -> bytes:
-    return hashlib.sha256(refresh_token.encode()).digest()
-
-
 async def _open(
     conn: Any, keys: TokenKeys, user: dict[str, Any], family: uuid.UUID, days: float
 ) -> Session:
@@ -53,7 +48,7 @@ async def _open(
     refresh = secrets.token_urlsafe(32)
     lifetime = dt.timedelta(days=days)
     await sessions.insert(
-        conn, user_id=user["id"], family=family, token_hash=_digest(refresh),
+        conn, user_id=user["id"], family=family, token_hash=digest(refresh),
         expires_at=dt.datetime.now(dt.UTC) + lifetime,
     )  # fmt: skip
     access, seconds = keys.issue(user["id"], user["token_version"])
@@ -100,7 +95,7 @@ async def refresh(
     again means it was stolen or replayed, so its whole family is revoked."""
     outcome: Session | str
     async with db() as conn, conn.transaction():
-        row = await sessions.take(conn, _digest(refresh_token))
+        row = await sessions.take(conn, digest(refresh_token))
         if row is None or row["revoked_at"] is not None:
             outcome = "the refresh token is not valid"
         elif row["rotated_at"] is not None:
@@ -162,7 +157,7 @@ async def logout(
     (if given, and the user's) with its whole family."""
     if refresh_token:
         async with db() as conn, conn.transaction():
-            row = await sessions.take(conn, _digest(refresh_token))
+            row = await sessions.take(conn, digest(refresh_token))
             if row is not None and row["user_id"] == user_id:
                 await sessions.revoke_family(conn, row["family"])
     try:

@@ -4,13 +4,13 @@ ended when a password changes (OWASP Forgot Password Cheat Sheet)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from typing import Any
 from urllib.parse import quote
 
 from server.errors import DomainError, ValidationFailed
 from server.infra.passwords import Passwords, password_problem
+from server.infra.tokens import digest
 from server.services.units import Connect
 from server.store import resets, sessions
 from server.store import users as store
@@ -34,10 +34,6 @@ class WrongPassword(DomainError):
     title = "The current password is wrong"
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 async def issue_reset(
     *, db: Connect, email: str, minutes: int, public_url: str
 ) -> dict[str, Any] | None:
@@ -50,7 +46,7 @@ async def issue_reset(
             return None
         token = secrets.token_urlsafe(32)
         await resets.replace(
-            conn, user_id=user["id"], token_hash=_digest(token), version=user["token_version"],
+            conn, user_id=user["id"], token_hash=digest(token), version=user["token_version"],
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes),
         )  # fmt: skip
     link = f"{public_url.rstrip('/')}/reset-password?token={quote(token)}"
@@ -81,13 +77,13 @@ async def reset_password(
     password is still the one it was issued under. Returns the user."""
     if why := password_problem(password):
         raise ValidationFailed(errors={"password": [why]})
-    digest = _digest(token)
+    token_hash = digest(token)
     async with db() as conn:
-        if not _usable(await resets.find(conn, digest)):  # cheap refusal before hashing
+        if not _usable(await resets.find(conn, token_hash)):  # cheap refusal before hashing
             raise InvalidResetToken("the reset link is not valid, used or expired")
     hashed = await passwords.hash(password)
     async with db() as conn, conn.transaction():
-        reset = await resets.find(conn, digest, lock=True)
+        reset = await resets.find(conn, token_hash, lock=True)
         if reset is None or not _usable(reset):
             raise InvalidResetToken("the reset link is not valid, used or expired")
         await _new_password(conn, reset["user_id"], hashed)

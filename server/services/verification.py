@@ -4,12 +4,12 @@ is a POST, so link scanners that only GET cannot confirm."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from typing import Any
 from urllib.parse import quote
 
 from server.errors import DomainError
+from server.infra.tokens import digest
 from server.services.units import Connect
 from server.store import users as store
 from server.store import verifications
@@ -27,10 +27,6 @@ class InvalidVerifyToken(DomainError):
     title = "The verification link is not valid"
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 async def issue(*, db: Connect, user_id: int, public_url: str) -> dict[str, Any] | None:
     """A new token for the user's current address (replacing any other), as the mail's
     context; None when there is nothing to verify. Runs in the worker."""
@@ -40,7 +36,7 @@ async def issue(*, db: Connect, user_id: int, public_url: str) -> dict[str, Any]
             return None
         token = secrets.token_urlsafe(32)
         await verifications.replace(
-            conn, user_id=user_id, email=user["email"], token_hash=_digest(token),
+            conn, user_id=user_id, email=user["email"], token_hash=digest(token),
             expires_at=dt.datetime.now(dt.UTC) + LIFETIME,
         )  # fmt: skip
     link = f"{public_url.rstrip('/')}/verify-email?token={quote(token)}"
@@ -59,7 +55,7 @@ def _usable(row: dict[str, Any] | None) -> bool:
 async def preview(*, db: Connect, token: str) -> dict[str, Any]:
     """What confirming would do, without doing it (for a GET on the link)."""
     async with db() as conn:
-        row = await verifications.find(conn, _digest(token))
+        row = await verifications.find(conn, digest(token))
     if row is None or not _usable(row):
         raise InvalidVerifyToken("the verification link is not valid, used or expired")
     return {"email": row["email"], "confirm": "POST this token to confirm the address"}
@@ -68,7 +64,7 @@ async def preview(*, db: Connect, token: str) -> dict[str, Any]:
 async def confirm(*, db: Connect, token: str) -> dict[str, Any]:
     """Mark the address verified: once, within 24 hours, for the address it was sent to."""
     async with db() as conn, conn.transaction():
-        row = await verifications.find(conn, _digest(token), lock=True)
+        row = await verifications.find(conn, digest(token), lock=True)
         if row is None or not _usable(row):
             raise InvalidVerifyToken("the verification link is not valid, used or expired")
         await verifications.confirm(conn, row["user_id"])
