@@ -35,7 +35,7 @@ def _known() -> tuple[dict[str, Any], set[str]]:
 
 
 @contextlib.contextmanager
-def _client(settings: Settings, as_json: bool) -> Iterator[Any]:
+def redis_client(settings: Settings, as_json: bool) -> Iterator[Any]:
     import redis
     import redis.exceptions
 
@@ -99,7 +99,7 @@ def stats(
 
     settings = settings_of(ctx)
     specs, tags = _known()
-    with _client(settings, as_json) as client:
+    with redis_client(settings, as_json) as client:
         entries = cache.entry_stats(client)
         gens = cache.generations(client, sorted(tags))
         memory = client.info("memory")
@@ -172,7 +172,7 @@ def flush(
     _, tags = _known()
     if tag is not None and tag not in tags:
         fail(f"unknown tag {tag!r}; known: {', '.join(sorted(tags))}", code=USAGE, as_json=as_json)
-    with _client(settings, as_json) as client:
+    with redis_client(settings, as_json) as client:
         if tag is not None:
             result: dict[str, Any] = {
                 "ok": True,

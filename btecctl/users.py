@@ -1,4 +1,5 @@
-"""btecctl users: the first admin, listing accounts, deactivating one, setting a password."""
+"""btecctl users: the first admin, listing accounts, deactivating one, setting a password,
+and clearing an address's failed sign-ins."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from server.settings import Settings
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, help="Accounts: create the first admin, list, "
-                  "deactivate, set a password.")  # fmt: skip
+                  "deactivate, set a password, clear failed sign-ins.")  # fmt: skip
 EmailArg = Annotated[str, typer.Argument(help="The account's email address.")]
 PasswordStdin = Annotated[
     bool,
@@ -203,3 +204,21 @@ def set_password_command(
             passwords.close()
 
     _show(_run(ctx, as_json, work), "password set for", as_json)
+
+
+@app.command("unthrottle")
+def unthrottle_command(ctx: typer.Context, email: EmailArg, as_json: JsonOpt = False) -> None:
+    """Forget an address's failed sign-ins, so its next attempt is not delayed (see
+    BTEC_LOGIN_BACKOFF_*)."""
+    from btecctl.cache import redis_client
+    from server.infra.loginguard import LoginGuard
+
+    address = _email(email, as_json)
+    key = LoginGuard.key(address)
+    with redis_client(settings_of(ctx), as_json) as client:
+        failures = int(client.hget(key, "fails") or 0)
+        client.delete(key)
+    if as_json:
+        emit_json({"ok": True, "email": address, "failures_forgotten": failures})
+    else:
+        err_console.print(f"[green]forgot[/] {failures} failed sign-ins for {address}")

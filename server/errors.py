@@ -133,6 +133,11 @@ class RateLimited(DomainError):
     title = "Too many requests"
 
 
+class LoginThrottled(RateLimited):
+    code = "login_throttled"
+    title = "Too many failed sign-ins for this account"
+
+
 class RateLimitUnavailable(ServiceUnavailable):
     code = "ratelimit_unavailable"
     title = "Rate limiting is unavailable"

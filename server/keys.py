@@ -13,12 +13,13 @@ if TYPE_CHECKING:
     from server.infra.cache import Cache
     from server.infra.denylist import Denylist
     from server.infra.lifecycle import Lifecycle
+    from server.infra.loginguard import LoginGuard
     from server.infra.mail import Mailer
     from server.infra.metrics import Metrics
     from server.infra.passwords import Passwords
     from server.infra.ratelimit import RateLimiter
     from server.infra.tasks import Tasks
-    from server.infra.tokens import TokenKeys
+    from server.infra.tokens import AccessClaims, InvalidToken, TokenKeys
     from server.services.health import HealthService
     from server.settings import Settings
 
@@ -36,6 +37,9 @@ CACHE: web.AppKey[Cache] = web.AppKey("cache")
 PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords")
 TOKEN_KEYS: web.AppKey[TokenKeys] = web.AppKey("token_keys")
 DENYLIST: web.AppKey[Denylist] = web.AppKey("denylist")
+LOGIN_GUARD: web.AppKey[LoginGuard] = web.AppKey("login_guard")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication
+# A bearer token's claims or why it is not valid, decoded once per request (None: no token).
+CLAIMS: web.RequestKey[AccessClaims | InvalidToken | None] = web.RequestKey("claims")

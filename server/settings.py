@@ -215,6 +215,24 @@ class Settings(BaseSettings):
     reset_token_minutes: Annotated[int, Field(ge=5, le=120)] = Field(
         30, description="How long a password-reset link works, in minutes (once)."
     )
+    login_backoff_after: Annotated[int, Field(ge=1, le=100)] = Field(
+        5,
+        description="Failed sign-ins in a row for one email address after which each further "
+        "attempt must wait (per account, from any client IP).",
+    )
+    login_backoff_base_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        1.0,
+        description="The first wait after BTEC_LOGIN_BACKOFF_AFTER failures; it doubles "
+        "with each further failure.",
+    )
+    login_backoff_max_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
+        900.0, description="The longest wait between sign-in attempts for one account."
+    )
+    login_backoff_reset_seconds: Annotated[float, Field(gt=0, le=604800)] = Field(
+        3600.0,
+        description="An account's failure count is forgotten this many seconds after its last "
+        "attempt (a right password clears it at once).",
+    )
     password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
         2,
         description="Passwords hashed at once per process; more wait. Each hash holds "

@@ -61,6 +61,16 @@ async def send_verification(ctx: Context, *, user_id: int) -> dict[str, Any]:
     return await _mail_link(ctx, "verify-email", context)
 
 
+async def send_email_change(ctx: Context, *, user_id: int, email: str) -> dict[str, Any]:
+    """Make a token for the new address the user asked for and mail its link there (unless
+    the address was taken meanwhile). The token never sits in the job's arguments."""
+    settings: Settings = ctx["settings"]
+    context = await verification_service.issue(
+        db=ctx["pool"].acquire, user_id=user_id, public_url=settings.public_url, new_email=email
+    )
+    return await _mail_link(ctx, "email-change", context)
+
+
 async def _mail_link(ctx: Context, template: str, context: dict[str, Any] | None) -> dict[str, Any]:
     """Send a message carrying a link made in this job (nothing when `context` is None)."""
     if context is None:
@@ -108,5 +118,6 @@ def specs(settings: Settings) -> list[TaskSpec]:
         ),
         mail_link_spec(send_password_reset, settings),  # keyed per address and 2 minutes
         mail_link_spec(send_verification, settings),  # keyed per user and 2 minutes
+        mail_link_spec(send_email_change, settings),  # keyed per user, address and 2 minutes
         TaskSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
     ]

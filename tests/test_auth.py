@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 from server.app import create_app
 from server.infra.tokens import AUDIENCE, TokenKeys
 from server.settings import Settings
-from tests.helpers import cli_env
+from tests.helpers import cli_env, closed_port
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery staple"
@@ -256,8 +257,84 @@ def test_bad_key_settings_name_the_variable(cli: Callable[..., Any]) -> None:
 
 
 async def test_login_is_rate_limited_per_client(http: Any) -> None:
-    statuses = [(await login(http, "x@example.org", "wrong password")).status for _ in range(11)]
+    statuses = [(await login(http, f"x{i}@example.org", "wrong password")).status
+                for i in range(11)]  # fmt: skip
     assert statuses == [401] * 10 + [429]
+
+
+async def test_failed_logins_back_off_per_account(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+) -> None:  # fmt: skip
+    """Three failures in a row delay the account, whichever client IP tries next; the delay
+    doubles with each further failure, expires, and a right password clears the count."""
+    settings = make_settings(**CHEAP, trusted_proxies="127.0.0.1/32", login_backoff_after=3,
+                             login_backoff_base_seconds=1, login_backoff_max_seconds=2)  # fmt: skip
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+
+    async def attempt(ip: str, password: str = "wrong password",  # noqa: S107
+                      email: str = "ada@example.org") -> Any:  # fmt: skip
+        return await http.post("/api/v1/auth/login", json={"email": email, "password": password},
+                               headers={"X-Forwarded-For": ip})  # fmt: skip
+
+    assert [(await attempt(f"192.0.2.{i}")).status for i in range(3)] == [401] * 3
+    started = time.monotonic()
+    for ip in ("198.51.100.7", "203.0.113.9"):  # other IPs: still delayed, right password too
+        for password in ("wrong password", PASSWORD):
+            held = await attempt(ip, password)
+            assert held.status == 429
+            problem = await held.json(content_type=PROBLEM)
+            assert problem["code"] == "login_throttled"
+            assert held.headers["Retry-After"] == "1"
+    unknown = [(await attempt("192.0.2.50", email="nobody@example.org")).status for _ in range(4)]
+    assert unknown == [401, 401, 401, 429]  # unknown addresses are delayed the same way
+
+    await asyncio.sleep(max(0.0, 1.05 - (time.monotonic() - started)))
+    assert (await attempt("192.0.2.60")).status == 401  # the delay expired; the 4th failure
+    doubled = await attempt("192.0.2.61", PASSWORD)
+    assert doubled.status == 429
+    assert doubled.headers["Retry-After"] == "2"  # 2 x 1 s, the cap
+    await asyncio.sleep(2.05)
+    assert (await attempt("192.0.2.62", PASSWORD)).status == 200  # never a lockout
+    assert [(await attempt("192.0.2.63")).status for _ in range(3)] == [401] * 3  # count reset
+    metrics = await (await http.get("/metrics")).text()
+    assert 'btec_ratelimit_decisions_total{policy="auth_login_account",result="limited"}' in metrics
+
+
+async def test_an_operator_can_clear_an_accounts_failed_logins(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+) -> None:  # fmt: skip
+    settings = make_settings(**CHEAP, login_backoff_after=2, login_backoff_base_seconds=600)
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+    assert [(await login(http, "ada@example.org", "nope nope")).status for _ in range(2)] == [
+        401
+    ] * 2
+    held = await login(http, "ada@example.org")
+    assert (held.status, held.headers["Retry-After"]) == (429, "600")
+    result = await acli("users", "unthrottle", "ADA@example.org", "--json", env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"ok": True, "email": "ADA@example.org",
+                                         "failures_forgotten": 2}  # fmt: skip
+    assert (await login(http, "ada@example.org")).status == 200
+    bad = await acli("users", "unthrottle", "not an address", "--json", env=cli_env(settings))
+    assert bad.exit_code == 2
+    down = cli_env(settings) | {"BTEC_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+    unreachable = await acli("users", "unthrottle", "ada@example.org", "--json", env=down)
+    assert unreachable.exit_code == 3
+    assert json.loads(unreachable.output.splitlines()[0])["ok"] is False
+
+
+async def test_login_backoff_with_redis_down_lets_the_ip_policy_decide(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+) -> None:  # fmt: skip
+    settings = make_settings(**CHEAP, redis_url=f"redis://127.0.0.1:{closed_port()}/0",
+                             ratelimit_policies="auth_login=10/60:open")  # fmt: skip
+    http = await aiohttp_client(create_app(settings))
+    statuses = [(await login(http, "ada@example.org", "wrong password")).status for _ in range(7)]
+    assert statuses == [401] * 7  # no per-account count without Redis; the IP policy decides
 
 
 async def signed_in(http: Any, email: str) -> dict[str, Any]:

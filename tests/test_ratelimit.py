@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from server.app import create_app
 from server.infra.embedded import EmbeddedRedis
+from server.infra.tokens import TokenKeys
 from server.settings import Settings
 from tests.helpers import cli_env, closed_port
 
@@ -85,6 +86,26 @@ async def test_route_declares_its_own_policy(
     ]
     assert statuses == [202, 202, 429]
     assert (await client.get(ROUTE)).status == 404  # the default policy is separate
+
+
+async def test_signed_in_requests_count_per_user(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """Users behind one address (a college's NAT) each get their own budget; a token that
+    does not verify counts against the address."""
+    settings = make_settings(ratelimit_default="2/60")
+    client = await limited_client(aiohttp_client, settings)
+    tokens = TokenKeys(settings)
+    ada, sam = (tokens.issue(user_id, 0)[0] for user_id in (1, 2))
+
+    async def status(token: str) -> int:
+        return (await client.get(ROUTE, headers={"Authorization": f"Bearer {token}"})).status
+
+    assert [await status(ada) for _ in range(3)] == [404, 404, 429]
+    assert [await status(sam) for _ in range(3)] == [404, 404, 429]
+    forged = ada[:-4] + ("AAAA" if not ada.endswith("AAAA") else "BBBB")
+    assert [await status(forged) for _ in range(2)] == [404, 404]  # the address's own budget
+    assert (await client.get(ROUTE)).status == 429  # the same address, no token
 
 
 @pytest.mark.parametrize(("trusted", "separate"), [("127.0.0.1/32", True), ("", False)])

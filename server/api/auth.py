@@ -17,14 +17,16 @@ from server import keys
 from server.api.fields import MailAddress
 from server.api.limits import limited
 from server.api.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
-from server.errors import EmailUnverified, Forbidden, Unauthorized
+from server.errors import EmailUnverified, Forbidden, InvalidToken, Unauthorized
+from server.infra import tokens as token_infra
+from server.infra.auth import bearer_claims
 from server.infra.passwords import MAX_LENGTH
 from server.infra.postgres import connection
 from server.infra.tokens import AccessClaims
 from server.services import auth, verification
 from server.services import passwords as password_service
 from server.services.passwords import FORGOT_ANSWER
-from server.services.users import create_user, public
+from server.services.users import create_user
 
 routes = web.RouteTableDef()
 H = TypeVar("H", bound=Callable[..., Any])
@@ -33,7 +35,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 SIGNED_IN: list[dict[str, list[str]]] = [{BEARER: []}]
 # What a signed-in user whose address is not verified yet may do; every other protected
 # route answers 403 email_unverified (checked in signed_in, the one bearer check).
-UNVERIFIED_MAY = frozenset({"users_me", "auth_verify_request", "auth_logout", "auth_logout_all"})
+UNVERIFIED_MAY = frozenset(
+    {"users_me", "users_me_update", "auth_verify_request", "auth_logout", "auth_logout_all"}
+)
 REFRESH_EXAMPLE = "q2Xo4l0o1o4-5pY0i3M9g0dT6a8u1bQx2n6Jc0Wk3rE"
 
 
@@ -64,14 +68,14 @@ class LogoutSchema(Schema):
 
 async def signed_in(request: web.Request) -> tuple[dict[str, Any], AccessClaims]:
     """The signed-in user and the token's claims; 401 with WWW-Authenticate else."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    claims = bearer_claims(request)
+    if claims is None:
         raise Unauthorized("a bearer access token is required")
-    app = request.app
-    user, claims = await auth.authenticate(
-        db=lambda: connection(request), keys=app[keys.TOKEN_KEYS],
-        denylist=app[keys.DENYLIST], token=token.strip(),
-    )  # fmt: skip
+    if isinstance(claims, token_infra.InvalidToken):
+        raise InvalidToken(str(claims))
+    user = await auth.authenticate(
+        db=lambda: connection(request), denylist=request.app[keys.DENYLIST], claims=claims
+    )
     request[keys.USER_ID] = str(user["id"])
     if user["email_verified_at"] is None and request.match_info.route.name not in UNVERIFIED_MAY:
         raise EmailUnverified("verify your email address first: see /api/v1/auth/verify/request")
@@ -121,12 +125,18 @@ USER_EXAMPLE = {
     description="Answers an access token (a JWT for `Authorization: Bearer ...`, valid for "
     "`expires_in` seconds) and a refresh token for `/auth/refresh`. An unknown email, a wrong "
     "password and a deactivated account get the same 401 `invalid_credentials` after the "
-    "same work. Limited per client IP.",
+    "same work. Limited per client IP, and per account: after BTEC_LOGIN_BACKOFF_AFTER "
+    "failures in a row an address must wait (429 `login_throttled` with `Retry-After`), "
+    "twice as long after each further failure, up to BTEC_LOGIN_BACKOFF_MAX_SECONDS.",
     security=[{}],
     responses={
         200: json_response("Signed in", SESSION_EXAMPLE),
         **problem_responses(
-            "invalid_credentials", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
+            "invalid_credentials",
+            "login_throttled",
+            "validation_failed",
+            "malformed_body",
+            *LIMITED_PROBLEMS,
         ),
     },
 )
@@ -138,7 +148,8 @@ async def login(request: web.Request) -> web.Response:
     body, app = request["data"], request.app
     session = await auth.login(
         db=lambda: connection(request), passwords=app[keys.PASSWORDS],
-        keys=app[keys.TOKEN_KEYS], email=body["email"], password=body["password"],
+        keys=app[keys.TOKEN_KEYS], guard=app[keys.LOGIN_GUARD], email=body["email"],
+        password=body["password"],
         refresh_days=app[keys.SETTINGS].refresh_token_days,
     )  # fmt: skip
     return web.json_response(session.as_dict(), headers=NO_STORE)
@@ -265,10 +276,8 @@ async def _tell_password_changed(request: web.Request, user: dict[str, Any]) -> 
 @routes.post("/api/v1/auth/password/forgot", name="auth_password_forgot")
 async def forgot(request: web.Request) -> web.Response:
     email = request["data"]["email"]
-    window = int(time.time() // 120)
-    address = hashlib.sha256(email.lower().encode()).hexdigest()[:16]
     await request.app[keys.TASKS].enqueue(
-        "send_password_reset", key=f"password-reset:{address}:{window}", email=email
+        "send_password_reset", key=f"password-reset:{address_key(email)}:{cooldown()}", email=email
     )
     return web.json_response(FORGOT_ANSWER, status=202, headers=NO_STORE)
 
@@ -355,10 +364,19 @@ class VerifySchema(Schema):
 
 
 async def _send_verification(request: web.Request, user_id: int) -> None:
-    window = int(time.time() // 120)
     await request.app[keys.TASKS].enqueue(
-        "send_verification", key=f"verify:{user_id}:{window}", user_id=user_id
+        "send_verification", key=f"verify:{user_id}:{cooldown()}", user_id=user_id
     )
+
+
+def cooldown() -> int:
+    """The 2-minute window a link mail is keyed on: repeats within it send nothing more."""
+    return int(time.time() // 120)
+
+
+def address_key(email: str) -> str:
+    """An address in a job key, without the address itself (job keys show in saq's UI)."""
+    return hashlib.sha256(email.lower().encode()).hexdigest()[:16]
 
 
 @docs(
@@ -445,14 +463,21 @@ async def verify_preview(request: web.Request) -> web.Response:
 @docs(
     tags=["auth"],
     summary="Confirm the email address",
-    description="Once, within 24 hours, and only for the address the link was sent to.",
+    description="Once, within 24 hours, and only for the address the link was sent to. A "
+    "link for a new address (from `PATCH /users/me`) makes it the account's address and mails "
+    "a notice to the old one; 409 `email_taken` if another account took it meanwhile.",
     security=[{}],
     responses={
         200: json_response(
             "Verified", {"status": "verified", "email": "student@college.example.ac.uk"}
         ),
         **problem_responses(
-            "invalid_verify_token", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
+            "invalid_verify_token",
+            "email_taken",
+            "validation_failed",
+            "malformed_body",
+            "queue_unavailable",
+            *LIMITED_PROBLEMS,
         ),
     },
 )
@@ -460,22 +485,14 @@ async def verify_preview(request: web.Request) -> web.Response:
 @limited("auth_verify_confirm", "20/300:closed")
 @routes.post("/api/v1/auth/verify/confirm", name="auth_verify_confirm")
 async def verify_confirm(request: web.Request) -> web.Response:
-    user = await verification.confirm(
+    user, replaced = await verification.confirm(
         db=lambda: connection(request), token=request["data"]["token"]
     )
+    if replaced is not None:  # tell the old address where the account went
+        await request.app[keys.TASKS].enqueue(
+            "send_email", key=f"email-changed:{user['id']}:{address_key(user['email'])}",
+            template="email-changed", to=replaced,
+            context={"name": user["full_name"], "new_email": user["email"],
+                     "service": request.app[keys.SETTINGS].service_id},
+        )  # fmt: skip
     return web.json_response({"status": "verified", "email": user["email"]}, headers=NO_STORE)
-
-
-@docs(
-    tags=["users"],
-    summary="The signed-in user's profile",
-    security=SIGNED_IN,
-    responses={
-        200: json_response("The profile", USER_EXAMPLE),
-        **problem_responses("unauthorized", "invalid_token", *LIMITED_PROBLEMS),
-    },
-)
-@routes.get("/api/v1/users/me", name="users_me")
-async def me(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    return web.json_response(public(user), headers=NO_STORE)

@@ -10,10 +10,12 @@ from aiohttp import web
 
 from server import keys
 from server.errors import RateLimited, RateLimitUnavailable
+from server.infra.auth import bearer_claims
 from server.infra.logging import get_logger
 from server.infra.metrics import Metrics
 from server.infra.ratelimit import Decision
 from server.infra.ratepolicy import Policy
+from server.infra.tokens import AccessClaims
 from server.settings import Settings
 
 log = get_logger("btec.ratelimit")
@@ -98,8 +100,12 @@ class RateLimits:
         return policy
 
     def principal(self, request: web.Request) -> str:
-        user = request.get(keys.USER_ID)
-        return f"user:{user}" if user else f"ip:{client_ip(request, self.trusted)}"
+        """The user of a valid bearer token (checked for revocation later, by the handler),
+        else the client IP."""
+        claims = bearer_claims(request)
+        if isinstance(claims, AccessClaims):
+            return f"user:{claims.user_id}"
+        return f"ip:{client_ip(request, self.trusted)}"
 
     async def check(self, request: web.Request, policy: Policy) -> Decision:
         """A decision that allows; raise RateLimited or RateLimitUnavailable otherwise."""

@@ -59,6 +59,11 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "payload_too_large": (413, "The request body is too large", "Maximum request body size"),
     "validation_failed": (422, "The request is not valid", "see errors"),
     "rate_limited": (429, "Too many requests", "too many requests; retry in 12 s"),
+    "login_throttled": (
+        429,
+        "Too many failed sign-ins for this account",
+        "too many failed sign-ins for this account; retry in 4 s",
+    ),
     "internal_error": (500, "Internal server error", "an unexpected error occurred"),
     "db_pool_timeout": (503, "The database is busy", "no database connection became free"),
     "db_unavailable": (503, "The database is unavailable", "the database cannot be reached"),

@@ -1,14 +1,18 @@
-"""The password hasher and the token keys of an app, and their cleanup_ctx."""
+"""The password hasher and the token keys of an app, their cleanup_ctx, and a request's bearer
+token decoded once."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from multidict import istr
 
 from server import keys
 from server.infra.passwords import Passwords
-from server.infra.tokens import TokenKeys
+from server.infra.tokens import AccessClaims, InvalidToken, TokenKeys
+
+AUTHORIZATION = istr("Authorization")
 
 
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -21,3 +25,23 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         passwords.close()
+
+
+def bearer_claims(request: web.Request) -> AccessClaims | InvalidToken | None:
+    """The claims of the request's bearer token, or why it is not valid; None without one.
+    Decoded once per request: the rate limiter keys on the user, the handler then checks
+    revocation and the account."""
+    try:
+        return request[keys.CLAIMS]
+    except KeyError:
+        pass
+    found: AccessClaims | InvalidToken | None = None
+    scheme, _, token = request.headers.get(AUTHORIZATION, "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        try:
+            found = request.app[keys.TOKEN_KEYS].decode(token)
+        except InvalidToken as exc:
+            found = exc
+    request[keys.CLAIMS] = found
+    return found

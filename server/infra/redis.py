@@ -10,6 +10,7 @@ from aiohttp import web
 from server import keys
 from server.infra.cache import Cache
 from server.infra.denylist import Denylist
+from server.infra.loginguard import LoginGuard
 from server.infra.ratelimit import RateLimiter
 from server.infra.redisbatch import ScriptBatcher
 from server.settings import Settings
@@ -35,6 +36,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.RATE_LIMITER] = RateLimiter(batcher)
     app[keys.CACHE] = Cache(client, app[keys.SETTINGS], app[keys.METRICS], batcher)
     app[keys.DENYLIST] = Denylist(batcher)
+    app[keys.LOGIN_GUARD] = LoginGuard(batcher, app[keys.SETTINGS], app[keys.METRICS])
     try:
         yield
     finally:

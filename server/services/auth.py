@@ -10,10 +10,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from server.errors import InvalidCredentials, InvalidToken
+from server.errors import InvalidCredentials, InvalidToken, LoginThrottled
 from server.infra import tokens as token_infra
 from server.infra.denylist import Denylist
 from server.infra.logging import get_logger
+from server.infra.loginguard import LoginGuard
 from server.infra.passwords import Passwords
 from server.infra.tokens import AccessClaims, TokenKeys, digest
 from server.services.units import Connect
@@ -60,17 +61,26 @@ async def login(
     db: Connect,
     passwords: Passwords,
     keys: TokenKeys,
+    guard: LoginGuard | None,
     email: str,
     password: str,
     refresh_days: float,
 ) -> Session:
     """A session for the right password of an active account; one answer for every failure,
-    after the same hashing work whether or not the account exists."""
+    after the same hashing work whether or not the account exists. An address with too many
+    failures in a row must wait first (LoginThrottled), known or not."""
+    if guard is not None and (throttle := await guard.attempt(email)) is not None:
+        raise LoginThrottled(
+            f"too many failed sign-ins for this account; retry in {throttle.retry_after_header} s",
+            headers={"Retry-After": throttle.retry_after_header},
+        )
     async with db() as conn:
         user = await store.by_email(conn, email)
     stored = user["password_hash"] if user else None
     if not await passwords.verify(stored, password) or user is None or not user["is_active"]:
         raise InvalidCredentials("the email or password is wrong")
+    if guard is not None:
+        await guard.succeeded(email)
     fresh = (
         await passwords.hash(password) if passwords.needs_rehash(user["password_hash"]) else None
     )
@@ -118,21 +128,17 @@ async def refresh(
 
 
 async def authenticate(
-    *, db: Connect, keys: TokenKeys, denylist: Denylist | None, token: str
-) -> tuple[dict[str, Any], AccessClaims]:
-    """The user a valid access token belongs to: signature and claims, not logged out, and
-    the account still active at the token's version."""
-    try:
-        claims = keys.decode(token)
-    except token_infra.InvalidToken as exc:
-        raise InvalidToken(str(exc)) from None
+    *, db: Connect, denylist: Denylist | None, claims: AccessClaims
+) -> dict[str, Any]:
+    """The user a valid access token (its signature and claims checked) belongs to: not
+    logged out, and the account still active at the token's version."""
     if denylist is not None and await _denied(denylist, claims.jti):
         raise InvalidToken("the token has been revoked")
     async with db() as conn:
         user = await store.by_id(conn, claims.user_id)
     if user is None or not user["is_active"] or user["token_version"] != claims.version:
         raise InvalidToken("the token has been revoked")
-    return user, claims
+    return user
 
 
 async def _denied(denylist: Denylist, jti: str) -> bool:

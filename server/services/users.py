@@ -8,6 +8,7 @@ from typing import Any
 
 from server.errors import EmailTaken, NotFound, ValidationFailed
 from server.infra.passwords import Passwords, password_problem
+from server.services.passwords import WrongPassword
 from server.services.units import Connect
 from server.store import sessions
 from server.store import users as store
@@ -141,3 +142,40 @@ async def update_user(*, db: Connect, user_id: int, changes: dict[str, Any]) -> 
     if user is None:
         raise NotFound(f"no user has id {user_id}")
     return public(user)
+
+
+async def update_me(
+    *,
+    db: Connect,
+    passwords: Passwords,
+    user: dict[str, Any],
+    full_name: str | None,
+    email: str | None,
+    current_password: str | None,
+) -> tuple[dict[str, Any], str | None]:
+    """The signed-in user's own changes: a new name at once; a new address only once it is
+    confirmed from a link mailed to it (the caller queues that mail), and only with the
+    current password, so a stolen access token cannot take the account over. Returns the
+    profile and the address waiting for confirmation, if any."""
+    problems: dict[str, list[str]] = {}
+    if full_name is not None:
+        full_name = unicodedata.normalize("NFC", full_name.strip())
+        if why := _name_problem(full_name):
+            problems["full_name"] = [why]
+    pending = email if email is not None and email.lower() != user["email"].lower() else None
+    if pending is not None and current_password is None:
+        problems["current_password"] = ["Required to change the email address."]
+    if full_name is None and email is None:
+        problems["_schema"] = ["Send full_name, email or both."]
+    if problems:
+        raise ValidationFailed(errors=problems)
+    if pending is not None:
+        if not await passwords.verify(user["password_hash"], current_password or ""):
+            raise WrongPassword("the current password is wrong")
+        async with db() as conn:
+            if await store.by_email(conn, pending) is not None:
+                raise EmailTaken("an account uses this email address")
+    if full_name is not None and full_name != user["full_name"]:
+        async with db() as conn:
+            user = await store.update(conn, user["id"], {"full_name": full_name}) or user
+    return public(user), pending

@@ -1,5 +1,6 @@
-"""Email verification: tokens bound to (user, address), valid 24 hours, used once; confirming
-is a POST, so link scanners that only GET cannot confirm."""
+"""Email verification and address changes: tokens bound to (user, address), valid 24 hours,
+used once; confirming is a POST, so link scanners that only GET cannot confirm. A token for a
+new address makes it the account's address when confirmed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from server.errors import DomainError
+from server.errors import DomainError, EmailTaken
 from server.infra.tokens import digest
 from server.services.units import Connect
 from server.store import users as store
@@ -27,27 +28,39 @@ class InvalidVerifyToken(DomainError):
     title = "The verification link is not valid"
 
 
-async def issue(*, db: Connect, user_id: int, public_url: str) -> dict[str, Any] | None:
-    """A new token for the user's current address (replacing any other), as the mail's
-    context; None when there is nothing to verify. Runs in the worker."""
+async def issue(
+    *, db: Connect, user_id: int, public_url: str, new_email: str | None = None
+) -> dict[str, Any] | None:
+    """A new token (replacing any other) as the mail's context: for the user's current
+    address, or for `new_email` the user asked to change to. None when there is nothing to
+    confirm: the account is gone or inactive, the address is verified already, or the new
+    address is the current one or taken since. Runs in the worker."""
     async with db() as conn:
         user = await store.by_id(conn, user_id)
-        if user is None or not user["is_active"] or user["email_verified_at"] is not None:
+        if user is None or not user["is_active"]:
             return None
+        if new_email is None:
+            if user["email_verified_at"] is not None:
+                return None
+            address = user["email"]
+        elif new_email.lower() == user["email"].lower() or await store.by_email(conn, new_email):
+            return None
+        else:
+            address = new_email
         token = secrets.token_urlsafe(32)
         await verifications.replace(
-            conn, user_id=user_id, email=user["email"], token_hash=digest(token),
-            expires_at=dt.datetime.now(dt.UTC) + LIFETIME,
+            conn, user_id=user_id, email=address, token_hash=digest(token),
+            expires_at=dt.datetime.now(dt.UTC) + LIFETIME, new_address=new_email is not None,
         )  # fmt: skip
     link = f"{public_url.rstrip('/')}/verify-email?token={quote(token)}"
-    return {"name": user["full_name"], "link": link, "to": user["email"]}
+    return {"name": user["full_name"], "link": link, "to": address, "current": user["email"]}
 
 
 def _usable(row: dict[str, Any] | None) -> bool:
     return (
         row is not None
         and row["is_active"]
-        and row["email"].lower() == row["current_email"].lower()
+        and (row["new_address"] or row["email"].lower() == row["current_email"].lower())
         and row["expires_at"] > dt.datetime.now(dt.UTC)
     )
 
@@ -61,13 +74,15 @@ async def preview(*, db: Connect, token: str) -> dict[str, Any]:
     return {"email": row["email"], "confirm": "POST this token to confirm the address"}
 
 
-async def confirm(*, db: Connect, token: str) -> dict[str, Any]:
-    """Mark the address verified: once, within 24 hours, for the address it was sent to."""
+async def confirm(*, db: Connect, token: str) -> tuple[dict[str, Any], str | None]:
+    """Mark the address verified: once, within 24 hours, for the address it was sent to.
+    Returns the user and, when the token carried a new address, the address it replaced."""
     async with db() as conn, conn.transaction():
         row = await verifications.find(conn, digest(token), lock=True)
         if row is None or not _usable(row):
             raise InvalidVerifyToken("the verification link is not valid, used or expired")
-        await verifications.confirm(conn, row["user_id"])
+        if not await verifications.confirm(conn, row["user_id"], row["email"]):
+            raise EmailTaken("another account uses this email address now")
         user = await store.by_id(conn, row["user_id"])
     assert user is not None
-    return user
+    return user, row["current_email"] if row["new_address"] else None
