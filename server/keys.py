@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import asyncio
+    from typing import Any
+
     import asyncpg
     import redis.asyncio as aioredis
 
@@ -43,3 +46,5 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication
 # A bearer token's claims or why it is not valid, decoded once per request (None: no token).
 CLAIMS: web.RequestKey[AccessClaims | InvalidToken | None] = web.RequestKey("claims")
+# The logout (jti denylist) check of a valid bearer token, started with the claims.
+DENIED: web.RequestKey[asyncio.Future[Any]] = web.RequestKey("denied")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import re
 import time
@@ -19,7 +18,7 @@ from multidict import CIMultiDict, istr
 from server import keys
 from server.api.limits import RateLimits
 from server.errors import DomainError, InternalError, from_domain, from_http
-from server.infra.logging import ACCESS_LOGGER, get_logger, request_id_var
+from server.infra.logging import get_logger, log_access, request_id_var
 from server.infra.metrics import UNMATCHED_ROUTE, Metrics
 from server.settings import Settings
 
@@ -34,8 +33,6 @@ _PROBE_PREFIX = "/api/v1/health"
 UNTRACKED_PATHS = frozenset({"/metrics"})
 
 log = get_logger("btec.http")
-access_log = get_logger(ACCESS_LOGGER)
-_access_std = logging.getLogger(ACCESS_LOGGER)
 
 
 # New ids: a random per-process prefix and a counter; unique, 32 hex digits, and cheap.
@@ -135,17 +132,16 @@ def _schema_lookup() -> Callable[[web.Request], bool]:
 def _access(request: web.Request, method: str, route: str, status: int, elapsed: float) -> None:
     # Probes run every few seconds: keep them out of INFO logs.
     level = 10 if status < 500 and request.path.startswith(_PROBE_PREFIX) else 20
-    if not _access_std.isEnabledFor(level):  # the stdlib check is 10x cheaper than structlog's
-        return
-    access_log.log(
+    log_access(
         level,
-        "request",
-        method=method,
-        route=route,
-        path=request.path,
-        status=status,
-        duration_s=round(elapsed, 6),
-        client_ip=request.remote,
+        {
+            "method": method,
+            "route": route,
+            "path": request.path,
+            "status": status,
+            "duration_s": round(elapsed, 6),
+            "client_ip": request.remote,
+        },
     )
 
 

@@ -61,6 +61,22 @@ async def test_concurrent_requests_beyond_pool_size_queue_then_succeed(
     assert {r.status for r in results} == {200}
 
 
+async def test_released_connections_come_back_clean(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """The pool's light reset still rolls back what a caller left open."""
+    app = create_app(make_settings(db_pool_min_size=1, db_pool_max_size=1))
+    await aiohttp_client(app)
+    pool = app[keys.DB_POOL]
+    async with pool.acquire() as conn:
+        await conn.execute("BEGIN")
+        await conn.execute("CREATE TEMP TABLE left_open (x int)")
+    async with pool.acquire() as conn:  # the same, only connection
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+        assert await conn.fetchval("SHOW application_name") == "btec-test"
+
+
 async def test_pool_settings_reach_the_server(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:

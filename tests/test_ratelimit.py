@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from pydantic import SecretStr
 
 from server.app import create_app
@@ -86,6 +87,18 @@ async def test_route_declares_its_own_policy(
     ]
     assert statuses == [202, 202, 429]
     assert (await client.get(ROUTE)).status == 404  # the default policy is separate
+
+
+async def test_scripts_load_again_after_redis_forgets_them(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    client = await limited_client(aiohttp_client, make_settings(ratelimit_default="3/60"))
+    assert (await client.get(ROUTE)).status == 404
+    flusher = redis.Redis.from_url(redis_url)
+    flusher.script_flush()  # as after a Redis restart, minus the data
+    flusher.close()
+    statuses = await asyncio.gather(*(client.get(ROUTE) for _ in range(3)))
+    assert sorted(r.status for r in statuses) == [404, 404, 429]  # the count carried on
 
 
 async def test_signed_in_requests_count_per_user(

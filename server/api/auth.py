@@ -74,7 +74,7 @@ async def signed_in(request: web.Request) -> tuple[dict[str, Any], AccessClaims]
     if isinstance(claims, token_infra.InvalidToken):
         raise InvalidToken(str(claims))
     user = await auth.authenticate(
-        db=lambda: connection(request), denylist=request.app[keys.DENYLIST], claims=claims
+        db=lambda: connection(request), claims=claims, denied=request.get(keys.DENIED)
     )
     request[keys.USER_ID] = str(user["id"])
     if user["email_verified_at"] is None and request.match_info.route.name not in UNVERIFIED_MAY:

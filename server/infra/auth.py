@@ -30,7 +30,8 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 def bearer_claims(request: web.Request) -> AccessClaims | InvalidToken | None:
     """The claims of the request's bearer token, or why it is not valid; None without one.
     Decoded once per request: the rate limiter keys on the user, the handler then checks
-    revocation and the account."""
+    revocation and the account. The logout check starts here (keys.DENIED), so it joins the
+    rate limiter's Redis round trip."""
     try:
         return request[keys.CLAIMS]
     except KeyError:
@@ -43,5 +44,7 @@ def bearer_claims(request: web.Request) -> AccessClaims | InvalidToken | None:
             found = request.app[keys.TOKEN_KEYS].decode(token)
         except InvalidToken as exc:
             found = exc
+        else:  # the logout check rides in the rate-limit decision's Redis batch
+            request[keys.DENIED] = request.app[keys.DENYLIST].check_soon(found.jti)
     request[keys.CLAIMS] = found
     return found

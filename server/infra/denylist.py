@@ -4,6 +4,9 @@ cache's calls."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from server.infra.redisbatch import ScriptBatcher
 
 PREFIX = "btec:auth:deny:"
@@ -20,3 +23,15 @@ class Denylist:
 
     async def is_denied(self, jti: str) -> bool:
         return bool(await self.batcher.run(CHECK_LUA, (PREFIX + jti,), ()))
+
+    def check_soon(self, jti: str) -> asyncio.Future[Any]:
+        """Start the check now, in the current batch; await the future for the answer
+        (truthy: denied). An answer nobody awaits is dropped without a warning."""
+        future = self.batcher.submit(CHECK_LUA, (PREFIX + jti,), ())
+        future.add_done_callback(_retrieve)
+        return future
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks an error as seen; whoever awaits still gets it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import sys
 import traceback
@@ -126,12 +128,53 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Access lines: in JSON, a handler of their own on the same stream takes them pre-rendered.
+    global _access_fast
+    _access_fast = not use_console
+    for old in list(_access_std.handlers):
+        _access_std.removeHandler(old)
+    _access_std.propagate = use_console
+    if _access_fast:
+        access_handler = logging.StreamHandler(out)
+        access_handler.setFormatter(_PreRendered())
+        _access_std.addHandler(access_handler)
     # aiohttp's own access log is replaced by ours, which carries the route and request id.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     saq_log = logging.getLogger("saq")
     saq_log.setLevel(logging.WARNING)  # one line per job enqueued, started and finished
     if not any(isinstance(f, JobArgsFilter) for f in saq_log.filters):
         saq_log.addFilter(JobArgsFilter())
+
+
+class _PreRendered(logging.Formatter):
+    """Access-log records arrive as finished JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return str(record.msg)
+
+
+_access_std = logging.getLogger(ACCESS_LOGGER)
+_access_fast = False  # set by configure_logging: JSON lines rendered by log_access itself
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
+
+
+def log_access(level: int, fields: dict[str, Any]) -> None:
+    """One access-log line. In JSON format it is rendered here in one json.dumps, with the
+    fields and order the structlog pipeline gives every other line (event, request_id, level,
+    logger, ts), at about a third of that pipeline's cost: this runs on every request."""
+    if not _access_std.isEnabledFor(level):
+        return
+    if not _access_fast:
+        get_logger(ACCESS_LOGGER).log(level, "request", **fields)
+        return
+    fields["event"] = "request"
+    rid = request_id_var.get()
+    if rid is not None:
+        fields["request_id"] = rid
+    fields["level"] = _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
+    fields["logger"] = ACCESS_LOGGER
+    fields["ts"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    _access_std.log(level, json.dumps(fields))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -1,11 +1,11 @@
-"""Lua scripts run on Redis in batches: the calls of one event-loop turn go to Redis as one
-EVALSHA per script, each running every call of the turn in order.
+"""Lua scripts run on Redis in batches: the calls of one event-loop turn, whatever their
+scripts, go to Redis as one EVALSHA that runs every call of the turn in order.
 
 redis-py's asyncio client spends about 60 µs of CPU per command (connection checkout, retry
-wrapper, packing, parsing); under load that was the largest cost of a rate-limit decision and
-of a cache hit. Here concurrent requests' calls, the rate limiter's and the cache's, share one
-or two commands per loop turn. Each call stays atomic (Redis runs a script alone), and a batch
-runs in well under a millisecond because every script in it is O(1).
+wrapper, packing, parsing), and more for a pipeline; under load that was the largest cost of a
+rate-limit decision, a logout check and a cache hit. Here concurrent requests' calls share one
+command per loop turn. Each call stays atomic (Redis runs a script alone), and a batch runs in
+well under a millisecond because every script in it is O(1).
 """
 
 from __future__ import annotations
@@ -17,23 +17,26 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-Call = tuple[str, Sequence[Any], Sequence[Any], asyncio.Future[Any]]
+Call = tuple[int, Sequence[Any], Sequence[Any], asyncio.Future[Any]]
 
-# Wraps a one-call script (which reads KEYS and ARGV) into one that runs many calls.
-# ARGV: the number of calls, then per call its key count, its argument count and arguments;
-# KEYS: every call's keys in order. Returns each call's reply, in order.
-MULTI = """
-local function one(KEYS, ARGV)
+# Every one-call script seen so far (which reads KEYS and ARGV) as a function, and a loop that
+# runs a batch's calls. ARGV: the number of calls, then per call its script's index, its key
+# count, its argument count and arguments; KEYS: every call's keys in order. Returns each
+# call's reply, in order.
+FUNCTION = """fns[{index}] = function(KEYS, ARGV)
 {body}
 end
+"""
+DISPATCH = """local fns = {{}}
+{functions}
 local out, k, pos = {{}}, 1, 2
 for c = 1, tonumber(ARGV[1]) do
-  local nk, na = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
-  pos = pos + 2
+  local fn, nk, na = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+  pos = pos + 3
   local keys, args = {{}}, {{}}
   for i = 1, nk do keys[i] = KEYS[k]; k = k + 1 end
   for i = 1, na do args[i] = ARGV[pos]; pos = pos + 1 end
-  out[c] = one(keys, args)
+  out[c] = fns[fn](keys, args)
 end
 return out
 """
@@ -41,23 +44,35 @@ return out
 
 class ScriptBatcher:
     """`await batcher.run(LUA, keys, args)` runs one-call script LUA (which must return a
-    value, never nil) as part of its loop turn's batch. Scripts load on first use and again
-    after Redis restarts. Redis errors, and a batch slower than `timeout` seconds
+    value, never nil) as part of its loop turn's batch. The dispatch script holds every
+    script seen so far (a handful, known from the code): it is loaded again when a new one
+    appears and after Redis restarts. Redis errors, and a batch slower than `timeout` seconds
     (TimeoutError), raise in every caller of the batch."""
 
     def __init__(self, client: aioredis.Redis, timeout: float = 5.0) -> None:
         self.client = client
         self.timeout = timeout  # per batch: one timer for all its callers
-        self._shas: dict[str, str] = {}
+        self._index: dict[str, int] = {}  # script -> its place in the dispatch script
+        self._sha: str | None = None  # of the dispatch script with every script in _index
         self._pending: list[Call] = []
 
     async def run(self, script: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return await self.submit(script, keys, args)
+
+    def submit(self, script: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+        """Join this loop turn's batch without waiting: the future holds the reply. A call
+        started early joins the batch of whatever else this turn sends (a rate-limit decision,
+        say) instead of costing a round trip of its own later."""
+        index = self._index.get(script)
+        if index is None:
+            index = self._index[script] = len(self._index) + 1
+            self._sha = None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((script, keys, args, future))
-        return await future
+        self._pending.append((index, keys, args, future))
+        return future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -65,48 +80,42 @@ class ScriptBatcher:
         task.add_done_callback(_consume)
 
     async def _send(self, batch: list[Call]) -> None:
-        groups: dict[str, list[Call]] = {}
-        for call in batch:
-            groups.setdefault(call[0], []).append(call)
+        keys, argv = _flatten(batch)
         try:
             async with asyncio.timeout(self.timeout):
-                replies = await self._execute(groups)
-                if any(isinstance(r, NoScriptError) for r in replies):  # Redis lost its scripts
-                    self._shas.clear()
-                    replies = await self._execute(groups)
+                try:
+                    replies = await self.client.evalsha(await self._loaded(), len(keys), *keys,
+                                                        *argv)  # fmt: skip
+                except NoScriptError:  # Redis restarted and lost its scripts
+                    self._sha = None
+                    replies = await self.client.evalsha(await self._loaded(), len(keys), *keys,
+                                                        *argv)  # fmt: skip
         except Exception as exc:
             _fail(batch, exc)
             return
-        for calls, reply in zip(groups.values(), replies, strict=True):
-            if isinstance(reply, Exception):
-                _fail(calls, reply)
-                continue
-            for (*_, future), result in zip(calls, reply, strict=True):
-                if not future.done():  # done: its caller gave up (a timeout)
-                    future.set_result(result)
+        for (*_, future), result in zip(batch, replies, strict=True):
+            if not future.done():  # done: its caller gave up (a timeout)
+                future.set_result(result)
 
-    async def _execute(self, groups: dict[str, list[Call]]) -> list[Any]:
-        for script in groups.keys() - self._shas.keys():
-            self._shas[script] = str(await self.client.script_load(MULTI.format(body=script)))
-        commands = [(self._shas[script], *_flatten(calls)) for script, calls in groups.items()]
-        if len(commands) == 1:
-            sha, keys, argv = commands[0]
-            try:
-                return [await self.client.evalsha(sha, len(keys), *keys, *argv)]
-            except NoScriptError as exc:
-                return [exc]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for sha, keys, argv in commands:
-                pipe.evalsha(sha, len(keys), *keys, *argv)
-            return list(await pipe.execute(raise_on_error=False))
+    async def _loaded(self) -> str:
+        """The SHA of the dispatch script for every script known now, loading it if needed."""
+        if self._sha is None:
+            scripts = sorted(self._index.items(), key=lambda item: item[1])
+            functions = "".join(FUNCTION.format(index=i, body=body) for body, i in scripts)
+            known = len(scripts)
+            sha = str(await self.client.script_load(DISPATCH.format(functions=functions)))
+            if len(self._index) == known:  # no script appeared while loading
+                self._sha = sha
+            return sha
+        return self._sha
 
 
 def _flatten(calls: list[Call]) -> tuple[list[Any], list[Any]]:
     keys: list[Any] = []
     argv: list[Any] = [len(calls)]
-    for _, call_keys, call_args, _ in calls:
+    for index, call_keys, call_args, _ in calls:
         keys.extend(call_keys)
-        argv.extend((len(call_keys), len(call_args), *call_args))
+        argv.extend((index, len(call_keys), len(call_args), *call_args))
     return keys, argv
 
 

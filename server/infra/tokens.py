@@ -23,6 +23,7 @@ AUDIENCE = "btec-api"
 LEEWAY_SECONDS = 30
 REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "typ", "ver"]
 MIN_SECRET = 32
+VERIFIED_CACHE_SIZE = 10_000  # about 4 MB of recently verified tokens per process
 
 
 def parse_keys(spec: str) -> dict[str, bytes]:
@@ -73,6 +74,11 @@ class TokenKeys:
         self.signing_kid = next(iter(self.keys))
         self.issuer = settings.public_url
         self.lifetime = settings.access_token_seconds
+        # Tokens that passed every check, by their exact text: a client sends the same token
+        # on every request for its lifetime, and the same text under the same keys always
+        # verifies the same way, so only the expiry needs checking again. Oldest out first.
+        self._verified: dict[str, AccessClaims] = {}
+        self.max_verified = VERIFIED_CACHE_SIZE
 
     def issue(self, user_id: int, version: int, now: float | None = None) -> tuple[str, int]:
         """A new access token and its lifetime in seconds."""
@@ -95,6 +101,19 @@ class TokenKeys:
 
     def decode(self, token: str) -> AccessClaims:
         """The claims of a valid access token, else InvalidToken."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at > time.time() - LEEWAY_SECONDS:  # PyJWT's own expiry rule
+                return known
+            del self._verified[token]
+            raise InvalidToken("the token has expired")
+        claims = self._decode(token)
+        if len(self._verified) >= self.max_verified:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             key = self.keys.get(str(header.get("kid")))

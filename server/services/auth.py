@@ -7,6 +7,7 @@ import datetime as dt
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,11 +129,12 @@ async def refresh(
 
 
 async def authenticate(
-    *, db: Connect, denylist: Denylist | None, claims: AccessClaims
+    *, db: Connect, claims: AccessClaims, denied: Awaitable[Any] | None
 ) -> dict[str, Any]:
     """The user a valid access token (its signature and claims checked) belongs to: not
-    logged out, and the account still active at the token's version."""
-    if denylist is not None and await _denied(denylist, claims.jti):
+    logged out (`denied`: the denylist check, started by the caller), and the account still
+    active at the token's version."""
+    if denied is not None and await _denied(denied):
         raise InvalidToken("the token has been revoked")
     async with db() as conn:
         user = await store.by_id(conn, claims.user_id)
@@ -141,11 +143,11 @@ async def authenticate(
     return user
 
 
-async def _denied(denylist: Denylist, jti: str) -> bool:
+async def _denied(check: Awaitable[Any]) -> bool:
     """Whether the token was logged out. With Redis unreachable this cannot be known: the
     token is accepted (it expires within BTEC_ACCESS_TOKEN_SECONDS) and the outage logged."""
     try:
-        return await denylist.is_denied(jti)
+        return bool(await check)
     except Exception as exc:
         log.warning("denylist_unavailable", error=type(exc).__name__)
         return False
