@@ -1,10 +1,9 @@
-// Sign-in under load: VUS virtual users POST /api/v1/auth/login with EMAIL and PASSWORD for
-// DURATION. Used by perf/login_bench.py.
+// Sign-in under load: VUS virtual users, each its own account (perf<VU>@example.org, made by
+// perf/login_bench.py), POST /api/v1/auth/login with PASSWORD for DURATION.
 import http from "k6/http";
 import { check } from "k6";
 
 const base = __ENV.BASE_URL || "http://127.0.0.1:8080";
-const body = JSON.stringify({ email: __ENV.EMAIL, password: __ENV.PASSWORD });
 const params = { headers: { "Content-Type": "application/json" } };
 
 export const options = {
@@ -16,6 +15,7 @@ export const options = {
 };
 
 export default function () {
+  const body = JSON.stringify({ email: `perf${__VU}@example.org`, password: __ENV.PASSWORD });
   const res = http.post(base + "/api/v1/auth/login", body, params);
   check(res, { "signed in": (r) => r.status === 200 });
 }

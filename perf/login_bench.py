@@ -3,10 +3,10 @@ argon2id parameters.
 
 `btecctl serve` on embedded PostgreSQL/Redis with the default argon2id parameters (time cost
 3, 64 MiB, 4 lanes) and BTEC_PASSWORD_HASH_WORKERS=2, unless overridden in the environment;
-k6 (pinned to CPU 1) runs VUS users signing in with the right password in a loop. The per-IP
-login policy is lifted for the run (every VU shares one address); the per-account backoff
-never applies (every attempt succeeds). Peak RSS is sampled every 100 ms during the run.
-Target (issue "Accounts"): RSS <= 300 MB under 50 VUs.
+k6 (pinned to CPU 1) runs VUS users, each with an account of its own, signing in with the
+right password in a loop. The per-IP login policy is lifted for the run (every VU shares one
+address); the per-account backoff never applies (every attempt succeeds). Peak RSS is sampled
+every 100 ms during the run. Target (issue "Accounts"): RSS <= 300 MB under 50 VUs.
 `python perf/login_bench.py [--vus 50] [--duration 20s] [--rounds 1]`
 """
 
@@ -59,8 +59,8 @@ class PeakRss:
 def k6_login(port: int, pid: int, vus: int, duration: str) -> dict[str, float]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         summary = out.name
-    env = {**os.environ, "BASE_URL": f"http://127.0.0.1:{port}", "EMAIL": EMAIL,
-           "PASSWORD": PASSWORD, "VUS": str(vus), "DURATION": duration}  # fmt: skip
+    env = {**os.environ, "BASE_URL": f"http://127.0.0.1:{port}", "PASSWORD": PASSWORD,
+           "VUS": str(vus), "DURATION": duration}  # fmt: skip
     cmd = ["taskset", "-c", "1", k6_binary(), "run", "--quiet", "--no-color",
            "--summary-export", summary, str(HERE / "login.js")]  # fmt: skip
     cpu_before = cpu_seconds(pid)
@@ -84,6 +84,21 @@ def k6_login(port: int, pid: int, vus: int, duration: str) -> dict[str, float]:
     }
 
 
+def make_accounts(data: Path, count: int) -> None:
+    """perf1..perfN@example.org, all with the perf admin's password hash."""
+    import psycopg
+
+    from server.infra.embedded import EmbeddedPostgres
+
+    with psycopg.connect(EmbeddedPostgres(data).url(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (email, full_name, role, password_hash, email_verified_at) "
+            "SELECT 'perf' || i || '@example.org', 'Perf ' || i, 'student', password_hash, "
+            "now() FROM users, generate_series(1, %s) AS i WHERE email = %s",
+            (count, EMAIL),
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--vus", type=int, default=50)
@@ -101,6 +116,7 @@ def main() -> None:
                **{k: os.environ[k] for k in SETTINGS_FROM_ENV if k in os.environ}}  # fmt: skip
         pid = stack.enter_context(btec_server(port, data, **env))
         make_admin(data)
+        make_accounts(data, args.vus)
         for _ in range(args.rounds):
             run = k6_login(port, pid, args.vus, args.duration)
             runs.append(run)

@@ -182,6 +182,25 @@ async def test_tokens_are_refused_with_a_challenge(
     assert good["aud"] == AUDIENCE
 
 
+async def test_a_remembered_token_still_expires(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    """Verified tokens are remembered per process; their expiry is checked on every use."""
+    await make_admin(acli, auth_settings, "ada@example.org")
+    session = await signed_in(http, "ada@example.org")
+    user_id = (await (await http.get("/api/v1/users/me", headers=bearer(session))).json())["id"]
+    keys = TokenKeys(auth_settings)  # the same key as the server's
+    # Issued so that it expires, leeway included, 2 seconds from now.
+    token, _ = keys.issue(user_id, 0, now=time.time() - auth_settings.access_token_seconds - 28)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (await http.get("/api/v1/users/me", headers=auth)).status == 200
+    assert (await http.get("/api/v1/users/me", headers=auth)).status == 200  # remembered
+    await asyncio.sleep(2.2)
+    expired = await http.get("/api/v1/users/me", headers=auth)
+    assert expired.status == 401
+    assert (await expired.json(content_type=PROBLEM))["detail"] == "the token has expired"
+
+
 async def test_a_password_change_or_deactivation_ends_tokens(
     http: Any, acli: Callable[..., Any], auth_settings: Settings
 ) -> None:

@@ -416,8 +416,8 @@ async def register(request: web.Request) -> web.Response:
 @docs(
     tags=["auth"],
     summary="Send the verification link again",
-    description="Always 202 with the same body. At most one message every 2 minutes; "
-    "limited per client IP.",
+    description="Always 202 with the same body. At most one message every 2 minutes, and 5 "
+    "requests a day per user.",
     security=SIGNED_IN,
     responses={
         202: json_response("Accepted", verification.RESEND_ANSWER),
@@ -426,7 +426,7 @@ async def register(request: web.Request) -> web.Response:
         ),
     },
 )
-@limited("auth_verify_request", "5/3600:closed")
+@limited("auth_verify_request", "5/86400:closed")
 @routes.post("/api/v1/auth/verify/request", name="auth_verify_request")
 async def verify_request(request: web.Request) -> web.Response:
     user = await current_user(request)
