@@ -70,16 +70,26 @@ def request_middleware(
         if tracked:
             http.in_progress += 1
         status = 500
-        decision = policy = None
+        decision = policy = pending = None
         try:
             try:
                 policy = limits.policy_for(request)
                 if policy is not None:
-                    decision = await limits.check(request, policy)
-                if has_schemas(request):
-                    response = await validation_middleware(request, handler)
-                else:
-                    response = await handler(request)
+                    pending = limits.start(request, policy)
+                    if not limits.early(request, policy, pending):
+                        decision = await limits.settle(request, policy, pending)
+                        pending = None
+                try:
+                    if has_schemas(request):
+                        response = await validation_middleware(request, handler)
+                    else:
+                        response = await handler(request)
+                except Exception:  # a refusal wins over the handler's own failure
+                    if pending is not None and policy is not None:
+                        decision = await limits.settle(request, policy, pending)
+                    raise
+                if pending is not None and policy is not None:  # run alongside its decision
+                    decision = await limits.settle(request, policy, pending)
             except DomainError as exc:
                 response = from_domain(exc, rid)
             except web.HTTPException as exc:

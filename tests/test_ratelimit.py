@@ -101,6 +101,41 @@ async def test_scripts_load_again_after_redis_forgets_them(
     assert sorted(r.status for r in statuses) == [404, 404, 429]  # the count carried on
 
 
+def counter(metrics: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith(name))  # fmt: skip
+
+
+async def test_reads_run_alongside_their_decision_and_stay_exact(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """A catalogue read by a client with budget to spare runs while its decision is on the
+    way (so its cache read shares the decision's Redis round trip); the limit stays exact."""
+    client = await limited_client(aiohttp_client, make_settings(ratelimit_default="10/60"))
+    first = await client.get("/api/v1/units")
+    assert first.status == 200
+    assert first.headers["RateLimit"].startswith('"default";r=9;')
+    answers = await asyncio.gather(*(client.get("/api/v1/units") for _ in range(14)))
+    assert sorted(a.status for a in answers) == [200] * 9 + [429] * 5
+    for answer in answers:
+        assert answer.headers["RateLimit-Policy"] == '"default";q=10;w=60'
+        if answer.status == 429:
+            assert (await answer.json(content_type=PROBLEM))["code"] == "rate_limited"
+            assert int(answer.headers["Retry-After"]) >= 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'btec_ratelimit_decisions_total{policy="default",result="limited"} 5.0' in metrics
+    # Every one of the 15 ran its handler (the refused ones too, as they had budget when
+    # they started): that is the price of running alongside, and why only reads may.
+    lookups = sum(counter(metrics, f'btec_cache_{kind}_total{{cache="units.page"}}')
+                  for kind in ("hits", "misses", "coalesced"))  # fmt: skip
+    assert lookups == 15
+    again = [(await client.get("/api/v1/units")).status for _ in range(3)]
+    assert again == [429] * 3  # no budget left: each waits for its decision first
+    metrics = await (await client.get("/metrics")).text()
+    assert sum(counter(metrics, f'btec_cache_{kind}_total{{cache="units.page"}}')
+               for kind in ("hits", "misses", "coalesced")) == 15  # fmt: skip
+
+
 async def test_signed_in_requests_count_per_user(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -20,6 +22,9 @@ from server.settings import Settings
 
 log = get_logger("btec.ratelimit")
 POLICY_ATTR = "__btec_rate_policy__"
+ALONGSIDE_ATTR = "__btec_rate_alongside__"
+SPECULATE_FROM = 2  # a client's last known remaining budget from which a GET may run early
+MAX_REMEMBERED = 100_000  # buckets whose last remaining budget is kept
 EXEMPT_PREFIXES = ("/api/v1/health", "/metrics")
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -34,6 +39,16 @@ def limited(name: str, spec: str) -> Callable[[H], H]:
         return handler
 
     return mark
+
+
+def alongside(handler: H) -> H:
+    """Let the rate-limit decision run alongside this GET handler instead of before it, for
+    a client with budget to spare (its last decision left SPECULATE_FROM or more): the
+    handler's Redis calls (a cache read) then share the decision's round trip. Only for
+    handlers that change nothing and return a whole response (never a streamed one): a
+    request the decision refuses still gets its 429 and nothing else."""
+    setattr(handler, ALONGSIDE_ATTR, True)
+    return handler
 
 
 def client_ip(request: web.Request, trusted: list[Any]) -> str:
@@ -75,6 +90,7 @@ class RateLimits:
         self.trusted = settings.trusted_networks
         self.metrics = metrics
         self._by_handler: dict[object, Policy] = {}
+        self._room: dict[str, int] = {}  # each bucket's remaining budget at its last decision
         self._counters: dict[tuple[str, str], Any] = {}
 
     def _counter(self, policy: str, result: str) -> Any:
@@ -107,12 +123,26 @@ class RateLimits:
             return f"user:{claims.user_id}"
         return f"ip:{client_ip(request, self.trusted)}"
 
-    async def check(self, request: web.Request, policy: Policy) -> Decision:
-        """A decision that allows; raise RateLimited or RateLimitUnavailable otherwise."""
+    def start(self, request: web.Request, policy: Policy) -> Pending:
+        """Send the decision with this loop turn's Redis batch, without waiting for it."""
         key = self.principal(request)
+        reply = request.app[keys.RATE_LIMITER].submit(key, policy)
+        return Pending(key, f"{policy.name}:{key}", reply)
+
+    def early(self, request: web.Request, policy: Policy, pending: Pending) -> bool:
+        """Whether the handler may run while the decision is on its way (see `alongside`)."""
+        return (
+            request.method in ("GET", "HEAD")
+            and getattr(request.match_info.handler, ALONGSIDE_ATTR, False)
+            and self._room.get(pending.bucket, 0) >= SPECULATE_FROM
+        )
+
+    async def settle(self, request: web.Request, policy: Policy, pending: Pending) -> Decision:
+        """The decision `start` sent: a decision that allows, else RateLimited or
+        RateLimitUnavailable."""
         limiter = request.app[keys.RATE_LIMITER]
         try:
-            decision = await limiter.hit(key, policy)
+            decision = limiter.decision(await pending.reply)
             result = "allowed" if decision.allowed else "limited"
         except Exception as exc:  # any Redis failure: the policy decides
             self.metrics.ratelimit_errors.labels(policy.name).inc()
@@ -120,15 +150,31 @@ class RateLimits:
             if policy.failure == "closed":
                 self._counter(policy.name, "unavailable").inc()
                 raise RateLimitUnavailable("rate limiting is unavailable", retry_after=5) from None
-            decision = limiter.local.hit(key, policy)
+            decision = limiter.local.hit(pending.key, policy)
             result = "fallback_allowed" if decision.allowed else "fallback_limited"
         self._counter(policy.name, result).inc()
+        self._remember(pending.bucket, decision.remaining)
         if not decision.allowed:
             raise RateLimited(
                 f"too many requests; retry in {decision.retry_after_header} s",
                 headers={**decision.headers(policy), "Retry-After": decision.retry_after_header},
             )
         return decision
+
+    def _remember(self, bucket: str, remaining: int) -> None:
+        if bucket not in self._room and len(self._room) >= MAX_REMEMBERED:
+            del self._room[next(iter(self._room))]  # the oldest first
+        self._room[bucket] = remaining
+
+
+@dataclass(slots=True)
+class Pending:
+    """A decision on its way: the principal it counts against, its bucket (policy and
+    principal) and Redis's reply."""
+
+    key: str
+    bucket: str
+    reply: asyncio.Future[Any]
 
 
 def _overrides(spec: str) -> dict[str, Policy]:

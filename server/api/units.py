@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from server import keys
 from server.api.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
+from server.api.limits import alongside
 from server.api.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.infra.postgres import connection
 from server.services import units
@@ -109,6 +110,7 @@ def _db(request: web.Request) -> units.Connect:
     },
 )
 @querystring_schema(CatalogueQuery)
+@alongside
 @routes.get("/api/v1/units", name="units")
 async def catalogue(request: web.Request) -> web.Response:
     query = request["querystring"]
@@ -136,6 +138,7 @@ async def catalogue(request: web.Request) -> web.Response:
     },
 )
 @match_info_schema(UnitPath)
+@alongside
 @routes.get("/api/v1/units/{id}", name="unit")
 async def one(request: web.Request) -> web.Response:
     unit_id = request["match_info"]["id"]

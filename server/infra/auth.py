@@ -32,12 +32,14 @@ def bearer_claims(request: web.Request) -> AccessClaims | InvalidToken | None:
     Decoded once per request: the rate limiter keys on the user, the handler then checks
     revocation and the account. The logout check starts here (keys.DENIED), so it joins the
     rate limiter's Redis round trip."""
-    try:
+    if keys.CLAIMS in request:
         return request[keys.CLAIMS]
-    except KeyError:
-        pass
     found: AccessClaims | InvalidToken | None = None
-    scheme, _, token = request.headers.get(AUTHORIZATION, "").partition(" ")
+    header = request.headers.get(AUTHORIZATION)
+    if header is None:  # most requests: no token at all
+        request[keys.CLAIMS] = None
+        return None
+    scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() == "bearer" and token:
         try:

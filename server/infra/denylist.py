@@ -26,12 +26,5 @@ class Denylist:
 
     def check_soon(self, jti: str) -> asyncio.Future[Any]:
         """Start the check now, in the current batch; await the future for the answer
-        (truthy: denied). An answer nobody awaits is dropped without a warning."""
-        future = self.batcher.submit(CHECK_LUA, (PREFIX + jti,), ())
-        future.add_done_callback(_retrieve)
-        return future
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # marks an error as seen; whoever awaits still gets it
+        (truthy: denied)."""
+        return self.batcher.submit(CHECK_LUA, (PREFIX + jti,), ())

@@ -10,11 +10,12 @@ so any number of server processes share one exact limit.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from server.infra.ratepolicy import Policy
 from server.infra.redisbatch import ScriptBatcher
@@ -38,7 +39,7 @@ return {1, math.floor((window - (new_tat - now)) / interval), new_tat - now, 0}
 """
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     allowed: bool
     remaining: int
@@ -85,19 +86,24 @@ class RateLimiter:
     """GCRA decisions in Redis; Redis errors raise (the caller applies the policy's failure).
 
     Decisions go through the shared ScriptBatcher: those asked for in one event-loop turn
-    reach Redis in one pipeline, which cut the limiter's cost per request by about four
-    under load (perf/ratelimit_bench.py)."""
+    reach Redis in one command with the turn's other calls (logout checks, cache reads),
+    which cut the limiter's cost per request by about four under load
+    (perf/ratelimit_bench.py)."""
 
     def __init__(self, batcher: ScriptBatcher, prefix: str = "btec:rl:") -> None:
         self.batcher = batcher
         self.prefix = prefix
         self.local = LocalLimiter()
 
-    async def hit(self, key: str, policy: Policy, cost: int = 1) -> Decision:
+    def submit(self, key: str, policy: Policy, cost: int = 1) -> asyncio.Future[Any]:
+        """Send the decision with this loop turn's batch; the future holds Redis's reply
+        (for `decision`)."""
         args = (policy.interval_ms, policy.window * 1000, cost)
-        allowed, remaining, reset_ms, retry_ms = await self.batcher.run(
-            GCRA_LUA, (f"{self.prefix}{policy.name}:{key}",), args
-        )
+        return self.batcher.submit(GCRA_LUA, (f"{self.prefix}{policy.name}:{key}",), args)
+
+    @staticmethod
+    def decision(reply: Any) -> Decision:
+        allowed, remaining, reset_ms, retry_ms = reply
         return Decision(
             bool(allowed), int(remaining), int(reset_ms) / 1000, int(retry_ms) / 1000, "redis"
         )

@@ -1,11 +1,15 @@
-"""Lua scripts run on Redis in batches: the calls of one event-loop turn, whatever their
-scripts, go to Redis as one EVALSHA that runs every call of the turn in order.
+"""Lua scripts run on Redis in batches: the calls made while the previous batch is on its way
+(or, when none is, in one event-loop turn), whatever their scripts, go to Redis as one EVALSHA
+that runs every call in order.
 
-redis-py's asyncio client spends about 60 µs of CPU per command (connection checkout, retry
-wrapper, packing, parsing), and more for a pipeline; under load that was the largest cost of a
-rate-limit decision, a logout check and a cache hit. Here concurrent requests' calls share one
-command per loop turn. Each call stays atomic (Redis runs a script alone), and a batch runs in
-well under a millisecond because every script in it is O(1).
+redis-py's asyncio client spends about 60-100 µs of CPU per command (connection checkout, retry
+wrapper, packing, socket wake-ups, parsing), and more for a pipeline; under load that was the
+largest cost of a rate-limit decision, a logout check and a cache hit. Here concurrent
+requests' calls share one command: with one batch at a time on the wire, the busier the
+server, the larger each batch, while an idle server sends each call at once. Each call stays
+atomic (Redis runs a script alone), and a batch runs in well under a millisecond because every
+script in it is O(1). A call waits at most for the batch ahead of it and then its own, each
+cut off at `timeout`.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ return out
 
 class ScriptBatcher:
     """`await batcher.run(LUA, keys, args)` runs one-call script LUA (which must return a
-    value, never nil) as part of its loop turn's batch. The dispatch script holds every
+    value, never nil) as part of the next batch. The dispatch script holds every
     script seen so far (a handful, known from the code): it is loaded again when a new one
     appears and after Redis restarts. Redis errors, and a batch slower than `timeout` seconds
     (TimeoutError), raise in every caller of the batch."""
@@ -55,6 +59,8 @@ class ScriptBatcher:
         self._index: dict[str, int] = {}  # script -> its place in the dispatch script
         self._sha: str | None = None  # of the dispatch script with every script in _index
         self._pending: list[Call] = []
+        self._scheduled = False  # a flush is due at the next loop turn
+        self._busy = False  # a batch is on its way: new calls wait for it and go together
 
     async def run(self, script: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         return await self.submit(script, keys, args)
@@ -62,22 +68,37 @@ class ScriptBatcher:
     def submit(self, script: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
         """Join this loop turn's batch without waiting: the future holds the reply. A call
         started early joins the batch of whatever else this turn sends (a rate-limit decision,
-        say) instead of costing a round trip of its own later."""
+        say) instead of costing a round trip of its own later. An error in a reply nobody
+        awaits (the request ended first) is dropped without asyncio's warning."""
         index = self._index.get(script)
         if index is None:
             index = self._index[script] = len(self._index) + 1
             self._sha = None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
+        future.add_done_callback(_retrieve)
         self._pending.append((index, keys, args, future))
+        if not self._scheduled and not self._busy:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
         batch, self._pending = self._pending, []
+        self._busy = True
         task = asyncio.ensure_future(self._send(batch))
-        task.add_done_callback(_consume)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Future[None]) -> None:
+        """One batch at a time: what arrived meanwhile goes now, as the next batch."""
+        _consume(task)
+        self._busy = False
+        if self._pending and not self._scheduled:
+            self._scheduled = True
+            task.get_loop().call_soon(self._flush)
 
     async def _send(self, batch: list[Call]) -> None:
         keys, argv = _flatten(batch)
@@ -123,6 +144,11 @@ def _fail(calls: list[Call], exc: BaseException) -> None:
     for *_, future in calls:
         if not future.done():
             future.set_exception(exc)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks an error as seen; whoever awaits still gets it
 
 
 def _consume(task: asyncio.Future[None]) -> None:
