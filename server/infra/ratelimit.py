@@ -20,16 +20,16 @@ from typing import Any, Literal
 from server.infra.ratepolicy import Policy
 from server.infra.redisbatch import ScriptBatcher
 
-# KEYS[1]: the bucket. ARGV: emission interval T (ms), window W (ms), cost.
+# KEYS[1]: the bucket. ARGV[1]: "T W", the policy's emission interval T and window W (ms).
 # Returns {allowed, remaining, reset_ms, retry_after_ms}.
 GCRA_LUA = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local interval = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local interval, window = string.match(ARGV[1], '(%S+) (%S+)')
+interval, window = tonumber(interval), tonumber(window)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval * tonumber(ARGV[3])
+local new_tat = tat + interval
 local allow_at = new_tat - window
 if allow_at > now then
   return {0, 0, tat - now, allow_at - now}
@@ -94,11 +94,14 @@ class RateLimiter:
         self.batcher = batcher
         self.prefix = prefix
         self.local = LocalLimiter()
+        self._args: dict[Policy, tuple[str]] = {}  # each policy's script argument
 
-    def submit(self, key: str, policy: Policy, cost: int = 1) -> asyncio.Future[Any]:
-        """Send the decision with this loop turn's batch; the future holds Redis's reply
-        (for `decision`)."""
-        args = (policy.interval_ms, policy.window * 1000, cost)
+    def submit(self, key: str, policy: Policy) -> asyncio.Future[Any]:
+        """Send the decision with the next batch; the future holds Redis's reply (for
+        `decision`)."""
+        args = self._args.get(policy)
+        if args is None:
+            args = self._args[policy] = (f"{policy.interval_ms!r} {policy.window * 1000!r}",)
         return self.batcher.submit(GCRA_LUA, (f"{self.prefix}{policy.name}:{key}",), args)
 
     @staticmethod

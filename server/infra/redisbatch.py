@@ -24,9 +24,9 @@ from redis.exceptions import NoScriptError
 Call = tuple[int, Sequence[Any], Sequence[Any], asyncio.Future[Any]]
 
 # Every one-call script seen so far (which reads KEYS and ARGV) as a function, and a loop that
-# runs a batch's calls. ARGV: the number of calls, then per call its script's index, its key
-# count, its argument count and arguments; KEYS: every call's keys in order. Returns each
-# call's reply, in order.
+# runs a batch's calls. ARGV: the number of calls, then per call "INDEX NKEYS NARGS" (its
+# script's index, key count and argument count; one argument costs less to send than three)
+# and its arguments; KEYS: every call's keys in order. Returns each call's reply, in order.
 FUNCTION = """fns[{index}] = function(KEYS, ARGV)
 {body}
 end
@@ -35,8 +35,9 @@ DISPATCH = """local fns = {{}}
 {functions}
 local out, k, pos = {{}}, 1, 2
 for c = 1, tonumber(ARGV[1]) do
-  local fn, nk, na = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
-  pos = pos + 3
+  local fn, nk, na = string.match(ARGV[pos], '(%d+) (%d+) (%d+)')
+  fn, nk, na = tonumber(fn), tonumber(nk), tonumber(na)
+  pos = pos + 1
   local keys, args = {{}}, {{}}
   for i = 1, nk do keys[i] = KEYS[k]; k = k + 1 end
   for i = 1, na do args[i] = ARGV[pos]; pos = pos + 1 end
@@ -136,7 +137,8 @@ def _flatten(calls: list[Call]) -> tuple[list[Any], list[Any]]:
     argv: list[Any] = [len(calls)]
     for index, call_keys, call_args, _ in calls:
         keys.extend(call_keys)
-        argv.extend((index, len(call_keys), len(call_args), *call_args))
+        argv.append(f"{index} {len(call_keys)} {len(call_args)}")
+        argv.extend(call_args)
     return keys, argv
 
 
