@@ -67,9 +67,9 @@ class ScriptBatcher:
         return await self.submit(script, keys, args)
 
     def submit(self, script: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
-        """Join this loop turn's batch without waiting: the future holds the reply. A call
-        started early joins the batch of whatever else this turn sends (a rate-limit decision,
-        say) instead of costing a round trip of its own later. An error in a reply nobody
+        """Join the next batch without waiting: the future holds the reply. A call started
+        early goes with whatever else is sent meanwhile (a rate-limit decision, say) instead of
+        costing a round trip of its own later. An error in a reply nobody
         awaits (the request ended first) is dropped without asyncio's warning."""
         index = self._index.get(script)
         if index is None:
