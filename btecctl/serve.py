@@ -52,12 +52,12 @@ def serve(
     """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set)."""
     # Imported here so that every other btecctl command starts without the web stack.
     from server.infra import migrations
-    from server.infra.logging import configure_logging, get_logger
+    from server.infra.logging import configure_from, get_logger
     from server.infra.runner import run
     from server.infra.runner import serve as serve_app
 
     settings = settings_of(ctx)
-    configure_logging(settings.log_level, "json" if as_json else settings.log_format)
+    configure_from(settings, as_json)
     log = get_logger("btec.serve")
     started = time.monotonic()
     bind_host = host or settings.host

@@ -40,7 +40,7 @@ def worker(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
-    from server.infra.logging import configure_logging
+    from server.infra.logging import configure_from
     from server.infra.runner import run
 
     settings = settings_of(ctx)
@@ -48,7 +48,7 @@ def worker(
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
     if ui_port is not None and settings.tasks_ui_password is None:
         fail("--ui-port needs BTEC_TASKS_UI_PASSWORD", code=USAGE, as_json=as_json)
-    configure_logging(settings.log_level, "json" if as_json else settings.log_format)
+    configure_from(settings, as_json)
     started = time.monotonic()
 
     def ready() -> None:

@@ -262,6 +262,22 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="Log format: json, console, or auto (console on a TTY)."
     )
+    log_levels: str = Field(
+        "",
+        description="Per-logger levels over BTEC_LOG_LEVEL: logger=LEVEL, comma-separated "
+        "(e.g. btec.access=WARNING,saq=INFO).",
+    )
+    log_file: Path | None = Field(
+        None,
+        description="Also write JSON log lines to this file (mode 0600), rotated by size. "
+        "For one process; see runbooks/observability.md for several.",
+    )
+    log_file_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        50 * 1024 * 1024, description="Size at which BTEC_LOG_FILE is rotated, in bytes."
+    )
+    log_file_backups: Annotated[int, Field(ge=1, le=1000)] = Field(
+        5, description="Rotated BTEC_LOG_FILE files kept (btec.log.1 ... btec.log.N)."
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -296,6 +312,14 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP network") from None
+        return value
+
+    @field_validator("log_levels")
+    @classmethod
+    def _log_levels(cls, value: str) -> str:
+        from server.infra.logging import parse_levels
+
+        parse_levels(value)
         return value
 
     @field_validator("ratelimit_default")

@@ -1,19 +1,27 @@
-"""One structlog pipeline over stdlib logging for app, access and third-party logs."""
+"""One structlog pipeline over stdlib logging for app, access and third-party logs: JSON lines
+(or a console format on a TTY) to stdout, optionally also to a size-rotated file, every line
+passed through the redactor, levels per logger."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import logging.handlers
+import os
 import sys
 import traceback
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from server.infra.redact import redact
 from server.infra.text import describe
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 ACCESS_LOGGER = "btec.access"
 
@@ -31,6 +39,24 @@ def _add_request_id(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDi
 def _rename_level(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     event_dict.setdefault("level", "info")
     return event_dict
+
+
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Secrets out of every line, ours and third-party (see server.infra.redact)."""
+    redacted: EventDict = redact(event_dict)
+    return redacted
+
+
+def parse_levels(spec: str) -> dict[str, int]:
+    """`name=LEVEL,name2=LEVEL` as {logger: level}; ValueError naming what is wrong."""
+    levels: dict[str, int] = {}
+    for item in filter(None, (v.strip() for v in spec.split(","))):
+        name, sep, level = item.partition("=")
+        number = logging.getLevelName(level.strip().upper())
+        if not sep or not name.strip() or not isinstance(number, int):
+            raise ValueError(f"{item!r}: expected logger=DEBUG|INFO|WARNING|ERROR")
+        levels[name.strip()] = number
+    return levels
 
 
 class JobArgsFilter(logging.Filter):
@@ -86,8 +112,15 @@ def configure_logging(
     level: str = "INFO",
     fmt: Literal["auto", "json", "console"] = "auto",
     stream: Any = None,
+    *,
+    levels: str = "",
+    file: os.PathLike[str] | str | None = None,
+    file_max_bytes: int = 50 * 1024 * 1024,
+    file_backups: int = 5,
 ) -> None:
-    """Route every log record (ours and third-party) through one formatter to stderr/stdout."""
+    """Route every log record (ours and third-party) through one formatter to stdout (or
+    `stream`), and to `file` as JSON lines rotated at `file_max_bytes` keeping `file_backups`
+    old files. `levels`: per-logger overrides, `name=LEVEL,...`."""
     out = stream if stream is not None else sys.stdout
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Processor = (
@@ -107,14 +140,19 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            summarize_exception,
-            renderer,
-        ],
-    )
+
+    def formatter_for(render: Processor) -> logging.Formatter:
+        return _AccessAware(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                summarize_exception,
+                redact_secrets,
+                render,
+            ],
+        )
+
+    formatter = formatter_for(renderer)
     # What no line of ours shows: the logging HOWTO's "Optimization" switches (about 4 µs
     # of each access-log line).
     logging._srcfile = None  # caller file and line
@@ -126,9 +164,15 @@ def configure_logging(
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, logging.FileHandler):
+            old.close()
     root.addHandler(handler)
     root.setLevel(level)
-    # Access lines: in JSON, a handler of their own on the same stream takes them pre-rendered.
+    rotating = _rotating_file(file, file_max_bytes, file_backups) if file else None
+    if rotating is not None:
+        rotating.setFormatter(formatter_for(structlog.processors.JSONRenderer()))
+        root.addHandler(rotating)
+    # Access lines: in JSON, handlers of their own on the same outputs take them pre-rendered.
     global _access_fast
     _access_fast = not use_console
     for old in list(_access_std.handlers):
@@ -138,6 +182,8 @@ def configure_logging(
         access_handler = logging.StreamHandler(out)
         access_handler.setFormatter(_PreRendered())
         _access_std.addHandler(access_handler)
+        if rotating is not None:
+            _access_std.addHandler(rotating)  # _AccessAware passes pre-rendered lines through
     # aiohttp's own access log is replaced by ours, which carries the route and request id.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # aiosmtpd (the development mail catcher) logs every line of every message at DEBUG:
@@ -147,6 +193,35 @@ def configure_logging(
     saq_log.setLevel(logging.WARNING)  # one line per job enqueued, started and finished
     if not any(isinstance(f, JobArgsFilter) for f in saq_log.filters):
         saq_log.addFilter(JobArgsFilter())
+    for name, number in parse_levels(levels).items():  # the operator's word is last
+        logging.getLogger(name).setLevel(number)
+
+
+def _rotating_file(
+    path: os.PathLike[str] | str, max_bytes: int, backups: int
+) -> logging.handlers.RotatingFileHandler:
+    """A size-rotated log file. Safe for one process; several processes share a file through
+    logrotate's copytruncate or journald instead (runbooks/observability.md)."""
+    return _PrivateRotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+
+
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """Each file it opens (the first, and each after a rotation) is readable by its owner
+    only: lines can carry email addresses and client IPs."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+class _AccessAware(structlog.stdlib.ProcessorFormatter):
+    """The pipeline's formatter, passing the access log's pre-rendered JSON lines through
+    unchanged (a handler shared by both, such as the log file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == ACCESS_LOGGER and isinstance(record.msg, str):
+            return record.msg
+        return super().format(record)
 
 
 class _PreRendered(logging.Formatter):
@@ -178,6 +253,16 @@ def log_access(level: int, fields: dict[str, Any]) -> None:
     fields["logger"] = ACCESS_LOGGER
     fields["ts"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     _access_std.log(level, json.dumps(fields))
+
+
+def configure_from(settings: Settings, as_json: bool = False) -> None:
+    """configure_logging with the BTEC_LOG_* settings (JSON whatever the format when
+    `as_json`)."""
+    configure_logging(
+        settings.log_level, "json" if as_json else settings.log_format, levels=settings.log_levels,
+        file=settings.log_file, file_max_bytes=settings.log_file_max_bytes,
+        file_backups=settings.log_file_backups,
+    )  # fmt: skip
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
