@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
-from btecctl import cache, db, dev, health, mail, serve, tasks, units, users, worker
+from btecctl import cache, db, dev, health, mail, sentry, serve, tasks, units, users, worker
 from btecctl.output import CONFIG, FAILED, err_console
 from server import __version__
 from server.settings import SettingsError, load_settings
@@ -57,6 +57,7 @@ app.add_typer(mail.app, name="mail")
 app.add_typer(cache.app, name="cache")
 app.add_typer(units.app, name="units")
 app.add_typer(users.app, name="users")
+app.add_typer(sentry.app, name="sentry")
 
 
 def run() -> None:

@@ -55,9 +55,11 @@ def serve(
     from server.infra.logging import configure_from, get_logger
     from server.infra.runner import run
     from server.infra.runner import serve as serve_app
+    from server.infra.sentry import init_sentry
 
     settings = settings_of(ctx)
     configure_from(settings, as_json)
+    init_sentry(settings, component="api")
     log = get_logger("btec.serve")
     started = time.monotonic()
     bind_host = host or settings.host

@@ -42,6 +42,7 @@ def worker(
     """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
     from server.infra.logging import configure_from
     from server.infra.runner import run
+    from server.infra.sentry import init_sentry
 
     settings = settings_of(ctx)
     if concurrency is not None:
@@ -49,6 +50,7 @@ def worker(
     if ui_port is not None and settings.tasks_ui_password is None:
         fail("--ui-port needs BTEC_TASKS_UI_PASSWORD", code=USAGE, as_json=as_json)
     configure_from(settings, as_json)
+    init_sentry(settings, component="worker")
     started = time.monotonic()
 
     def ready() -> None:

@@ -11,6 +11,7 @@ from server.api import auth, health, me, metrics, ops, units, users
 from server.api.limits import RateLimits
 from server.api.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.api.parsing import ProblemParser
+from server.infra import sentry
 from server.infra.auth import auth_ctx
 from server.infra.checks import health_ctx
 from server.infra.jobs import mail_ctx, tasks_ctx
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[keys.METRICS] = app_metrics
     app[keys.LIFECYCLE] = Lifecycle()
     app.on_response_prepare.append(security.hook())
+    app.on_cleanup.append(_flush_reports)
     app.cleanup_ctx.extend(
         [pool_ctx, redis_ctx, auth_ctx, mail_ctx, tasks_ctx(run_worker=worker), health_ctx]
     )
@@ -79,5 +81,11 @@ def create_worker_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics(version=__version__, release=settings.release)
     app[keys.LIFECYCLE] = Lifecycle()
+    app.on_cleanup.append(_flush_reports)
     app.cleanup_ctx.extend([pool_ctx, redis_ctx, mail_ctx, tasks_ctx(run_worker=True)])
     return app
+
+
+async def _flush_reports(app: web.Application) -> None:
+    """Error reports still queued leave before the process does (when Sentry is on)."""
+    await sentry.flush()

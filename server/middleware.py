@@ -18,6 +18,7 @@ from multidict import CIMultiDict, istr
 from server import keys
 from server.api.limits import RateLimits
 from server.errors import DomainError, InternalError, from_domain, from_http
+from server.infra import sentry
 from server.infra.logging import get_logger, log_access, request_id_var
 from server.infra.metrics import UNMATCHED_ROUTE, Metrics
 from server.settings import Settings
@@ -65,6 +66,8 @@ def request_middleware(
         rid = request_id_for(request.headers.get(REQUEST_ID_HEADER))
         request[keys.REQUEST_ID] = rid
         request_id_var.set(rid)
+        if sentry.enabled():
+            sentry.tag_request(rid)
         tracked = request.path not in UNTRACKED_PATHS
         started = time.perf_counter()
         if tracked:
@@ -99,6 +102,7 @@ def request_middleware(
                 response = from_http(exc, rid)
             except Exception as exc:
                 _log_unexpected(request, exc)
+                sentry.report(exc, request_id=rid)
                 response = from_domain(InternalError("an unexpected error occurred"), rid)
             status = response.status
             if not response.prepared:  # a handler that streamed has sent its headers already

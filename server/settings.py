@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AliasChoices,
     Field,
     SecretStr,
     ValidationError,
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         validate_default=True,
+        populate_by_name=True,
     )
 
     env: Literal["development", "test", "production"] = Field(
@@ -262,6 +264,20 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="Log format: json, console, or auto (console on a TTY)."
     )
+    sentry_dsn: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SENTRY_DSN", "BTEC_SENTRY_DSN"),
+        description="Report unexpected errors to this Sentry DSN (read from SENTRY_DSN, or "
+        "BTEC_SENTRY_DSN). Unset: no reports.",
+    )
+    sentry_sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="Share of error events sent to Sentry."
+    )
+    sentry_traces_sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0,
+        description="Share of requests traced as Sentry transactions (never health probes "
+        "or /metrics).",
+    )
     log_levels: str = Field(
         "",
         description="Per-logger levels over BTEC_LOG_LEVEL: logger=LEVEL, comma-separated "
@@ -317,9 +333,10 @@ class Settings(BaseSettings):
     @field_validator("log_levels")
     @classmethod
     def _log_levels(cls, value: str) -> str:
-        from server.infra.logging import parse_levels
+        if value:  # the logging stack is imported only when there is something to check
+            from server.infra.logging import parse_levels
 
-        parse_levels(value)
+            parse_levels(value)
         return value
 
     @field_validator("ratelimit_default")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from server.settings import Settings
 
 from server.errors import QueueUnavailable
+from server.infra import sentry
 from server.infra.logging import get_logger, request_id_var
 from server.infra.metrics import Metrics
 
@@ -228,8 +229,13 @@ def _wrap(spec: TaskSpec) -> Callable[..., Awaitable[Any]]:
             return {"skipped": "already done"}
         try:
             result = await spec.function(ctx, **kwargs)
-        except PermanentError:
+        except PermanentError as exc:
             job.retries = job.attempts  # saq retries only while retries > attempts
+            sentry.report(exc, task=spec.name, job=job.key, request_id=request_id_var.get())
+            raise
+        except Exception as exc:
+            if job.attempts >= job.retries:  # the last attempt: the job fails for good
+                sentry.report(exc, task=spec.name, job=job.key, request_id=request_id_var.get())
             raise
         if job.meta.get("idempotent"):
             await asyncio.shield(_mark_done(job, spec.ttl))

@@ -1,0 +1,177 @@
+"""Sentry: a real sentry-sdk sends to a loopback sink in a separate process (tests/sentry_sink.py).
+An unhandled exception arrives with its tags, release and environment, headers redacted, and a
+transaction named by route; expected 4xx errors and health probes send nothing; `btecctl
+sentry test` reports whether the event was accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sentry_sdk
+from aiohttp import web
+
+from server import keys
+from server.app import create_app
+from server.infra import sentry
+from server.infra.logging import request_id_var
+from server.settings import Settings
+from tests.helpers import closed_port
+
+SECRET_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI5In0.sentry-test-signature"
+
+
+class SinkProcess:
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.port = closed_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.sentry_sink", str(self.port), str(out)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def dsn(self) -> str:
+        return f"http://public@127.0.0.1:{self.port}/1"
+
+    def envelopes(self) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_text().splitlines()]
+
+    def items(self, kind: str, timeout: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:  # looks at least once, even with no time to wait
+            found = [
+                i["payload"] for e in self.envelopes() for i in e["items"] if i["type"] == kind
+            ]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[SinkProcess]:
+    running = SinkProcess(tmp_path / "envelopes.jsonl")
+    yield running
+    running.proc.terminate()
+    running.proc.wait(10)
+
+
+@pytest.fixture
+def reporting(sink: SinkProcess, make_settings: Callable[..., Settings]) -> Iterator[Settings]:
+    settings = make_settings(sentry_dsn=sink.dsn, sentry_traces_sample_rate=1.0)
+    assert sentry.init_sentry(settings, component="api")
+    yield settings
+    sentry_sdk.get_client().close()
+    sentry_sdk.init()  # no DSN: reporting off again for the rest of the suite
+    sentry._enabled = False
+
+
+async def explode(request: web.Request) -> web.Response:
+    raise RuntimeError("the database said: password=hunter2 for postgresql://app:pw9@db/x")
+
+
+async def test_an_unhandled_exception_reaches_sentry_redacted(
+    aiohttp_client: Callable[..., Any], reporting: Settings, sink: SinkProcess
+) -> None:
+    app = create_app(reporting)
+    app.router.add_get("/_test/explode/{part}", explode)
+    client = await aiohttp_client(app)
+    resp = await client.get("/_test/explode/x", headers={
+        "X-Request-ID": "sentry-1", "Authorization": f"Bearer {SECRET_TOKEN}",
+        "Cookie": "session=cookie-secret-1"})  # fmt: skip
+    assert resp.status == 500
+    assert (await resp.json(content_type="application/problem+json"))["code"] == "internal_error"
+    await sentry.flush()
+    events = sink.items("event")
+    assert len(events) == 1
+    event = events[0]
+    assert event["exception"]["values"][-1]["type"] == "RuntimeError"
+    assert event["tags"]["request_id"] == "sentry-1"
+    assert event["tags"]["component"] == "api"
+    assert event["release"] == reporting.release
+    assert event["environment"] == "test"
+    transactions = sink.items("transaction")
+    assert [t["transaction"] for t in transactions] == ["GET /_test/explode/{part}"]
+    assert transactions[0]["tags"]["request_id"] == "sentry-1"
+    everything = sink.out.read_text()
+    for secret in (SECRET_TOKEN, "cookie-secret-1", "hunter2", "pw9"):
+        assert secret not in everything, secret
+    assert all(e["auth"].startswith("Sentry sentry_key=public") for e in sink.envelopes())
+
+
+async def test_expected_errors_and_probes_send_nothing(
+    aiohttp_client: Callable[..., Any], reporting: Settings, sink: SinkProcess
+) -> None:
+    client = await aiohttp_client(create_app(reporting))
+    assert (await client.get("/api/v1/units/999999")).status == 404
+    assert (await client.get("/api/v1/units?level=99")).status == 422
+    assert (await client.get("/api/v1/users/me")).status == 401
+    assert (await client.get("/api/v1/health/live")).status == 200
+    assert (await client.get("/metrics")).status == 200
+    await sentry.flush()
+    await asyncio.sleep(0.3)
+    assert sink.items("event", timeout=0.5) == []
+    names = {t["transaction"] for t in sink.items("transaction", timeout=0.5)}
+    assert names == {"GET /api/v1/units/{id}", "GET /api/v1/units", "GET /api/v1/users/me"}
+
+
+async def test_a_job_that_fails_for_good_is_reported(
+    aiohttp_client: Callable[..., Any], reporting: Settings, sink: SinkProcess
+) -> None:
+    app = create_app(reporting, worker=True)
+    await aiohttp_client(app)
+    request_id_var.set("job-req-1")
+    job = await app[keys.TASKS].enqueue(
+        "send_email", key="sentry-test-1", template="no-such-template", to="a@example.org",
+        context={},
+    )  # fmt: skip
+    request_id_var.set(None)
+    assert job is not None
+    events = []
+    deadline = time.monotonic() + 15
+    while not events and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        await sentry.flush()
+        events = sink.items("event", timeout=0)
+    print("ENVELOPES", sink.envelopes(), sentry._enabled)
+    assert len(events) == 1
+    assert events[0]["exception"]["values"][-1]["type"] == "PermanentError"
+    assert events[0]["tags"]["task"] == "send_email"
+    assert events[0]["tags"]["request_id"] == "job-req-1"
+    assert job.key in events[0]["tags"]["job"]
+
+
+def test_sentry_test_command(cli: Callable[..., Any], sink: SinkProcess) -> None:
+    env = {"BTEC_ENV_FILE": "", "SENTRY_DSN": sink.dsn}
+    result = cli("sentry", "test", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is True
+    assert answer["accepted"] is True
+    events = sink.items("event")
+    assert [e["event_id"] for e in events] == [answer["event_id"]]
+    assert events[0]["message"] == "btecctl sentry test"
+
+
+@pytest.mark.parametrize(
+    ("dsn", "code"),
+    [(None, 4), ("not a dsn", 4), ("http://public@127.0.0.1:{closed}/1", 3)],
+)
+def test_sentry_test_command_failures(cli: Callable[..., Any], dsn: str | None, code: int) -> None:
+    env = {"BTEC_ENV_FILE": ""}
+    if dsn is not None:
+        env["SENTRY_DSN"] = dsn.format(closed=closed_port())
+    result = cli("sentry", "test", "--json", env=env)
+    assert result.exit_code == code, result.output
+    assert json.loads(result.stdout.splitlines()[0])["ok"] is False
