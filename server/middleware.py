@@ -8,6 +8,7 @@ import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -16,10 +17,10 @@ from aiohttp_apigami.constants import SCHEMAS_ATTR
 from multidict import CIMultiDict, istr
 
 from server import keys
-from server.api.limits import RateLimits
+from server.api.limits import RateLimits, client_ip
 from server.errors import DomainError, InternalError, from_domain, from_http
 from server.infra import sentry
-from server.infra.logging import get_logger, log_access, request_id_var
+from server.infra.logging import access_wanted, get_logger, log_access, request_id_var
 from server.infra.metrics import UNMATCHED_ROUTE, Metrics
 from server.settings import Settings
 
@@ -73,6 +74,7 @@ def request_middleware(
         if tracked:
             http.in_progress += 1
         status = 500
+        sent: int | None = None  # body bytes, when known before sending
         decision = policy = pending = None
         try:
             try:
@@ -105,6 +107,7 @@ def request_middleware(
                 sentry.report(exc, request_id=rid)
                 response = from_domain(InternalError("an unexpected error occurred"), rid)
             status = response.status
+            sent = response.content_length
             if not response.prepared:  # a handler that streamed has sent its headers already
                 headers = response.headers
                 headers[REQUEST_ID_HEADER] = rid
@@ -119,7 +122,7 @@ def request_middleware(
                 method = request.method if request.method in _KNOWN_METHODS else "OTHER"
                 route = route_template(request)
                 http.observe(method, route, status, elapsed)
-                _access(request, method, route, status, elapsed)
+                _access(request, method, route, status, elapsed, sent, limits.trusted)
 
     return handle
 
@@ -143,9 +146,19 @@ def _schema_lookup() -> Callable[[web.Request], bool]:
     return has_schemas
 
 
-def _access(request: web.Request, method: str, route: str, status: int, elapsed: float) -> None:
+def _access(
+    request: web.Request,
+    method: str,
+    route: str,
+    status: int,
+    elapsed: float,
+    sent: int | None,
+    trusted: list[Any],
+) -> None:
     # Probes run every few seconds: keep them out of INFO logs.
     level = 10 if status < 500 and request.path.startswith(_PROBE_PREFIX) else 20
+    if not access_wanted(level):  # probes at INFO: nothing to build
+        return
     log_access(
         level,
         {
@@ -154,7 +167,9 @@ def _access(request: web.Request, method: str, route: str, status: int, elapsed:
             "path": request.path,
             "status": status,
             "duration_s": round(elapsed, 6),
-            "client_ip": request.remote,
+            "bytes_out": sent,
+            "client_ip": client_ip(request, trusted),
+            "user_id": request.get(keys.USER_ID),
         },
     )
 

@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
+from server.app import create_app
 from server.infra.logging import configure_logging, get_logger, log_access, request_id_var
+from server.settings import Settings
+from tests.test_auth import CHEAP, PASSWORD, bearer, make_admin
 from tests.test_serve import Served, data_dir, free_port  # noqa: F401 - data_dir is a fixture
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI3In0.c2lnbmF0dXJlLXBhcnQ"
@@ -117,3 +120,35 @@ def test_serve_writes_and_rotates_its_log_file(data_dir: Path, tmp_path: Path) -
     assert requests
     assert all(e["status"] == 404 and len(e["request_id"]) == 32 for e in requests)
     assert {"draining", "stopped"} <= {e["event"] for e in entries}  # the app's own lines
+
+
+async def test_access_lines_carry_every_field(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    logs: io.StringIO,
+) -> None:
+    """REFERENCES' access-log fields, including bytes_out, the signed-in user and the client
+    behind a trusted proxy."""
+    settings = make_settings(**CHEAP, trusted_proxies="127.0.0.1/32")
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+    units = await http.get("/api/v1/units", headers={"X-Request-ID": "acc-1",
+                                                     "X-Forwarded-For": "203.0.113.7"})  # fmt: skip
+    body = await units.read()
+    session = await (await http.post("/api/v1/auth/login", json={
+        "email": "ada@example.org", "password": PASSWORD})).json()  # fmt: skip
+    me = await http.get("/api/v1/users/me", headers={"X-Request-ID": "acc-2", **bearer(session)})
+    profile = await me.json()
+    lines = lines_of(logs.getvalue())
+    access = {e["request_id"]: e for e in lines if e["event"] == "request"}
+    first = access["acc-1"]
+    assert set(first) == {"ts", "level", "event", "logger", "request_id", "method", "route", "path",
+                          "status", "duration_s", "bytes_out", "client_ip", "user_id"}  # fmt: skip
+    assert (first["route"], first["status"], first["bytes_out"]) == (
+        "/api/v1/units",
+        200,
+        len(body),
+    )
+    assert (first["client_ip"], first["user_id"]) == ("203.0.113.7", None)
+    assert access["acc-2"]["user_id"] == str(profile["id"])

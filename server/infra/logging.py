@@ -236,6 +236,11 @@ _access_fast = False  # set by configure_logging: JSON lines rendered by log_acc
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
 
 
+def access_wanted(level: int) -> bool:
+    """Whether an access line at `level` would be written (check before building one)."""
+    return _access_std.isEnabledFor(level)
+
+
 def log_access(level: int, fields: dict[str, Any]) -> None:
     """One access-log line. In JSON format it is rendered here in one json.dumps, with the
     fields and order the structlog pipeline gives every other line (event, request_id, level,
