@@ -16,9 +16,7 @@ from server.infra.redisbatch import ScriptBatcher
 from server.settings import Settings
 
 
-def create_client(settings: Settings, *, single: bool = False) -> aioredis.Redis:
-    """A client on a pool of connections, or on one (`single`: no pool checkout per
-    command, for a caller that sends one command at a time)."""
+def create_client(settings: Settings) -> aioredis.Redis:
     assert settings.redis_url is not None, "resolve embedded servers before create_client"
     return aioredis.Redis.from_url(
         settings.redis_url.get_secret_value(),
@@ -26,7 +24,6 @@ def create_client(settings: Settings, *, single: bool = False) -> aioredis.Redis
         socket_connect_timeout=2,
         health_check_interval=30,
         client_name=f"{settings.service_id}-{settings.env}",
-        single_connection_client=single,
     )
 
 
@@ -34,10 +31,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the client connects lazily, so startup does not need Redis to be up."""
     client = create_client(app[keys.SETTINGS])
     app[keys.REDIS] = client
-    # Rate-limit decisions, logout checks and cache reads go in batches, one at a time on a
-    # connection of their own, each batch with one deadline.
-    batch_client = create_client(app[keys.SETTINGS], single=True)
-    batcher = ScriptBatcher(batch_client, timeout=app[keys.SETTINGS].cache_timeout)
+    # Rate-limit decisions, logout checks and cache reads go in batches, one at a time, each
+    # batch with one deadline.
+    batcher = ScriptBatcher(client, timeout=app[keys.SETTINGS].cache_timeout)
     app[keys.RATE_LIMITER] = RateLimiter(batcher)
     app[keys.CACHE] = Cache(client, app[keys.SETTINGS], app[keys.METRICS], batcher)
     app[keys.DENYLIST] = Denylist(batcher)
@@ -45,5 +41,4 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await batch_client.aclose()
         await client.aclose()
