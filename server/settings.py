@@ -330,6 +330,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP network") from None
         return value
 
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:  # sentry-sdk is imported only when there is a DSN to check
+            from sentry_sdk.utils import BadDsn, Dsn
+
+            try:
+                Dsn(value.get_secret_value())
+            except BadDsn:
+                raise ValueError("is not a Sentry DSN (scheme://key@host/project)") from None
+        return value
+
     @field_validator("log_levels")
     @classmethod
     def _log_levels(cls, value: str) -> str:
