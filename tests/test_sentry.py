@@ -144,7 +144,6 @@ async def test_a_job_that_fails_for_good_is_reported(
         await asyncio.sleep(0.2)
         await sentry.flush()
         events = sink.items("event", timeout=0)
-    print("ENVELOPES", sink.envelopes(), sentry._enabled)
     assert len(events) == 1
     assert events[0]["exception"]["values"][-1]["type"] == "PermanentError"
     assert events[0]["tags"]["task"] == "send_email"

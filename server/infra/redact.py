@@ -1,4 +1,4 @@
-"""The one redactor for log lines (and, later, error reports): secrets by key and by look.
+"""The one redactor for log lines and Sentry events: secrets by key and by look.
 
 By key: any mapping key whose name contains authorization, cookie, password, passwd, token,
 secret, api_key, apikey or dsn has its value replaced, at any depth. By look, in any string:
