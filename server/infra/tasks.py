@@ -229,12 +229,10 @@ def _wrap(spec: TaskSpec) -> Callable[..., Awaitable[Any]]:
             return {"skipped": "already done"}
         try:
             result = await spec.function(ctx, **kwargs)
-        except PermanentError as exc:
-            job.retries = job.attempts  # saq retries only while retries > attempts
-            sentry.report(exc, task=spec.name, job=job.key, request_id=request_id_var.get())
-            raise
         except Exception as exc:
-            if job.attempts >= job.retries:  # the last attempt: the job fails for good
+            if isinstance(exc, PermanentError):
+                job.retries = job.attempts  # saq retries only while retries > attempts
+            if job.attempts >= job.retries:  # no retry left: the job fails for good
                 sentry.report(exc, task=spec.name, job=job.key, request_id=request_id_var.get())
             raise
         if job.meta.get("idempotent"):

@@ -31,6 +31,11 @@ def public(user: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _clean_name(full_name: str) -> str:
+    """A name as it is stored: trimmed, in NFC (one form for each accented letter)."""
+    return unicodedata.normalize("NFC", full_name.strip())
+
+
 def _name_problem(full_name: str) -> str | None:
     if not 1 <= len(full_name) <= 200:
         return "1 to 200 characters."
@@ -50,7 +55,7 @@ async def create_user(
     verified: bool,
 ) -> dict[str, Any]:
     """A new account; `email` must already be a valid address (the API's MailAddress)."""
-    full_name = unicodedata.normalize("NFC", full_name.strip())
+    full_name = _clean_name(full_name)
     problems = {
         field: [why]
         for field, why in (
@@ -128,7 +133,7 @@ async def update_user(*, db: Connect, user_id: int, changes: dict[str, Any]) -> 
     applies from the user's next request."""
     problems = {}
     if "full_name" in changes:
-        changes["full_name"] = unicodedata.normalize("NFC", changes["full_name"].strip())
+        changes["full_name"] = _clean_name(changes["full_name"])
         if why := _name_problem(changes["full_name"]):
             problems["full_name"] = [why]
     if "role" in changes and changes["role"] not in ROLES:
@@ -159,7 +164,7 @@ async def update_me(
     profile and the address waiting for confirmation, if any."""
     problems: dict[str, list[str]] = {}
     if full_name is not None:
-        full_name = unicodedata.normalize("NFC", full_name.strip())
+        full_name = _clean_name(full_name)
         if why := _name_problem(full_name):
             problems["full_name"] = [why]
     pending = email if email is not None and email.lower() != user["email"].lower() else None
