@@ -190,7 +190,7 @@ def _wrk_ms(text: str) -> float:
 
 
 def _grab(pattern: str, text: str) -> str:
-    found = re.search(pattern, text)
+    found = re.search(pattern, text, re.MULTILINE)
     if found is None:
         raise SystemExit(f"unexpected wrk output:\n{text}")
     return found.group(1)
@@ -212,8 +212,8 @@ def wrk_run(
         tool="wrk",
         rps=float(_grab(r"Requests/sec:\s+([\d.]+)", out)),
         requests=reqs,
-        p50_ms=round(_wrk_ms(_grab(r"50%\s+(\S+)", out)), 3),
-        p99_ms=round(_wrk_ms(_grab(r"99%\s+(\S+)", out)), 3),
+        p50_ms=round(_wrk_ms(_grab(r"^\s*50%\s+(\S+)", out)), 3),
+        p99_ms=round(_wrk_ms(_grab(r"^\s*99%\s+(\S+)", out)), 3),
         server_cpu_ms_per_req=round(cpu * 1000 / max(reqs, 1), 4),
         loadgen_cpu_share=share,
         failed_rate=(int(non2xx.group(1)) / reqs) if non2xx else 0.0,

@@ -3,11 +3,14 @@
 Two `btecctl serve` processes on one embedded PostgreSQL/Redis data dir: one with a default
 policy so high it never limits, one with BTEC_RATELIMIT_ENABLED=false. k6 alternates between
 them. Target (issue "Traffic protection"): <= 0.5 ms added to p50, <= 15% fewer requests/s.
-`python perf/ratelimit_bench.py [--rounds 3] [--duration 10s] [--path PATH]`
+`python perf/ratelimit_bench.py [--tool k6|wrk] [--rounds 3] [--duration 10s] [--path PATH]`
 
 The default path is the cheapest request there is (a 404 from the router), where the limiter's
 share is largest. `--path "/api/v1/units?level=3&limit=20"` measures a real read (a cached
-catalogue page); the catalogue is seeded first.
+catalogue page); the catalogue is seeded first. `--tool wrk` drives the same load with wrk,
+which needs a fraction of k6's CPU and so leaves the server more of this 2-core machine.
+Besides the medians of each side, the summary gives the median of the per-round ratios,
+which is steadier when the machine's speed drifts between rounds.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cache_bench import btecctl_json, embedded_holder, write_catalogue
-from harness import Run, btec_server, free_port, k6_run, median
+from harness import Run, btec_server, free_port, k6_run, median, wrk_run
 
 PATH = "/api/v1/no-such-route"  # 404 from the router: the request path without a handler's work
 
@@ -33,6 +36,7 @@ def main() -> None:
     ap.add_argument("--vus", type=int, default=32)
     ap.add_argument("--duration", default="10s")
     ap.add_argument("--path", default=PATH)
+    ap.add_argument("--tool", choices=("k6", "wrk"), default="k6")
     args = ap.parse_args()
     expect = 404 if args.path == PATH else 200
     data = Path(tempfile.mkdtemp(prefix="btec-rl-"))
@@ -54,8 +58,12 @@ def main() -> None:
         for _ in range(args.rounds):
             for label, port, pid in (("limited", on, on_pid), ("unlimited", off, off_pid)):
                 for vus, suffix in ((args.vus, ""), (1, "@1vu")):
-                    run = k6_run(label + suffix, f"http://127.0.0.1:{port}", args.path, pid,
-                                 vus, args.duration, expect=expect)  # fmt: skip
+                    url = f"http://127.0.0.1:{port}"
+                    if args.tool == "wrk":
+                        run = wrk_run(label + suffix, url, args.path, pid, vus, args.duration)
+                    else:
+                        run = k6_run(label + suffix, url, args.path, pid, vus, args.duration,
+                                     expect=expect)  # fmt: skip
                     runs.append(run)
                     print(json.dumps(asdict(run)), flush=True)
     print(json.dumps(summarise(runs, args.path), indent=2))
@@ -74,6 +82,14 @@ def summarise(runs: list[Run], path: str) -> dict[str, object]:
         }
     lim, unl = summary["limited"], summary["unlimited"]
     summary["rps_cost"] = round(1 - lim["rps_median"] / unl["rps_median"], 3)
+    pairs = zip(
+        [r for r in runs if r.label == "limited"],
+        [r for r in runs if r.label == "unlimited"],
+        strict=True,
+    )
+    per_round = [1 - a.rps / b.rps for a, b in pairs]
+    summary["rps_cost_per_round"] = [round(c, 3) for c in per_round]
+    summary["rps_cost_median_of_rounds"] = round(median(per_round), 3)
     summary["cpu_added_ms_per_req"] = round(
         lim["server_cpu_ms_per_req_median"] - unl["server_cpu_ms_per_req_median"], 4
     )
