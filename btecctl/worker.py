@@ -37,28 +37,43 @@ def worker(
             help="Serve saq's web UI on 127.0.0.1:PORT (user admin, BTEC_TASKS_UI_PASSWORD).",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve /metrics on BTEC_HOST:PORT, 0 for any free port "
+            "[default: BTEC_WORKER_METRICS_PORT].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
     from server.infra.logging import configure_from
-    from server.infra.runner import run
+    from server.infra.runner import ListenError, run
     from server.infra.sentry import init_sentry
 
     settings = settings_of(ctx)
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
     if ui_port is not None and settings.tasks_ui_password is None:
         fail("--ui-port needs BTEC_TASKS_UI_PASSWORD", code=USAGE, as_json=as_json)
     configure_from(settings, as_json)
     init_sentry(settings, component="worker")
     started = time.monotonic()
 
-    def ready() -> None:
+    def ready(metrics_url: str | None) -> None:
         seconds = round(time.monotonic() - started, 3)
         if as_json:
-            emit_json({"event": "ready", "worker": True, "seconds": seconds, "ui_port": ui_port})
+            emit_json({"event": "ready", "worker": True, "seconds": seconds, "ui_port": ui_port,
+                       "metrics_url": metrics_url})  # fmt: skip
         else:
-            err_console.print(f"[green]worker up[/] in {seconds} s. Ctrl-C drains and stops it.")
+            also = f" Metrics at {metrics_url}." if metrics_url else ""
+            err_console.print(
+                f"[green]worker up[/] in {seconds} s.{also} Ctrl-C drains and stops it."
+            )
 
     try:
         with sync_sigterm(), embedded_services(settings) as resolved:
@@ -67,13 +82,17 @@ def worker(
         pass
     except EmbeddedError as exc:
         fail(f"embedded server: {exc}", code=FAILED, as_json=as_json)
+    except ListenError as exc:
+        fail(str(exc), code=FAILED, as_json=as_json)
 
 
-async def _work(settings: Settings, ui_port: int | None, ready: Callable[[], None]) -> None:
+async def _work(
+    settings: Settings, ui_port: int | None, ready: Callable[[str | None], None]
+) -> None:
     from server.infra.runner import run_worker
 
     async with _saq_ui(settings, ui_port):
-        await run_worker(settings, on_ready=lambda _: ready())
+        await run_worker(settings, on_ready=ready)
 
 
 @asynccontextmanager

@@ -11,6 +11,11 @@ catalogue page); the catalogue is seeded first. `--tool wrk` drives the same loa
 which needs a fraction of k6's CPU and so leaves the server more of this 2-core machine.
 Besides the medians of each side, the summary gives the median of the per-round ratios,
 which is steadier when the machine's speed drifts between rounds.
+
+`--together` runs both servers at the same time instead, pinned to the same core (CPU 0)
+with one wrk each on CPU 1: the scheduler shares that core between them, so each round's
+requests/s ratio is their CPU cost ratio, measured in the same seconds, and the machine's
+drift cancels out. (32 connections each; the one-client p50 rounds stay sequential.)
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import contextlib
 import json
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import psutil
 from cache_bench import btecctl_json, embedded_holder, write_catalogue
 from harness import Run, btec_server, free_port, k6_run, median, wrk_run
 
@@ -37,6 +44,7 @@ def main() -> None:
     ap.add_argument("--duration", default="10s")
     ap.add_argument("--path", default=PATH)
     ap.add_argument("--tool", choices=("k6", "wrk"), default="k6")
+    ap.add_argument("--together", action="store_true", help="both servers at once, one core")
     args = ap.parse_args()
     expect = 404 if args.path == PATH else 200
     data = Path(tempfile.mkdtemp(prefix="btec-rl-"))
@@ -55,6 +63,9 @@ def main() -> None:
         if args.path.startswith("/api/v1/units"):
             write_catalogue(data / "units.csv", 2000)
             btecctl_json(data, "units", "import", str(data / "units.csv"))
+        if args.together:
+            together(args, [("limited", on, on_pid), ("unlimited", off, off_pid)])
+            return
         for _ in range(args.rounds):
             for label, port, pid in (("limited", on, on_pid), ("unlimited", off, off_pid)):
                 for vus, suffix in ((args.vus, ""), (1, "@1vu")):
@@ -67,6 +78,35 @@ def main() -> None:
                     runs.append(run)
                     print(json.dumps(asdict(run)), flush=True)
     print(json.dumps(summarise(runs, args.path), indent=2))
+
+
+def together(args: argparse.Namespace, servers: list[tuple[str, int, int]]) -> None:
+    """Both servers under load at once on one shared core; see the module docstring."""
+    for _, _, pid in servers:
+        for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+            proc.cpu_affinity([0])
+    costs, cpu_added = [], []
+    with ThreadPoolExecutor(len(servers)) as pool:
+        for _ in range(args.rounds):
+
+            def load(server: tuple[str, int, int]) -> Run:
+                label, port, pid = server
+                url = f"http://127.0.0.1:{port}"
+                return wrk_run(label, url, args.path, pid, args.vus, args.duration)
+
+            lim, unl = pool.map(load, servers)
+            for run in (lim, unl):
+                print(json.dumps(asdict(run)), flush=True)
+            costs.append(1 - lim.rps / unl.rps)
+            cpu_added.append(lim.server_cpu_ms_per_req - unl.server_cpu_ms_per_req)
+    print(json.dumps({
+        "mode": "together, one shared core",
+        "rps_cost_per_round": [round(c, 3) for c in costs],
+        "rps_cost_median": round(median(costs), 3),
+        "cpu_added_ms_per_req_median": round(median(cpu_added), 4),
+        "path": args.path,
+        "target_rps_cost": 0.15,
+    }, indent=2))  # fmt: skip
 
 
 def summarise(runs: list[Run], path: str) -> dict[str, object]:

@@ -16,7 +16,7 @@ from server.infra.auth import auth_ctx
 from server.infra.checks import health_ctx
 from server.infra.jobs import mail_ctx, tasks_ctx
 from server.infra.lifecycle import Lifecycle
-from server.infra.metrics import Metrics
+from server.infra.metrics import BackupSnapshot, Metrics
 from server.infra.postgres import pool_ctx
 from server.infra.redis import redis_ctx
 from server.middleware import SecurityHeaders, request_middleware
@@ -29,7 +29,7 @@ API_SPEC_PATH = "/api/docs/openapi.json"
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """Build the application; resources open in cleanup_ctx order and close in reverse.
     With `worker`, a job worker runs in the same process (the `btecctl serve` default)."""
-    app_metrics = Metrics(version=__version__, release=settings.release)
+    app_metrics = app_metrics_for(settings)
     security = SecurityHeaders(settings)
     app = web.Application(
         middlewares=[request_middleware(app_metrics, security, RateLimits(settings, app_metrics))],
@@ -53,6 +53,22 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(users.routes)
     _setup_docs(app, settings)
     return app
+
+
+def app_metrics_for(settings: Settings) -> Metrics:
+    """The process's metrics, with the backup gauges read from BTEC_BACKUP_DIR at scrape time."""
+    found = Metrics(version=__version__, release=settings.release, enabled=settings.metrics_enabled)
+
+    def read_backups() -> BackupSnapshot | None:
+        from server.infra.backup import metrics_snapshot  # psycopg: only once scraped
+
+        try:
+            return metrics_snapshot(settings)
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable: unknown, as if none
+            return None
+
+    found.watch_backups(read_backups)
+    return found
 
 
 def _setup_docs(app: web.Application, settings: Settings) -> None:
@@ -79,7 +95,7 @@ def create_worker_app(settings: Settings) -> web.Application:
     """The resources of `btecctl worker`: no HTTP routes, the same cleanup_ctx wiring."""
     app = web.Application()
     app[keys.SETTINGS] = settings
-    app[keys.METRICS] = Metrics(version=__version__, release=settings.release)
+    app[keys.METRICS] = app_metrics_for(settings)
     app[keys.LIFECYCLE] = Lifecycle()
     app.on_cleanup.append(_flush_reports)
     app.cleanup_ctx.extend([pool_ctx, redis_ctx, mail_ctx, tasks_ctx(run_worker=True)])

@@ -60,6 +60,7 @@ def request_middleware(
     """The one middleware: request id, input validation, errors as problem+json, RED metrics
     and the access log. One layer instead of several keeps the per-request cost low."""
     http = metrics.http
+    counted = metrics.enabled
     has_schemas = _schema_lookup()
 
     @web.middleware
@@ -71,7 +72,7 @@ def request_middleware(
             sentry.tag_request(rid)
         tracked = request.path not in UNTRACKED_PATHS
         started = time.perf_counter()
-        if tracked:
+        if tracked and counted:
             http.in_progress += 1
         status = 500
         sent: int | None = None  # body bytes, when known before sending
@@ -117,11 +118,12 @@ def request_middleware(
             return response
         finally:
             if tracked:
-                http.in_progress -= 1
                 elapsed = time.perf_counter() - started
                 method = request.method if request.method in _KNOWN_METHODS else "OTHER"
                 route = route_template(request)
-                http.observe(method, route, status, elapsed)
+                if counted:
+                    http.in_progress -= 1
+                    http.observe(method, route, status, elapsed)
                 _access(request, method, route, status, elapsed, sent, limits.trusted)
 
     return handle

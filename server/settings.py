@@ -157,6 +157,19 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token for /metrics. Unset: direct loopback callers only."
     )
+    metrics_enabled: bool = Field(
+        True,
+        description="Count HTTP requests and serve /metrics. false: no HTTP metrics and "
+        "/metrics answers 404.",
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="`btecctl worker` serves its /metrics (job counts and durations) on "
+        "BTEC_HOST:PORT, behind BTEC_METRICS_TOKEN (0: any free port, printed at start). "
+        "Unset: not served.",
+    )
     disk_warn_percent: Annotated[float, Field(gt=0, le=100)] = Field(
         90.0, description="Data dir disk use above which /health warns."
     )

@@ -4,6 +4,7 @@ monitored through `btecctl tasks` and /metrics; mail goes through a real SMTP se
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -278,8 +279,9 @@ class WorkerProcess:
 
     running: ClassVar[list[asyncio.subprocess.Process]] = []
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
         self.proc = proc
+        self.ready = ready  # the `ready` event it printed
         self.lines: list[bytes] = []
         self._reader = asyncio.create_task(self._read())
         WorkerProcess.running.append(proc)
@@ -306,7 +308,7 @@ class WorkerProcess:
                 assert line, "the worker exited before it was ready"
                 if b'"event": "ready"' in line:
                     break
-        return cls(proc)
+        return cls(proc, json.loads(line))
 
     async def stop(self, timeout: float = 30) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -417,6 +419,10 @@ def test_worker_ui_needs_a_password(cli: Callable[..., Any], settings: Settings)
     assert "BTEC_TASKS_UI_PASSWORD" in result.output
 
 
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 async def test_worker_ui_behind_basic_auth(make_settings: Callable[..., Settings]) -> None:
     import aiohttp
 
@@ -439,14 +445,74 @@ async def test_worker_ui_behind_basic_auth(make_settings: Callable[..., Settings
             url = f"http://127.0.0.1:{port}/api/queues"
             async with http.get(url) as anonymous:
                 assert anonymous.status == 401
-            async with http.get(url, auth=aiohttp.BasicAuth("admin", "wrong")) as wrong:
+            async with http.get(url, headers=basic("admin", "wrong")) as wrong:
                 assert wrong.status == 401
-            async with http.get(url, auth=aiohttp.BasicAuth("admin", "ui-secret-1")) as ok:
+            async with http.get(url, headers=basic("admin", "ui-secret-1")) as ok:
                 assert ok.status == 200
                 assert "btec" in await ok.text()
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.communicate()
+
+
+async def test_worker_serves_its_job_metrics(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """Job counts live in the worker that ran the jobs: `btecctl worker` serves them on
+    BTEC_WORKER_METRICS_PORT, behind BTEC_METRICS_TOKEN like the API's /metrics."""
+    import aiohttp
+
+    token = "metrics-token-" + "m" * 24
+    async with smtp_server() as inbox:
+        settings = make_settings(smtp_url=SecretStr(inbox.url))
+        worker = await WorkerProcess.start(
+            settings, BTEC_WORKER_METRICS_PORT="0", BTEC_METRICS_TOKEN=token
+        )
+        url = worker.ready["metrics_url"]
+        assert url.startswith("http://127.0.0.1:")
+        assert url.endswith("/metrics")
+        api = await aiohttp_client(create_app(settings))  # no worker of its own
+        resp = await api.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})
+        assert resp.status == 202, await resp.text()
+        done = await wait_job(api, (await resp.json())["job_id"], {"complete", "failed"})
+        assert done["status"] == "complete"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as anonymous:
+                assert anonymous.status == 401
+                assert anonymous.content_type == PROBLEM
+                assert (await anonymous.json())["code"] == "unauthorized"
+            async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as ok:
+                assert ok.status == 200
+                text = await ok.text()
+        assert await worker.stop() == 0
+    assert 'btec_jobs_finished_total{status="complete",task="send_email"} 1.0' in text
+    assert 'btec_job_duration_seconds_count{task="send_email"} 1.0' in text
+    assert "btec_http_requests_total" in text  # the same families as the API's, for one query
+
+
+async def test_worker_metrics_port_taken_is_a_clear_error(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import socket
+
+    settings = make_settings()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
+        environ.update(cli_env(settings, BTEC_ENV_FILE="", BTEC_WORKER_METRICS_PORT=str(port)))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "btecctl", "worker", "--json",
+            env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    assert proc.returncode == 1
+    reply = json.loads(out.decode().strip().splitlines()[-1])
+    assert reply["ok"] is False
+    assert f"cannot listen for metrics on 127.0.0.1:{port}" in reply["error"]
+    assert b"Traceback" not in err
 
 
 async def test_redis_down_is_503_not_500(

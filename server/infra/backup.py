@@ -23,6 +23,7 @@ import psycopg
 
 from server import __version__
 from server.infra import dbstats
+from server.infra.metrics import BackupSnapshot
 from server.infra.pgnames import MIGRATION_TABLE, database_name, with_database
 from server.settings import Settings
 
@@ -419,6 +420,27 @@ def list_backups(settings: Settings) -> tuple[list[Backup], list[Path]]:
             with contextlib.suppress(BackupError):
                 found.append(load(path))
     return sorted(found, key=lambda b: b.created, reverse=True), partial
+
+
+def _unix(stamp: str) -> float:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def metrics_snapshot(settings: Settings) -> BackupSnapshot | None:
+    """The backup gauges for /metrics; None when this process has no backup directory."""
+    if not settings.backups_path.is_dir():
+        return None
+    backups, _ = list_backups(settings)
+    if not backups:
+        return BackupSnapshot(kept=0)
+    newest = backups[0]
+    passed = [_unix(d["at"]) for b in backups for d in b.drills() if d.get("ok") and "at" in d]
+    return BackupSnapshot(
+        kept=len(backups),
+        last_success=newest.created.timestamp(),
+        last_size_bytes=int(newest.manifest.get("size_bytes", 0)),
+        last_drill_success=max(passed) if passed else None,
+    )
 
 
 @dataclass

@@ -177,7 +177,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         checks,
         timeout=settings.health_check_timeout,
         cache_seconds=settings.health_cache_seconds,
-        on_result=lambda r: metrics.health_checks.labels(r.key, r.status).inc(),
+        on_result=lambda r: metrics.health_result(r.key, r.status),
     )
     monitor.start()
     try:

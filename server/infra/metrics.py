@@ -8,6 +8,7 @@ middleware together on a small response; exposition stays prometheus_client's.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from prometheus_client.registry import Collector
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ACQUIRE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 UNMATCHED_ROUTE = "<unmatched>"
+HEALTH_RANK = {"pass": 0, "warn": 1, "fail": 2}
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -128,6 +130,55 @@ class QueueCollector(Collector):
         )
 
 
+@dataclass(frozen=True)
+class BackupSnapshot:
+    """What the backup directory says: the newest complete backup and the newest passed drill."""
+
+    kept: int
+    last_success: float | None = None  # unix seconds the newest backup finished
+    last_size_bytes: int | None = None
+    last_drill_success: float | None = None  # unix seconds of the newest drill that passed
+
+
+@dataclass(eq=False)
+class BackupCollector(Collector):
+    """btec_backup_* gauges, read from the backup directory at scrape time (at most once per
+    `ttl` seconds: a scrape stays cheap whatever the directory holds). Only what this process
+    can see: backups written to another machine's disk are not known here."""
+
+    read: Callable[[], BackupSnapshot | None]
+    ttl: float = 60.0
+    _cached: tuple[float, BackupSnapshot | None] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] >= self.ttl:
+            self._cached = (now, self.read())
+        snap = self._cached[1]
+        if snap is None:
+            return
+        yield GaugeMetricFamily("btec_backups_kept", "Complete backups on disk.", value=snap.kept)
+        if snap.last_success is not None:
+            yield GaugeMetricFamily(
+                "btec_backup_last_success_timestamp_seconds",
+                "When the newest complete backup finished (unix time).",
+                value=snap.last_success,
+            )
+        if snap.last_size_bytes is not None:
+            yield GaugeMetricFamily(
+                "btec_backup_last_size_bytes",
+                "Size of the newest complete backup.",
+                value=snap.last_size_bytes,
+            )
+        if snap.last_drill_success is not None:
+            yield GaugeMetricFamily(
+                "btec_backup_last_verified_timestamp_seconds",
+                "When a restore drill (btecctl db verify) last passed, on any kept backup "
+                "(unix time).",
+                value=snap.last_drill_success,
+            )
+
+
 def _bound(value: float) -> str:
     return "+Inf" if value == float("inf") else repr(value)
 
@@ -135,7 +186,8 @@ def _bound(value: float) -> str:
 class Metrics:
     """Every metric of one app, registered in its own registry so tests can build many apps."""
 
-    def __init__(self, *, version: str, release: str) -> None:
+    def __init__(self, *, version: str, release: str, enabled: bool = True) -> None:
+        self.enabled = enabled  # False: HTTP requests are not counted and /metrics is a 404
         disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the output and nobody reads them
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
@@ -223,9 +275,23 @@ class Metrics:
             ["check", "status"],
             registry=reg,
         )
+        self.health_status = Gauge(
+            "btec_health_check_status",
+            "Last result of each health check: 0 pass, 1 warn, 2 fail (checks run when "
+            "/api/v1/health or /ready is requested).",
+            ["check"],
+            registry=reg,
+        )
+
+    def health_result(self, check: str, status: str) -> None:
+        self.health_checks.labels(check, status).inc()
+        self.health_status.labels(check).set(HEALTH_RANK.get(status, 2))
 
     def watch_pool(self, snapshot: Callable[[], PoolSnapshot | None]) -> None:
         self.registry.register(PoolCollector(snapshot))
+
+    def watch_backups(self, read: Callable[[], BackupSnapshot | None]) -> None:
+        self.registry.register(BackupCollector(read))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

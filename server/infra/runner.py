@@ -17,6 +17,10 @@ from server.settings import Settings
 log = get_logger("btec.serve")
 
 
+class ListenError(Exception):
+    """A listener could not bind its address; the message names it."""
+
+
 async def serve(
     settings: Settings,
     *,
@@ -59,20 +63,44 @@ def _url(runner: web.AppRunner, host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-async def run_worker(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
-    """`btecctl worker`: the worker's resources without HTTP, until SIGTERM/SIGINT; then it
-    drains: running jobs get BTEC_WORKER_DRAIN_SECONDS, the rest go back to the queue."""
+async def run_worker(
+    settings: Settings, on_ready: Callable[[str | None], None] | None = None
+) -> None:
+    """`btecctl worker`: the worker's resources without HTTP (but for /metrics on
+    BTEC_WORKER_METRICS_PORT), until SIGTERM/SIGINT; then it drains: running jobs get
+    BTEC_WORKER_DRAIN_SECONDS, the rest go back to the queue. `on_ready` gets the metrics URL."""
+    from server.api.metrics import worker_metrics_app
     from server.app import create_worker_app
 
-    runner = web.AppRunner(create_worker_app(settings), handle_signals=False)
+    app = create_worker_app(settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    listener: web.AppRunner | None = None
     await runner.setup()
     try:
-        log.info("worker_started", concurrency=settings.worker_concurrency)
+        metrics_url = None
+        port = settings.worker_metrics_port
+        if port is not None:
+            listener = web.AppRunner(
+                worker_metrics_app(settings, app[keys.METRICS]),
+                access_log=None,
+                handle_signals=False,
+            )
+            await listener.setup()
+            try:
+                await web.TCPSite(listener, settings.host, port, reuse_address=True).start()
+            except OSError as exc:  # taken, or not an address of this host
+                raise ListenError(
+                    f"cannot listen for metrics on {settings.host}:{port}: {exc.strerror or exc}"
+                ) from None
+            metrics_url = _url(listener, settings.host, port) + "/metrics"
+        log.info("worker_started", concurrency=settings.worker_concurrency, metrics=metrics_url)
         if on_ready is not None:
-            on_ready("worker")
+            on_ready(metrics_url)
         signame = await _wait_for_signal()
         log.info("worker_draining", signal=signame, seconds=settings.worker_drain_seconds)
     finally:
+        if listener is not None:
+            await listener.cleanup()
         await runner.cleanup()
         log.info("worker_stopped")
 
