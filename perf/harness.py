@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,6 +219,34 @@ def wrk_run(
         loadgen_cpu_share=share,
         failed_rate=(int(non2xx.group(1)) / reqs) if non2xx else 0.0,
     )
+
+
+def pin(pid: int, cpus: list[int]) -> None:
+    """Keep a server (and its children) on `cpus`."""
+    for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        proc.cpu_affinity(cpus)
+
+
+def load_together(
+    servers: list[tuple[str, str, int]],
+    path: str,
+    connections: int,
+    duration: str,
+    tool: str = "wrk",
+    expect: int = 200,
+) -> list[Run]:
+    """One load generator (wrk or k6) per server (label, base URL, pid), all at once: with
+    the servers pinned to one shared core, their requests/s ratio is their CPU-cost ratio over
+    the same seconds, so the machine's drift between rounds cancels out."""
+
+    def one(server: tuple[str, str, int]) -> Run:
+        label, url, pid = server
+        if tool == "k6":
+            return k6_run(label, url, path, pid, connections, duration, expect=expect)
+        return wrk_run(label, url, path, pid, connections, duration)
+
+    with ThreadPoolExecutor(len(servers)) as pool:
+        return list(pool.map(one, servers))
 
 
 def median(values: list[float]) -> float:

@@ -9,9 +9,12 @@ Three `btecctl serve` processes on one embedded PostgreSQL/Redis data dir, alter
   endpoint.
 Target (issue "Observability"): logging and metrics together cost <= 10% of the requests/s
 with both off.
-`python perf/obs_bench.py [--tool wrk|k6] [--rounds 5] [--duration 8s] [--configs off,on,on+log]`
+`python perf/obs_bench.py [--together] [--tool wrk|k6] [--rounds 5] [--duration 8s]
+[--configs off,on,on+log]`
 
 wrk is the default: at these rates (over 20,000 requests/s) k6 measures itself.
+`--together` runs the servers at once, pinned to one shared core, one load generator each (see
+perf/README.md): their requests/s ratios are their CPU-cost ratios over the same seconds.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cache_bench import embedded_holder
-from harness import Run, btec_server, free_port, k6_run, median, wrk_run
+from harness import Run, btec_server, free_port, k6_run, load_together, median, pin, wrk_run
 
 PATH = "/api/v1/health/live"
 CONFIGS = {
@@ -42,6 +45,7 @@ def main() -> None:
     ap.add_argument("--duration", default="8s")
     ap.add_argument("--tool", choices=("k6", "wrk"), default="wrk")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="which of off,on,on+log")
+    ap.add_argument("--together", action="store_true", help="all servers at once, one core")
     args = ap.parse_args()
     chosen = {name: CONFIGS[name] for name in args.configs.split(",")}
     data = Path(tempfile.mkdtemp(prefix="btec-obs-"))
@@ -55,7 +59,17 @@ def main() -> None:
             common = {"BTEC_MAIL_CATCHER_PORT": "0", "BTEC_RATELIMIT_ENABLED": "false"}
             pid = stack.enter_context(btec_server(port, data, **common, **env))
             servers[label] = (port, pid)
+        if args.together:
+            for _, pid in servers.values():
+                pin(pid, [0])
         for _ in range(args.rounds):
+            if args.together:
+                targets = [(lab, f"http://127.0.0.1:{port}", pid)
+                           for lab, (port, pid) in servers.items()]  # fmt: skip
+                for run in load_together(targets, PATH, args.vus, args.duration, args.tool):
+                    runs.append(run)
+                    print(json.dumps(asdict(run)), flush=True)
+                continue
             for label, (port, pid) in servers.items():
                 url = f"http://127.0.0.1:{port}"
                 if args.tool == "wrk":

@@ -13,9 +13,9 @@ Besides the medians of each side, the summary gives the median of the per-round 
 which is steadier when the machine's speed drifts between rounds.
 
 `--together` runs both servers at the same time instead, pinned to the same core (CPU 0)
-with one wrk each on CPU 1: the scheduler shares that core between them, so each round's
-requests/s ratio is their CPU cost ratio, measured in the same seconds, and the machine's
-drift cancels out. (32 connections each; the one-client p50 rounds stay sequential.)
+with one load generator each (`--tool`) on CPU 1: the scheduler shares that core between
+them, so each round's requests/s ratio is their CPU cost ratio, measured in the same seconds,
+and the machine's drift cancels out. (32 connections each; no one-client p50 rounds.)
 """
 
 from __future__ import annotations
@@ -25,14 +25,12 @@ import contextlib
 import json
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import psutil
 from cache_bench import btecctl_json, embedded_holder, write_catalogue
-from harness import Run, btec_server, free_port, k6_run, median, wrk_run
+from harness import Run, btec_server, free_port, k6_run, load_together, median, pin, wrk_run
 
 PATH = "/api/v1/no-such-route"  # 404 from the router: the request path without a handler's work
 
@@ -83,24 +81,18 @@ def main() -> None:
 def together(args: argparse.Namespace, servers: list[tuple[str, int, int]]) -> None:
     """Both servers under load at once on one shared core; see the module docstring."""
     for _, _, pid in servers:
-        for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
-            proc.cpu_affinity([0])
+        pin(pid, [0])
     costs, cpu_added = [], []
-    with ThreadPoolExecutor(len(servers)) as pool:
-        for _ in range(args.rounds):
-
-            def load(server: tuple[str, int, int]) -> Run:
-                label, port, pid = server
-                url = f"http://127.0.0.1:{port}"
-                return wrk_run(label, url, args.path, pid, args.vus, args.duration)
-
-            lim, unl = pool.map(load, servers)
-            for run in (lim, unl):
-                print(json.dumps(asdict(run)), flush=True)
-            costs.append(1 - lim.rps / unl.rps)
-            cpu_added.append(lim.server_cpu_ms_per_req - unl.server_cpu_ms_per_req)
+    targets = [(label, f"http://127.0.0.1:{port}", pid) for label, port, pid in servers]
+    for _ in range(args.rounds):
+        lim, unl = load_together(targets, args.path, args.vus, args.duration, args.tool,
+                                 expect=404 if args.path == PATH else 200)  # fmt: skip
+        for run in (lim, unl):
+            print(json.dumps(asdict(run)), flush=True)
+        costs.append(1 - lim.rps / unl.rps)
+        cpu_added.append(lim.server_cpu_ms_per_req - unl.server_cpu_ms_per_req)
     print(json.dumps({
-        "mode": "together, one shared core",
+        "mode": f"together, one shared core, {args.tool}",
         "rps_cost_per_round": [round(c, 3) for c in costs],
         "rps_cost_median": round(median(costs), 3),
         "cpu_added_ms_per_req_median": round(median(cpu_added), 4),

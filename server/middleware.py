@@ -22,6 +22,7 @@ from server.errors import DomainError, InternalError, from_domain, from_http
 from server.infra import sentry
 from server.infra.logging import access_wanted, get_logger, log_access, request_id_var
 from server.infra.metrics import UNMATCHED_ROUTE, Metrics
+from server.infra.ratelimit import RATELIMIT, RATELIMIT_POLICY
 from server.settings import Settings
 
 REQUEST_ID_HEADER = istr("X-Request-ID")
@@ -76,26 +77,23 @@ def request_middleware(
             http.in_progress += 1
         status = 500
         sent: int | None = None  # body bytes, when known before sending
-        decision = policy = pending = None
+        decision = pending = None
         try:
             try:
-                policy = limits.policy_for(request)
-                if policy is not None:
-                    pending = limits.start(request, policy)
-                    if not limits.early(request, policy, pending):
-                        decision = await limits.settle(request, policy, pending)
-                        pending = None
+                pending = limits.begin(request)
+                if pending is not None and not pending.early:
+                    decision = await limits.settle(request, pending)
                 try:
                     if has_schemas(request):
                         response = await validation_middleware(request, handler)
                     else:
                         response = await handler(request)
                 except Exception:  # a refusal wins over the handler's own failure
-                    if pending is not None and policy is not None:
-                        decision = await limits.settle(request, policy, pending)
+                    if pending is not None and decision is None:
+                        decision = await limits.settle(request, pending)
                     raise
-                if pending is not None and policy is not None:  # run alongside its decision
-                    decision = await limits.settle(request, policy, pending)
+                if pending is not None and decision is None:  # ran alongside its decision
+                    decision = await limits.settle(request, pending)
             except DomainError as exc:
                 response = from_domain(exc, rid)
             except web.HTTPException as exc:
@@ -113,8 +111,9 @@ def request_middleware(
                 headers = response.headers
                 headers[REQUEST_ID_HEADER] = rid
                 security.apply(request.path, headers)
-                if decision is not None and policy is not None:
-                    headers.update(decision.headers(policy))
+                if decision is not None and pending is not None:
+                    headers[RATELIMIT_POLICY] = pending.policy.policy_header
+                    headers[RATELIMIT] = decision.state(pending.policy)
             return response
         finally:
             if tracked:

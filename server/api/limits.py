@@ -15,7 +15,7 @@ from server.errors import RateLimited, RateLimitUnavailable
 from server.infra.auth import bearer_claims
 from server.infra.logging import get_logger
 from server.infra.metrics import Metrics
-from server.infra.ratelimit import Decision
+from server.infra.ratelimit import Decision, RateLimiter
 from server.infra.ratepolicy import Policy
 from server.infra.tokens import AccessClaims
 from server.settings import Settings
@@ -81,7 +81,9 @@ def _in(address: str, networks: list[Any]) -> bool:
 
 
 class RateLimits:
-    """Which policy a request falls under, and whether it may pass."""
+    """Which policy a request falls under, and whether it may pass. Per request: `begin`
+    sends the decision, `settle` waits for it (at once, or after the handler of an
+    `alongside` route)."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.enabled = settings.ratelimit_enabled
@@ -89,31 +91,27 @@ class RateLimits:
         self.overrides = _overrides(settings.ratelimit_policies)
         self.trusted = settings.trusted_networks
         self.metrics = metrics
-        self._by_handler: dict[object, Policy] = {}
+        self._routes: dict[object, _Route | None] = {}  # routed: a bounded set
+        self._unmatched = _Route(self.default, alongside=False)
         self._room: dict[str, int] = {}  # each bucket's remaining budget at its last decision
-        self._counters: dict[tuple[str, str], Any] = {}
 
-    def _counter(self, policy: str, result: str) -> Any:
-        """The decision counter's child, bound once (labels() takes a lock each call)."""
-        child = self._counters.get((policy, result))
-        if child is None:
-            child = self._counters[(policy, result)] = self.metrics.ratelimit_decisions.labels(
-                policy, result
-            )
-        return child
+    def _route(self, request: web.Request) -> _Route | None:
+        """The policy of the request's route (None: exempt), worked out once per route."""
+        route = request.match_info.route
+        if route.resource is None:  # 404/405: a new system route every time
+            return None if request.path.startswith(EXEMPT_PREFIXES) else self._unmatched
+        found = self._routes.get(route, MISSING)
+        if found is MISSING:
+            found = self._routes[route] = self._route_of(route)
+        return found  # type: ignore[return-value]
 
-    def policy_for(self, request: web.Request) -> Policy | None:
-        if not self.enabled or request.path.startswith(EXEMPT_PREFIXES):
+    def _route_of(self, route: web.AbstractRoute) -> _Route | None:
+        assert route.resource is not None
+        if route.resource.canonical.startswith(EXEMPT_PREFIXES):
             return None
-        match_info = request.match_info
-        if match_info.route.resource is None:
-            return self.default
-        handler = match_info.handler
-        policy = self._by_handler.get(handler)
-        if policy is None:
-            declared: Policy = getattr(handler, POLICY_ATTR, self.default)
-            policy = self._by_handler[handler] = self.overrides.get(declared.name, declared)
-        return policy
+        declared: Policy = getattr(route.handler, POLICY_ATTR, self.default)
+        early = route.method in ("GET", "HEAD") and getattr(route.handler, ALONGSIDE_ATTR, False)
+        return _Route(self.overrides.get(declared.name, declared), alongside=early)
 
     def principal(self, request: web.Request) -> str:
         """The user of a valid bearer token (checked for revocation later, by the handler),
@@ -123,36 +121,35 @@ class RateLimits:
             return f"user:{claims.user_id}"
         return f"ip:{client_ip(request, self.trusted)}"
 
-    def start(self, request: web.Request, policy: Policy) -> Pending:
-        """Send the decision with this loop turn's Redis batch, without waiting for it."""
-        key = self.principal(request)
-        reply = request.app[keys.RATE_LIMITER].submit(key, policy)
-        return Pending(key, f"{policy.name}:{key}", reply)
+    def begin(self, request: web.Request) -> Pending | None:
+        """Send the request's decision with this loop turn's Redis batch, without waiting
+        for it; None when the request is exempt. `early`: the handler may run while the
+        decision is on its way (see `alongside`)."""
+        found = self._route(request) if self.enabled else None
+        if found is None:
+            return None
+        policy = found.policy
+        bucket = f"{policy.name}:{self.principal(request)}"
+        reply = request.app[keys.RATE_LIMITER].submit(bucket, policy)
+        early = found.alongside and self._room.get(bucket, 0) >= SPECULATE_FROM
+        return Pending(policy, bucket, reply, early)
 
-    def early(self, request: web.Request, policy: Policy, pending: Pending) -> bool:
-        """Whether the handler may run while the decision is on its way (see `alongside`)."""
-        return (
-            request.method in ("GET", "HEAD")
-            and getattr(request.match_info.handler, ALONGSIDE_ATTR, False)
-            and self._room.get(pending.bucket, 0) >= SPECULATE_FROM
-        )
-
-    async def settle(self, request: web.Request, policy: Policy, pending: Pending) -> Decision:
-        """The decision `start` sent: a decision that allows, else RateLimited or
+    async def settle(self, request: web.Request, pending: Pending) -> Decision:
+        """The decision `begin` sent: a decision that allows, else RateLimited or
         RateLimitUnavailable."""
-        limiter = request.app[keys.RATE_LIMITER]
+        policy = pending.policy
         try:
-            decision = limiter.decision(await pending.reply)
+            decision = RateLimiter.decision(await pending.reply)
             result = "allowed" if decision.allowed else "limited"
         except Exception as exc:  # any Redis failure: the policy decides
             self.metrics.ratelimit_errors.labels(policy.name).inc()
             log.warning("ratelimit_redis_error", policy=policy.name, error=type(exc).__name__)
             if policy.failure == "closed":
-                self._counter(policy.name, "unavailable").inc()
+                self.metrics.ratelimit.count(policy.name, "unavailable")
                 raise RateLimitUnavailable("rate limiting is unavailable", retry_after=5) from None
-            decision = limiter.local.hit(pending.key, policy)
+            decision = request.app[keys.RATE_LIMITER].local.hit(pending.bucket, policy)
             result = "fallback_allowed" if decision.allowed else "fallback_limited"
-        self._counter(policy.name, result).inc()
+        self.metrics.ratelimit.count(policy.name, result)
         self._remember(pending.bucket, decision.remaining)
         if not decision.allowed:
             raise RateLimited(
@@ -167,14 +164,24 @@ class RateLimits:
         self._room[bucket] = remaining
 
 
+MISSING = object()
+
+
+@dataclass(slots=True, frozen=True)
+class _Route:
+    policy: Policy
+    alongside: bool
+
+
 @dataclass(slots=True)
 class Pending:
-    """A decision on its way: the principal it counts against, its bucket (policy and
-    principal) and Redis's reply."""
+    """A decision on its way: its policy, its bucket (policy and principal), Redis's reply,
+    and whether the handler runs before the reply is in."""
 
-    key: str
+    policy: Policy
     bucket: str
     reply: asyncio.Future[Any]
+    early: bool
 
 
 def _overrides(spec: str) -> dict[str, Policy]:

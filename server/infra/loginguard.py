@@ -80,10 +80,10 @@ class LoginGuard:
         except Exception as exc:
             log.warning("login_backoff_unavailable", error=type(exc).__name__)
             self.metrics.ratelimit_errors.labels(POLICY).inc()
-            self.metrics.ratelimit_decisions.labels(POLICY, "fallback_allowed").inc()
+            self.metrics.ratelimit.count(POLICY, "fallback_allowed")
             return None
         result = "limited" if wait_ms > 0 else "allowed"
-        self.metrics.ratelimit_decisions.labels(POLICY, result).inc()
+        self.metrics.ratelimit.count(POLICY, result)
         return Throttle(wait_ms / 1000) if wait_ms > 0 else None
 
     async def succeeded(self, email: str) -> None:

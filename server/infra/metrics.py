@@ -113,6 +113,29 @@ class HttpCollector(Collector):
 
 
 @dataclass(eq=False)
+class DecisionCollector(Collector):
+    """btec_ratelimit_decisions_total: plain integers bumped on the event loop (one per
+    limited request), turned into a family at scrape time, like the HTTP counts."""
+
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def count(self, policy: str, result: str) -> None:
+        key = (policy, result)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "btec_ratelimit_decisions",
+            "Rate-limit decisions by policy and result (allowed, limited, fallback_allowed, "
+            "fallback_limited, unavailable).",
+            labels=["policy", "result"],
+        )
+        for labels, value in list(self.counts.items()):
+            family.add_metric(list(labels), value)
+        yield family
+
+
+@dataclass(eq=False)
 class QueueCollector(Collector):
     """Queue depth and live workers, as last read by the app's queue monitor."""
 
@@ -226,13 +249,8 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
             registry=reg,
         )
-        self.ratelimit_decisions = Counter(
-            "btec_ratelimit_decisions",
-            "Rate-limit decisions by policy and result (allowed, limited, fallback_allowed, "
-            "fallback_limited, unavailable).",
-            ["policy", "result"],
-            registry=reg,
-        )
+        self.ratelimit = DecisionCollector()
+        reg.register(self.ratelimit)
         self.ratelimit_errors = Counter(
             "btec_ratelimit_errors",
             "Redis errors met by the rate limiter.",

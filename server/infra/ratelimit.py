@@ -17,8 +17,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from multidict import istr
+
 from server.infra.ratepolicy import Policy
 from server.infra.redisbatch import ScriptBatcher
+
+RATELIMIT_POLICY = istr("RateLimit-Policy")
+RATELIMIT = istr("RateLimit")
 
 # KEYS[1]: the bucket. ARGV[1]: "T W", the policy's emission interval T and window W (ms).
 # Returns {allowed, remaining, reset_ms, retry_after_ms}.
@@ -48,11 +53,11 @@ class Decision:
     source: Literal["redis", "local"]
 
     def headers(self, policy: Policy) -> dict[str, str]:
-        reset = math.ceil(self.reset)
-        return {
-            "RateLimit-Policy": policy.policy_header,
-            "RateLimit": f'"{policy.name}";r={max(self.remaining, 0)};t={reset}',
-        }
+        return {RATELIMIT_POLICY: policy.policy_header, RATELIMIT: self.state(policy)}
+
+    def state(self, policy: Policy) -> str:
+        """The `RateLimit` header's value."""
+        return f'"{policy.name}";r={max(self.remaining, 0)};t={math.ceil(self.reset)}'
 
     @property
     def retry_after_header(self) -> str:
@@ -96,13 +101,13 @@ class RateLimiter:
         self.local = LocalLimiter()
         self._args: dict[Policy, tuple[str]] = {}  # each policy's script argument
 
-    def submit(self, key: str, policy: Policy) -> asyncio.Future[Any]:
-        """Send the decision with the next batch; the future holds Redis's reply (for
-        `decision`)."""
+    def submit(self, bucket: str, policy: Policy) -> asyncio.Future[Any]:
+        """Send the decision for `bucket` ("policy:principal") with the next batch; the
+        future holds Redis's reply (for `decision`)."""
         args = self._args.get(policy)
         if args is None:
             args = self._args[policy] = (f"{policy.interval_ms!r} {policy.window * 1000!r}",)
-        return self.batcher.submit(GCRA_LUA, (f"{self.prefix}{policy.name}:{key}",), args)
+        return self.batcher.submit(GCRA_LUA, (self.prefix + bucket,), args)
 
     @staticmethod
     def decision(reply: Any) -> Decision:
