@@ -11,7 +11,20 @@ from typing import Annotated
 import typer
 
 import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
-from btecctl import cache, db, dev, health, mail, sentry, serve, tasks, units, users, worker
+from btecctl import (
+    cache,
+    db,
+    dev,
+    files,
+    health,
+    mail,
+    sentry,
+    serve,
+    tasks,
+    units,
+    users,
+    worker,
+)
 from btecctl.output import CONFIG, FAILED, err_console
 from server import __version__
 from server.settings import SettingsError, load_settings
@@ -56,6 +69,7 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(mail.app, name="mail")
 app.add_typer(cache.app, name="cache")
 app.add_typer(units.app, name="units")
+app.add_typer(files.app, name="files")
 app.add_typer(users.app, name="users")
 app.add_typer(sentry.app, name="sentry")
 

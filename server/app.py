@@ -7,7 +7,7 @@ from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
 from server import __version__, keys
-from server.api import auth, health, me, metrics, ops, units, users
+from server.api import auth, files, health, me, metrics, ops, units, users
 from server.api.limits import RateLimits
 from server.api.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.api.parsing import ProblemParser
@@ -42,7 +42,15 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.on_response_prepare.append(security.hook())
     app.on_cleanup.append(_flush_reports)
     app.cleanup_ctx.extend(
-        [pool_ctx, redis_ctx, auth_ctx, mail_ctx, tasks_ctx(run_worker=worker), health_ctx]
+        [
+            pool_ctx,
+            redis_ctx,
+            auth_ctx,
+            mail_ctx,
+            files.storage_ctx,
+            tasks_ctx(run_worker=worker),
+            health_ctx,
+        ]
     )
     app.add_routes(health.routes)
     app.add_routes(metrics.routes)
@@ -51,6 +59,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(auth.routes)
     app.add_routes(me.routes)  # before users: /users/me, not /users/{id}
     app.add_routes(users.routes)
+    app.add_routes(files.routes)
     _setup_docs(app, settings)
     return app
 

@@ -103,6 +103,42 @@ class PayloadTooLarge(DomainError):
     title = "The request body is too large"
 
 
+class MalformedUpload(DomainError):
+    status = 400
+    code = "malformed_upload"
+    title = "The upload is not a multipart form with one file"
+
+
+class FileTooLarge(DomainError):
+    status = 413
+    code = "file_too_large"
+    title = "The file is too large"
+
+
+class QuotaExceeded(DomainError):
+    status = 413
+    code = "quota_exceeded"
+    title = "The upload would pass your storage quota"
+
+
+class UnsupportedType(DomainError):
+    status = 415
+    code = "unsupported_type"
+    title = "This type of file is not accepted"
+
+
+class UnsafeArchive(DomainError):
+    status = 415
+    code = "unsafe_archive"
+    title = "The file unpacks to too much"
+
+
+class FileNotAvailable(DomainError):
+    status = 409
+    code = "file_not_available"
+    title = "The file cannot be downloaded now"
+
+
 class ServiceUnavailable(DomainError):
     status = 503
     code = "service_unavailable"

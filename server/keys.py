@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from server.infra.metrics import Metrics
     from server.infra.passwords import Passwords
     from server.infra.ratelimit import RateLimiter
+    from server.infra.storage import Storage
     from server.infra.tasks import Tasks
     from server.infra.tokens import AccessClaims, InvalidToken, TokenKeys
     from server.services.health import HealthService
@@ -41,6 +42,7 @@ PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords")
 TOKEN_KEYS: web.AppKey[TokenKeys] = web.AppKey("token_keys")
 DENYLIST: web.AppKey[Denylist] = web.AppKey("denylist")
 LOGIN_GUARD: web.AppKey[LoginGuard] = web.AppKey("login_guard")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication

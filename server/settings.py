@@ -271,6 +271,43 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest JSON request body in bytes."
     )
+    upload_max_bytes: Annotated[int, Field(ge=1024, le=5 * 1024**3)] = Field(
+        100 * 1024 * 1024, description="Largest uploaded file in bytes (413 past it)."
+    )
+    upload_types: str = Field(
+        "pdf,docx,pptx,xlsx,png,jpg,jpeg,txt,mp3,m4a,wav",
+        description="File extensions uploads may have, comma-separated; each is checked "
+        "against the file's content (415 when they disagree).",
+    )
+    upload_quota_bytes: Annotated[int, Field(ge=0)] = Field(
+        1024**3, description="Total bytes of files one user may keep (413 quota_exceeded past it)."
+    )
+    clamd_url: str | None = Field(
+        None,
+        description="clamd to scan uploads with: unix:///run/clamav/clamd.ctl or "
+        "tcp://host:3310. Unset: files are `unscanned` (refused in production unless "
+        "BTEC_SCAN_DISABLED=true).",
+    )
+    clamd_timeout: PositiveFloat = Field(
+        60.0, description="Seconds one scan may take before it counts as an error."
+    )
+    scan_retries: Annotated[int, Field(ge=1, le=50)] = Field(
+        5, description="Tries a scan gets when clamd fails before the file is marked `error`."
+    )
+    scan_disabled: bool = Field(
+        False,
+        description="Run production without a virus scanner: uploads stay `unscanned` and "
+        "are served as they are.",
+    )
+    upload_zip_max_entries: Annotated[int, Field(ge=1)] = Field(
+        2000, description="Most entries an Office file (a ZIP) may hold."
+    )
+    upload_zip_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        512 * 1024 * 1024, description="Most bytes an Office file may unpack to."
+    )
+    upload_zip_max_ratio: Annotated[float, Field(gt=1)] = Field(
+        100.0, description="Highest compression ratio of any entry of an Office file."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
@@ -384,6 +421,23 @@ class Settings(BaseSettings):
             Policy.parse(name.strip(), spec)
         return value
 
+    @field_validator("clamd_url")
+    @classmethod
+    def _clamd_url(cls, value: str | None) -> str | None:
+        if value:
+            from server.infra.clamd import parse_url
+
+            parse_url(value)
+        return value or None
+
+    @field_validator("upload_types")
+    @classmethod
+    def _upload_types(cls, value: str) -> str:
+        from server.services.filetypes import parse_allowed
+
+        parse_allowed(value)
+        return value
+
     @property
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         items = filter(None, (v.strip() for v in self.trusted_proxies.split(",")))
@@ -419,6 +473,11 @@ class Settings(BaseSettings):
             problems.append("BTEC_DATABASE_URL must be set (no embedded PostgreSQL)")
         if self.redis_url is None:
             problems.append("BTEC_REDIS_URL must be set (no embedded Redis)")
+        if self.clamd_url is None and not self.scan_disabled:
+            problems.append(
+                "BTEC_CLAMD_URL must be set to scan uploads (or BTEC_SCAN_DISABLED=true to "
+                "run without a scanner)"
+            )
         if problems:
             raise ValueError("production: " + "; ".join(problems))
         return self
@@ -430,6 +489,16 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def serves_unscanned(self) -> bool:
+        """Files without a verdict may be downloaded: development without a scanner, or a
+        production that chose to run without one."""
+        return self.env != "production" or self.scan_disabled
 
     @property
     def backups_path(self) -> Path:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 from saq import Job
 
+from server.infra.clamd import Clamd
 from server.infra.mail import Mailer
+from server.infra.storage import storage_for
 from server.infra.tasks import Context, PermanentError, TaskFunction, TaskSpec, once
+from server.services import files as files_service
 from server.services import mail as mail_service
 from server.services import passwords as password_service
 from server.services import verification as verification_service
@@ -106,6 +110,30 @@ def mail_link_spec(function: TaskFunction, settings: Settings) -> TaskSpec:
     )
 
 
+async def scan_file(ctx: Context, *, file_id: str) -> dict[str, Any]:
+    """Scan an uploaded file with clamd and record the verdict; an infected file goes to
+    quarantine and its owner is told by mail. Scanner failures are retried; after the last
+    try the file is `error`, never `clean`."""
+    settings: Settings = ctx["settings"]
+    job: Job = ctx["job"]
+    if settings.clamd_url is None:
+        raise PermanentError("no scanner is configured (BTEC_CLAMD_URL)")
+    result = await files_service.scan(
+        db=ctx["pool"].acquire,
+        storage=storage_for(settings),
+        scanner=Clamd(settings.clamd_url, settings.clamd_timeout),
+        file_id=uuid.UUID(file_id),
+        last_try=job.attempts >= job.retries,
+    )
+    notify = result.pop("notify", None)
+    if notify is not None:
+        to = notify.pop("to")
+        await send_email(ctx, template="file-quarantined", to=to,
+                         context={**notify, "service": settings.service_id})  # fmt: skip
+        result["owner_told"] = True
+    return result
+
+
 def specs(settings: Settings) -> list[TaskSpec]:
     return [
         TaskSpec(
@@ -120,4 +148,11 @@ def specs(settings: Settings) -> list[TaskSpec]:
         mail_link_spec(send_verification, settings),  # keyed per user and 2 minutes
         mail_link_spec(send_email_change, settings),  # keyed per user, address and 2 minutes
         TaskSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
+        TaskSpec(
+            scan_file,
+            timeout=int(settings.clamd_timeout) + 30,
+            retries=settings.scan_retries,
+            retry_delay=5.0,
+            max_delay=300.0,
+        ),
     ]

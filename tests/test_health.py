@@ -23,6 +23,7 @@ from tests.helpers import cli_env, closed_port
 
 HEALTH_JSON = "application/health+json"
 EXPECTED_CHECKS = {
+    "clamd:responseTime",
     "postgres:responseTime",
     "postgres:connections",
     "postgres:migrations",
@@ -33,6 +34,13 @@ EXPECTED_CHECKS = {
     "smtp:responseTime",
     "worker:heartbeat",
 }
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Everything up, and no virus scanner on purpose (tests/test_scan.py covers clamd's
+    check): otherwise the scanner check warns that uploads go unscanned."""
+    return make_settings(scan_disabled=True)
 
 
 async def test_live_answers_pass(client: Any) -> None:
@@ -66,7 +74,9 @@ async def test_ready_passes_with_everything_up(client: Any) -> None:
 async def test_anonymous_callers_see_status_only(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
-    settings = make_settings(health_loopback_details=False, health_token=SecretStr("t" * 40))
+    settings = make_settings(
+        health_loopback_details=False, health_token=SecretStr("t" * 40), scan_disabled=True
+    )
     client = await aiohttp_client(create_app(settings, worker=True))
     anonymous = await client.get("/api/v1/health")
     assert anonymous.status == 200

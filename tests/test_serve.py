@@ -208,6 +208,7 @@ def test_production_refuses_embedded_servers(data_dir: Path) -> None:
     assert served.proc.returncode == 4
     assert "BTEC_DATABASE_URL" in err
     assert "BTEC_SECRET_KEY" in err
+    assert "BTEC_CLAMD_URL" in err  # no scanner, and not said to run without one
     assert not data_dir.exists() or not embedded_processes(data_dir)
 
 

@@ -16,6 +16,7 @@ PROD = {
     "BTEC_SECRET_KEY": "k" * 48,
     "BTEC_DATABASE_URL": "postgresql://btec:pw@db:5432/btec",
     "BTEC_REDIS_URL": "redis://cache:6379/0",
+    "BTEC_CLAMD_URL": "tcp://clamav:3310",
 }
 
 
@@ -88,6 +89,25 @@ def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) 
     s = load(monkeypatch, **PROD)
     assert not s.embedded_postgres
     assert "pw" not in repr(s)  # secrets stay masked in reprs and logs
+
+
+def test_production_needs_a_scanner_or_says_it_runs_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without = {k: v for k, v in PROD.items() if k != "BTEC_CLAMD_URL"}
+    with pytest.raises(SettingsError) as err:
+        load(monkeypatch, **without)
+    assert "BTEC_CLAMD_URL" in str(err.value)
+    assert "BTEC_SCAN_DISABLED" in str(err.value)
+    s = load(monkeypatch, **without, BTEC_SCAN_DISABLED="true")
+    assert s.serves_unscanned
+
+
+@pytest.mark.parametrize("url", ["clamd", "http://clamav:3310", "tcp://clamav", "unix://"])
+def test_a_bad_clamd_url_names_the_variable(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(monkeypatch, BTEC_CLAMD_URL=url)
+    assert "BTEC_CLAMD_URL" in str(err.value)
 
 
 def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -57,6 +57,28 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "method_not_allowed": (405, "Method not allowed", "Method Not Allowed"),
     "email_taken": (409, "The email address is taken", "an account uses this email address"),
     "payload_too_large": (413, "The request body is too large", "Maximum request body size"),
+    "malformed_upload": (
+        400,
+        "The upload is not a multipart form with one file",
+        "send multipart/form-data with one part named file",
+    ),
+    "file_too_large": (413, "The file is too large", "files may be at most 104857600 bytes"),
+    "quota_exceeded": (
+        413,
+        "The upload would pass your storage quota",
+        "you keep 1073000000 of 1073741824 bytes; this file needs 2000000",
+    ),
+    "unsupported_type": (
+        415,
+        "This type of file is not accepted",
+        "the content is not PDF (it looks like EXE)",
+    ),
+    "unsafe_archive": (415, "The file unpacks to too much", "unpacks to more than 536870912 bytes"),
+    "file_not_available": (
+        409,
+        "The file cannot be downloaded now",
+        "the file is pending a virus scan",
+    ),
     "validation_failed": (422, "The request is not valid", "see errors"),
     "rate_limited": (429, "Too many requests", "too many requests; retry in 12 s"),
     "login_throttled": (

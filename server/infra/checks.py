@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from server import keys
+from server.infra.clamd import Clamd
 from server.infra.mail import SmtpTarget
 from server.infra.migrations import migration_ids
 from server.infra.pgnames import MIGRATION_TABLE
@@ -124,6 +125,29 @@ def smtp_check(target: SmtpTarget) -> Check:
     return Check("smtp:responseTime", "component", response_time, critical=False)
 
 
+def scanner_check(settings: Settings) -> Check:
+    """clamd answers PING. With no scanner: a warning that uploads go unscanned, or a note
+    when BTEC_SCAN_DISABLED says so on purpose."""
+    if settings.clamd_url is None:
+        chosen = settings.scan_disabled  # said on purpose: a note, not a warning
+        note = (
+            "scanning is off (BTEC_SCAN_DISABLED): uploads are unscanned"
+            if chosen
+            else "no virus scanner (BTEC_CLAMD_URL): uploads are unscanned"
+        )
+
+        async def unconfigured() -> Observation:
+            return Observation(None, None, "pass" if chosen else "warn", note)
+
+        return Check("clamd:responseTime", "component", unconfigured, critical=False)
+    clamd = Clamd(settings.clamd_url, timeout=settings.health_check_timeout)
+
+    async def response_time() -> Observation:
+        return Observation(await timed(clamd.ping), "ms")
+
+    return Check("clamd:responseTime", "component", response_time, critical=False)
+
+
 def worker_check(catalogue: Tasks, window: float) -> Check:
     """Some worker reported a heartbeat within `window` seconds (saq's worker registry)."""
 
@@ -173,6 +197,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     checks.append(smtp_check(app[keys.MAILER].target))
     checks.append(worker_check(app[keys.TASKS], settings.worker_heartbeat_seconds))
+    checks.append(scanner_check(settings))
     app[keys.HEALTH] = HealthService(
         checks,
         timeout=settings.health_check_timeout,

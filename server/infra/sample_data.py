@@ -71,6 +71,7 @@ class Column:
     low: int | None = None  # from CHECK (col >= low) / BETWEEN
     high: int | None = None
     pattern: bool = False  # a CHECK matches it against a regex: keep values plain ASCII
+    length: int | None = None  # from CHECK (length(col) = N): a digest, a fixed-size code
 
 
 def _base_value(col: Column, i: int) -> Any:
@@ -94,10 +95,13 @@ def _base_value(col: Column, i: int) -> Any:
     if t == "uuid":
         return uuid.UUID(int=i)
     if t == "bytea":
-        return f"sample {i}".encode()
+        raw = f"sample {i}".encode()
+        return raw.ljust(col.length, b"\x00")[: col.length] if col.length else raw
     if t.startswith(("text", "character", "citext")):
         limit = re.search(r"\((\d+)\)", t)
         value = f"{col.name}{i}" if col.pattern else f"{col.name}-{i}-é"
+        if col.length:
+            value = value.ljust(col.length, "x")[: col.length]
         return value[: int(limit.group(1))] if limit else value
     return None
 
@@ -111,6 +115,8 @@ def _bounds(col: Column, definition: str) -> None:
         col.high = int(high.group(1))
     if re.search(rf"\({name} ~\*? ", definition):
         col.pattern = True
+    if exact := re.search(rf"\((?:octet_)?length\({name}\) = (\d+)\)", definition):
+        col.length = int(exact.group(1))
 
 
 class Seeder:

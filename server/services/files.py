@@ -1,0 +1,57 @@
+"""What happens to an uploaded file after the upload: its virus scan and the verdict's effects."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from server.infra.clamd import Clamd, ScanError
+from server.infra.storage import Storage
+from server.store import Conn
+from server.store import files as store
+from server.store import users as users_store
+
+Db = Callable[[], AbstractAsyncContextManager[Conn]]
+
+
+async def scan(
+    *, db: Db, storage: Storage, scanner: Clamd, file_id: uuid.UUID, last_try: bool
+) -> dict[str, Any]:
+    """Scan a pending file and record the verdict. A scanner failure raises (the job is
+    retried) until `last_try`, when the file is marked `error`: never `clean`. An infected
+    file is moved to quarantine; the result says whom to tell."""
+    async with db() as conn:
+        row = await store.by_id(conn, file_id)
+    if row is None:
+        return {"skipped": "the file was deleted"}
+    if row["scan_status"] not in ("pending", "error"):
+        return {"skipped": f"already {row['scan_status']}"}
+    path = storage.local_path(row["storage_key"])
+    try:
+        if path is None or not path.is_file():
+            raise ScanError("the file is missing from storage")
+        verdict = await scanner.scan(path)
+    except ScanError as exc:
+        if not last_try:
+            raise
+        async with db() as conn:
+            await store.set_verdict(conn, file_id, "error", str(exc)[:500])
+        return {"status": "error", "detail": str(exc)}
+    async with db() as conn:
+        updated = await store.set_verdict(conn, file_id, verdict.status, verdict.detail)
+        owner = await users_store.by_id(conn, row["owner_id"])
+    result: dict[str, Any] = {"status": verdict.status, "detail": verdict.detail}
+    if verdict.status == "infected" and updated is not None:
+        await storage.quarantine(row["storage_key"])
+        if owner is not None:
+            result["notify"] = {
+                "to": owner["email"],
+                "name": owner["full_name"],
+                "filename": row["filename"],
+                "signature": verdict.detail,
+                "file_id": str(file_id),
+                "uploaded": row["created_at"].strftime("%d %B %Y at %H:%M UTC"),
+            }
+    return result

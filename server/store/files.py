@@ -1,0 +1,73 @@
+"""Every query of uploaded files."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from server.store import Conn
+
+COLUMNS = (
+    "id, owner_id, filename, kind, content_type, size_bytes, sha256, storage, storage_key, "
+    "scan_status, scan_detail, scanned_at, created_at, updated_at"
+)
+
+
+async def used_bytes(conn: Conn, owner_id: int) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(size_bytes), 0) FROM files WHERE owner_id = $1", owner_id
+        )
+    )
+
+
+async def insert_within_quota(conn: Conn, row: dict[str, Any], quota: int) -> dict[str, Any] | None:
+    """Record a stored file unless its owner would pass `quota` bytes; None then. Run in a
+    transaction: the owner's uploads are counted one at a time (an advisory lock)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('btec.files'), $1::int)",
+                       row["owner_id"] % 2_000_000_000)  # fmt: skip
+    if await used_bytes(conn, row["owner_id"]) + row["size_bytes"] > quota:
+        return None
+    found = await conn.fetchrow(
+        f"INSERT INTO files (id, owner_id, filename, kind, content_type, size_bytes, sha256, "
+        f"storage, storage_key, scan_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        f"RETURNING {COLUMNS}",
+        row["id"],
+        row["owner_id"],
+        row["filename"],
+        row["kind"],
+        row["content_type"],
+        row["size_bytes"],
+        row["sha256"],
+        row["storage"],
+        row["storage_key"],
+        row["scan_status"],
+    )
+    assert found is not None
+    return dict(found)
+
+
+async def by_id(conn: Conn, file_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM files WHERE id = $1", file_id)
+    return dict(row) if row else None
+
+
+async def delete(conn: Conn, file_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"DELETE FROM files WHERE id = $1 RETURNING {COLUMNS}", file_id)
+    return dict(row) if row else None
+
+
+async def set_verdict(
+    conn: Conn, file_id: uuid.UUID, status: str, detail: str | None
+) -> dict[str, Any] | None:
+    """Record a scan's verdict on a file still pending (or errored: a retry); None if it is
+    gone or was decided already."""
+    row = await conn.fetchrow(
+        f"UPDATE files SET scan_status = $2, scan_detail = $3, scanned_at = now(), "
+        f"updated_at = now() WHERE id = $1 AND scan_status IN ('pending', 'error') "
+        f"RETURNING {COLUMNS}",
+        file_id,
+        status,
+        detail,
+    )
+    return dict(row) if row else None

@@ -1,0 +1,116 @@
+"""A real clamd for the tests, started with a signature database the test writes.
+
+The database holds one signature: the EICAR test string's MD5 (`Test.EICAR`), so clamd starts
+in about a second and finds EICAR as `Test.EICAR.UNOFFICIAL`. Where clamd is not installed the
+tests that need it are skipped with the reason, unless BTEC_TEST_REQUIRE_CLAMD is set (CI
+installs clamav-daemon and sets it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+SIGNATURE = "Test.EICAR.UNOFFICIAL"
+
+
+def clamd_binary() -> str:
+    found = shutil.which("clamd") or (
+        "/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None
+    )
+    if found is None:
+        if os.environ.get("BTEC_TEST_REQUIRE_CLAMD"):
+            pytest.fail("clamd is not installed: apt-get install clamav-daemon")
+        pytest.skip("clamd is not installed (apt-get install clamav-daemon)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ClamdServer:
+    proc: subprocess.Popen[bytes]
+    socket_path: Path
+    port: int
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def tcp_url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def _answers(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1)
+            s.connect(str(path))
+            s.sendall(b"zPING\0")
+            return s.recv(16).startswith(b"PONG")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def clamd_server(stream_max: str = "25M") -> Iterator[ClamdServer]:
+    binary = clamd_binary()
+    root = Path(tempfile.mkdtemp(prefix="btec-clamd-"))  # short: unix socket paths are short
+    try:
+        digest = hashlib.md5(EICAR, usedforsecurity=False).hexdigest()  # clamd's .hdb format
+        (root / "test.hdb").write_text(f"{digest}:{len(EICAR)}:Test.EICAR\n")
+        port = _free_port()
+        sock = root / "clamd.sock"
+        (root / "clamd.conf").write_text(
+            f"Foreground yes\nDatabaseDirectory {root}\nLocalSocket {sock}\n"
+            f"TCPSocket {port}\nTCPAddr 127.0.0.1\nStreamMaxLength {stream_max}\n"
+            f"LogFile {root / 'clamd.log'}\n"
+        )
+        proc = subprocess.Popen(
+            [binary, "-c", str(root / "clamd.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not _answers(sock):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log = (root / "clamd.log").read_text() if (root / "clamd.log").exists() else ""
+                    raise RuntimeError(f"clamd did not start:\n{log[-2000:]}")
+                time.sleep(0.05)
+            yield ClamdServer(proc, sock, port)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
