@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -42,25 +43,60 @@ def backup_command(
     label: Annotated[
         str, typer.Option(help="Suffix for the backup's name, e.g. before-release-12.")
     ] = "",
+    offsite: Annotated[
+        bool,
+        typer.Option(help="Also copy it to the uploads' S3 bucket, under backups/<name>/."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Dump the database with pg_dump into a checksummed backup with a manifest."""
     if label and not label.replace("-", "").isalnum():
         fail("--label may hold letters, digits and dashes only", code=USAGE, as_json=as_json)
+    if offsite and settings_of(ctx).storage_backend != "s3":
+        fail("--offsite needs BTEC_STORAGE_BACKEND=s3 (and BTEC_S3_BUCKET)", code=USAGE,
+             as_json=as_json)  # fmt: skip
     with (
         database(settings_of(ctx), as_json) as settings,
         progress("dumping", None, "tables") as tick,
     ):
         made = _guard(lambda: backups.backup(settings, tick, label=label), as_json)
     m = made.manifest
+    copied: dict[str, object] = {}
+    if offsite:
+        from server.infra import offsite as remote
+
+        with progress("copying off-site", len(m["files"]) + 1, "files") as tick:
+            copied = _guard(lambda: asyncio.run(remote.push(settings, made, tick)), as_json)
     if as_json:
-        emit_json({"ok": True, **made.summary(), "duration_s": m["duration_s"]})
+        emit_json({"ok": True, **made.summary(), "duration_s": m["duration_s"], **copied})
         return
     err_console.print(
         f"[green]backup[/] {made.name}: {len(m['tables'])} tables, "
         f"{sum(m['tables'].values())} rows, {_size(m['size_bytes'])} in {m['duration_s']} s"
     )
+    if copied:
+        err_console.print(f"[green]copied off-site[/] to {copied['offsite']}")
     out_console.print(str(made.path))
+
+
+@app.command("offsite-fetch")
+def offsite_fetch_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The off-site copy's backup name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring an off-site copy back into BTEC_BACKUP_DIR, checked against its manifest (then
+    `db verify` or `db restore` it)."""
+    from server.infra import offsite as remote
+
+    settings = settings_of(ctx)
+    with progress("fetching", None, "files") as tick:
+        found = _guard(lambda: asyncio.run(remote.fetch(settings, name, tick)), as_json)
+    if as_json:
+        emit_json({"ok": True, **found.summary()})
+        return
+    err_console.print(f"[green]fetched[/] {found.name}; every file matches its manifest")
+    out_console.print(str(found.path))
 
 
 def _guard(work: Callable[[], T], as_json: bool) -> T:
@@ -73,9 +109,25 @@ def _guard(work: Callable[[], T], as_json: bool) -> T:
 
 
 @app.command("backups")
-def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def list_command(
+    ctx: typer.Context,
+    offsite: Annotated[
+        bool, typer.Option(help="List the complete off-site copies in the S3 bucket instead.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """List backups, newest first, with their last restore drill."""
     settings = settings_of(ctx)
+    if offsite:
+        from server.infra import offsite as remote
+
+        names = _guard(lambda: asyncio.run(remote.copies(settings)), as_json)
+        if as_json:
+            emit_json({"bucket": settings.s3_bucket, "offsite": names})
+        else:
+            for name in names:
+                out_console.print(name)
+        return
     found, partial = backups.list_backups(settings)
     if as_json:
         emit_json(

@@ -107,7 +107,9 @@ def create_worker_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = app_metrics_for(settings)
     app[keys.LIFECYCLE] = Lifecycle()
     app.on_cleanup.append(_flush_reports)
-    app.cleanup_ctx.extend([pool_ctx, redis_ctx, mail_ctx, tasks_ctx(run_worker=True)])
+    app.cleanup_ctx.extend(
+        [pool_ctx, redis_ctx, mail_ctx, files.storage_ctx, tasks_ctx(run_worker=True)]
+    )
     return app
 
 

@@ -148,6 +148,11 @@ class ServiceUnavailable(DomainError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+    title = "File storage is unavailable"
+
+
 class DatabaseBusy(ServiceUnavailable):
     code = "db_pool_timeout"
     title = "The database is busy"

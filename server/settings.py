@@ -282,6 +282,26 @@ class Settings(BaseSettings):
     upload_quota_bytes: Annotated[int, Field(ge=0)] = Field(
         1024**3, description="Total bytes of files one user may keep (413 quota_exceeded past it)."
     )
+    storage_backend: Literal["local", "s3"] = Field(
+        "local",
+        description="Where uploaded files are kept: local (BTEC_DATA_DIR/uploads) or s3 "
+        "(BTEC_S3_*).",
+    )
+    s3_bucket: str | None = Field(None, description="S3 bucket of uploaded files.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph...); unset: AWS."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="S3 access key id; unset: the AWS default credential chain."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    s3_prefix: str = Field("uploads/", description="Key prefix of uploaded files in the bucket.")
+    s3_presigned_downloads: bool = Field(
+        False,
+        description="Downloads redirect to a presigned S3 URL valid 60 s instead of streaming "
+        "through btec (which alone can add nosniff and CSP: sandbox).",
+    )
     clamd_url: str | None = Field(
         None,
         description="clamd to scan uploads with: unix:///run/clamav/clamd.ctl or "
@@ -462,6 +482,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("BTEC_STORAGE_BACKEND=s3 needs BTEC_S3_BUCKET")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("BTEC_DB_POOL_MIN_SIZE must not exceed BTEC_DB_POOL_MAX_SIZE")
         if self.env != "production":

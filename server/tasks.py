@@ -11,7 +11,6 @@ from saq import Job
 
 from server.infra.clamd import Clamd
 from server.infra.mail import Mailer
-from server.infra.storage import storage_for
 from server.infra.tasks import Context, PermanentError, TaskFunction, TaskSpec, once
 from server.services import files as files_service
 from server.services import mail as mail_service
@@ -120,7 +119,7 @@ async def scan_file(ctx: Context, *, file_id: str) -> dict[str, Any]:
         raise PermanentError("no scanner is configured (BTEC_CLAMD_URL)")
     result = await files_service.scan(
         db=ctx["pool"].acquire,
-        storage=storage_for(settings),
+        storage=ctx["storage"],
         scanner=Clamd(settings.clamd_url, settings.clamd_timeout),
         file_id=uuid.UUID(file_id),
         last_try=job.attempts >= job.retries,

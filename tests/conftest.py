@@ -93,6 +93,15 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture(scope="session")
+def s3_url() -> Iterator[str]:
+    """moto_server on loopback, for the S3 storage backend (tests/s3.py)."""
+    from tests.s3 import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def database_url(pg_server_url: str) -> Iterator[str]:
     """The session's database, migrated by the same function as `btecctl db migrate`."""
     with scratch_database(pg_server_url, prefix="btec_test") as url:

@@ -20,6 +20,7 @@ import pytest
 
 from server.app import create_app
 from server.settings import Settings
+from tests import s3
 from tests.test_auth import CHEAP, PASSWORD, PROBLEM, bearer, make_admin
 
 ADMIN = "ada@example.org"
@@ -47,9 +48,20 @@ def office(folder: str, extra: dict[str, bytes] | None = None) -> bytes:
     return buf.getvalue()
 
 
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings of each storage backend: every test here runs on both."""
+    if request.param == "local":
+        return {}
+    url = request.getfixturevalue("s3_url")
+    return s3.settings_for(url, s3.new_bucket(url))
+
+
 @pytest.fixture
-def files_settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
-    return make_settings(**CHEAP, upload_max_bytes=LIMIT, data_dir=tmp_path / "var")
+def files_settings(
+    make_settings: Callable[..., Settings], tmp_path: Path, storage: dict[str, Any]
+) -> Settings:
+    return make_settings(**CHEAP, **storage, upload_max_bytes=LIMIT, data_dir=tmp_path / "var")
 
 
 @pytest.fixture
@@ -114,8 +126,27 @@ async def upload(http: Any, who: dict[str, str], filename: str, data: bytes) -> 
 
 
 def stored_files(settings: Settings) -> list[Path]:
+    """Files on local disk: stored ones, or temporary ones left by an upload."""
     root = settings.uploads_path
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def stored_objects(settings: Settings) -> list[str]:
+    """Objects in the test's bucket (none with local storage)."""
+    if settings.storage_backend != "s3":
+        return []
+    assert settings.s3_bucket is not None
+    assert settings.s3_endpoint_url is not None
+    return s3.keys(settings.s3_endpoint_url, settings.s3_bucket)
+
+
+def stored_contents(settings: Settings) -> list[bytes]:
+    if settings.storage_backend == "s3":
+        assert settings.s3_endpoint_url is not None
+        bucket = s3.client(settings.s3_endpoint_url)
+        return [bucket.get_object(Bucket=settings.s3_bucket, Key=k)["Body"].read()
+                for k in stored_objects(settings)]  # fmt: skip
+    return [p.read_bytes() for p in stored_files(settings)]
 
 
 async def rows(settings: Settings) -> int:
@@ -137,6 +168,7 @@ async def problem(answer: Any, status: int, code: str) -> dict[str, Any]:
 
 async def nothing_kept(settings: Settings) -> None:
     assert stored_files(settings) == []
+    assert stored_objects(settings) == []
     assert await rows(settings) == 0
 
 
@@ -155,10 +187,11 @@ async def test_upload_read_download_delete(
     assert meta["scan_status"] == "unscanned"
     assert "files_upload" in answer.headers["RateLimit-Policy"]
 
-    [path] = stored_files(files_settings)
-    assert path.read_bytes() == PDF
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "Unit" not in str(path)  # stored under a random name
+    assert stored_contents(files_settings) == [PDF]
+    for path in stored_files(files_settings):  # local storage
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for name in [*map(str, stored_files(files_settings)), *stored_objects(files_settings)]:
+        assert "Unit" not in name  # stored under a random name
 
     again = await http.get(f"/api/v1/files/{meta['id']}", headers=people["student"])
     assert again.status == 200
@@ -250,9 +283,11 @@ async def test_a_zip_that_lies_about_its_sizes_is_measured_not_trusted(
     make_settings: Callable[..., Settings],
     acli: Callable[..., Any],
     tmp_path: Path,
+    storage: dict[str, Any],
 ) -> None:
     """Unpacked size over the cap, with every entry's ratio under it: the total counts."""
-    settings = make_settings(**CHEAP, upload_zip_max_bytes=1024 * 1024, data_dir=tmp_path / "v")
+    settings = make_settings(**CHEAP, **storage, upload_zip_max_bytes=1024 * 1024,
+                             data_dir=tmp_path / "v")  # fmt: skip
     http = await aiohttp_client(create_app(settings))
     await make_admin(acli, settings, ADMIN)
     admin = await session_of(http, ADMIN)
@@ -325,14 +360,16 @@ async def test_memory_does_not_grow_with_the_body(
     make_settings: Callable[..., Settings],
     acli: Callable[..., Any],
     tmp_path: Path,
+    storage: dict[str, Any],
 ) -> None:
-    """A 24 MiB upload streams through in bounded memory (traced in this process, where the
-    server runs)."""
-    settings = make_settings(**CHEAP, upload_max_bytes=64 * 1024 * 1024, data_dir=tmp_path / "v")
+    """A 40 MiB upload streams through in bounded memory (traced in this process, where the
+    server runs): a few chunks for local storage, about two 8 MiB parts for S3."""
+    settings = make_settings(**CHEAP, **storage, upload_max_bytes=64 * 1024 * 1024,
+                             data_dir=tmp_path / "v")  # fmt: skip
     http = await aiohttp_client(create_app(settings))
     await make_admin(acli, settings, ADMIN)
     admin = await session_of(http, ADMIN)
-    size = 24 * 1024 * 1024
+    size = 40 * 1024 * 1024
     block = os.urandom(256 * 1024)
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -349,7 +386,8 @@ async def test_memory_does_not_grow_with_the_body(
         tracemalloc.stop()
     assert answer.status == 201, await answer.text()
     assert (await answer.json())["size_bytes"] == size + len(PDF)
-    assert peak < 8 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte upload"
+    bound = 24 if storage else 8  # MiB
+    assert peak < bound * 1024 * 1024, f"peak {peak} bytes for a {size}-byte upload"
 
 
 @pytest.mark.parametrize(
@@ -425,8 +463,10 @@ async def test_the_quota_holds_under_concurrent_uploads(
     make_settings: Callable[..., Settings],
     acli: Callable[..., Any],
     tmp_path: Path,
+    storage: dict[str, Any],
 ) -> None:
-    settings = make_settings(**CHEAP, upload_quota_bytes=100_000, data_dir=tmp_path / "v")
+    settings = make_settings(**CHEAP, **storage, upload_quota_bytes=100_000,
+                             data_dir=tmp_path / "v")  # fmt: skip
     http = await aiohttp_client(create_app(settings))
     await make_admin(acli, settings, ADMIN)
     admin = await session_of(http, ADMIN)
@@ -438,7 +478,7 @@ async def test_the_quota_holds_under_concurrent_uploads(
         if answer.status == 413:
             await problem(answer, 413, "quota_exceeded")
     assert await rows(settings) == 1
-    assert len(stored_files(settings)) == 1
+    assert len(stored_contents(settings)) == 1
 
 
 async def test_concurrent_uploads_all_land(
@@ -452,7 +492,7 @@ async def test_concurrent_uploads_all_land(
     assert [a.status for a in answers] == [201] * 10
     assert len({m["id"] for m in metas}) == 10
     assert {m["sha256"] for m in metas} == {hashlib.sha256(d).hexdigest() for d in datas}
-    assert len(stored_files(files_settings)) == 10
+    assert sorted(stored_contents(files_settings)) == sorted(datas)
 
 
 async def test_malformed_uploads_are_400(
@@ -503,3 +543,52 @@ async def test_a_client_that_goes_away_midway_leaves_nothing(
         while any(incoming.iterdir()):
             await asyncio.sleep(0.05)
     await nothing_kept(files_settings)
+
+
+async def test_s3_downloads_can_redirect_to_a_presigned_url(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    tmp_path: Path,
+    s3_url: str,
+) -> None:
+    settings = make_settings(**CHEAP, **s3.settings_for(s3_url, s3.new_bucket(s3_url)),
+                             s3_presigned_downloads=True, data_dir=tmp_path / "v")  # fmt: skip
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, ADMIN)
+    admin = await session_of(http, ADMIN)
+    data = PDF + os.urandom(9 * 1024 * 1024)  # more than one part: a multipart upload
+    meta = await (await upload(http, admin, "Évaluation finale.pdf", data)).json()
+    moved = await http.get(meta["content_url"], headers=admin, allow_redirects=False)
+    assert moved.status == 302
+    location = moved.headers["Location"]
+    assert location.startswith(s3_url)
+    assert "X-Amz-Expires=60" in location
+    async with aiohttp.ClientSession() as direct, direct.get(location) as got:
+        assert got.status == 200
+        assert await got.read() == data
+        assert got.headers["Content-Type"] == "application/pdf"
+        assert "filename*=UTF-8''%C3%89valuation%20finale.pdf" in got.headers["Content-Disposition"]
+    assert (await http.delete(f"/api/v1/files/{meta['id']}", headers=admin)).status == 204
+    await nothing_kept(settings)
+
+
+async def test_s3_down_is_503_and_nothing_is_kept(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    from tests.helpers import closed_port
+
+    down = f"http://127.0.0.1:{closed_port()}"
+    settings = make_settings(**CHEAP, **s3.settings_for(down, "nowhere"), data_dir=tmp_path / "v")
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, ADMIN)
+    admin = await session_of(http, ADMIN)
+    answer = await upload(http, admin, "essay.pdf", PDF)
+    body = await problem(answer, 503, "storage_unavailable")
+    assert "S3 put" in body["detail"]
+    assert answer.headers["Retry-After"] == "5"
+    assert stored_files(settings) == []  # no temporary file left either
+    assert await rows(settings) == 0

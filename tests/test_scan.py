@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from server.app import create_app
 from server.settings import Settings
+from tests import s3
 from tests.clamd import EICAR, SIGNATURE, ClamdServer, clamd_server
 from tests.helpers import cli_env
 from tests.smtp import Inbox, smtp_server
@@ -220,3 +221,27 @@ async def test_files_added_before_the_scanner_are_scanned_by_rescan(
     worker = await aiohttp_client(create_app(scanning_settings, worker=True))
     assert (await verdict(worker, who, clean["id"]))["scan_status"] == "clean"
     assert (await verdict(worker, who, bad["id"]))["scan_status"] == "infected"
+
+
+async def test_on_s3_an_infected_file_moves_to_the_quarantine_prefix(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+    tmp_path: Path,
+    inbox: Inbox,
+    clamd: ClamdServer,
+    s3_url: str,
+) -> None:
+    bucket = s3.new_bucket(s3_url)
+    http, who, _ = await scanning(aiohttp_client, make_settings, acli, tmp_path, inbox,
+                                  clamd.unix_url, **s3.settings_for(s3_url, bucket))  # fmt: skip
+    bad = await (await upload(http, who, "b.txt", EICAR)).json()
+    good = await (await upload(http, who, "g.txt", b"fine words")).json()
+    assert (await verdict(http, who, bad["id"]))["scan_status"] == "infected"
+    assert (await verdict(http, who, good["id"]))["scan_status"] == "clean"
+    stored = s3.keys(s3_url, bucket)
+    assert len(stored) == 2
+    [quarantined] = [k for k in stored if k.startswith("uploads/quarantine/")]
+    body = s3.client(s3_url).get_object(Bucket=bucket, Key=quarantined)["Body"].read()
+    assert body == EICAR
+    assert await (await http.get(good["content_url"], headers=who)).read() == b"fine words"

@@ -14,7 +14,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -32,13 +31,14 @@ from server.errors import (
     NotFound,
     QueueUnavailable,
     QuotaExceeded,
+    StorageUnavailable,
     UnsafeArchive,
     UnsupportedType,
     from_domain,
 )
 from server.infra.logging import get_logger
 from server.infra.postgres import connection
-from server.infra.storage import Storage, new_key, storage_for
+from server.infra.storage import Storage, StorageError, attachment, new_key, open_storage
 from server.services import filetypes
 from server.settings import Settings
 from server.store import files as store
@@ -91,9 +91,10 @@ FILE_PATH_PARAM = [
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the file storage of BTEC_DATA_DIR/uploads."""
-    app[keys.STORAGE] = storage_for(app[keys.SETTINGS])
-    yield
+    """cleanup_ctx: the file storage (BTEC_STORAGE_BACKEND), open while the app runs."""
+    async with open_storage(app[keys.SETTINGS]) as storage:
+        app[keys.STORAGE] = storage
+        yield
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +147,7 @@ def _initial_status(settings: Settings) -> str:
             "quota_exceeded",
             "unsupported_type",
             "unsafe_archive",
+            "storage_unavailable",
             *LIMITED_PROBLEMS,
         ),
     },
@@ -168,7 +170,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
     filename = filetypes.clean_filename(part.filename)
     storage = request.app[keys.STORAGE]
     fd, temp = storage.temporary()
-    stored_key: str | None = None
+    stored_key: str | None = None  # in storage: removed again if anything after fails
     try:
         try:
             size, digest = await _receive(part, fd, limit)
@@ -176,8 +178,12 @@ async def upload(request: web.Request) -> web.StreamResponse:
             return _refuse(request, exc)
         await _no_more_parts(reader)
         kind = await _check(settings, temp, filename)
-        stored_key = new_key()
-        await storage.put(temp, stored_key)
+        key = new_key()
+        try:
+            await storage.put(temp, key)
+        except StorageError as exc:
+            raise StorageUnavailable(str(exc), retry_after=5) from None
+        stored_key = key
         row = {
             "id": uuid.uuid4(),
             "owner_id": user["id"],
@@ -198,13 +204,21 @@ async def upload(request: web.Request) -> web.StreamResponse:
             await _queue_scan(request, saved["id"])
     except BaseException:
         if stored_key is not None:
-            await asyncio.shield(storage.delete(stored_key))
+            await asyncio.shield(_discard(storage, stored_key))
         raise
     finally:
-        if stored_key is None:
-            temp.unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)  # gone already once stored
     location = f"/api/v1/files/{saved['id']}"
     return web.json_response(public(saved), status=201, headers={"Location": location, **NO_STORE})
+
+
+async def _discard(storage: Storage, key: str) -> None:
+    """Remove a stored file whose upload failed after all; a storage error is logged (the
+    object is orphaned, not recorded) and does not hide the upload's own failure."""
+    try:
+        await storage.delete(key)
+    except StorageError as exc:
+        log.warning("file_orphaned", storage_key=key, error=str(exc))
 
 
 async def _queue_scan(request: web.Request, file_id: uuid.UUID) -> None:
@@ -348,8 +362,18 @@ def downloadable(settings: Settings, status: str) -> bool:
                 }
             },
         },
+        302: {
+            "description": "With S3 storage and BTEC_S3_PRESIGNED_DOWNLOADS: the file is at "
+            "`Location`, a presigned URL valid 60 s",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        },
         **problem_responses(
-            "unauthorized", "invalid_token", "not_found", "file_not_available", *LIMITED_PROBLEMS
+            "unauthorized",
+            "invalid_token",
+            "not_found",
+            "file_not_available",
+            "storage_unavailable",
+            *LIMITED_PROBLEMS,
         ),
     },
 )
@@ -360,25 +384,46 @@ async def content(request: web.Request) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     if not downloadable(settings, row["scan_status"]):
         raise FileNotAvailable(f"the file's scan status is {row['scan_status']}")
-    path = request.app[keys.STORAGE].local_path(row["storage_key"])
-    if path is None or not path.is_file():
-        raise NotFound("the file's content is missing from storage")
-    return web.FileResponse(
-        path,
-        chunk_size=CHUNK,
-        headers={
+    storage = request.app[keys.STORAGE]
+    key, headers = (
+        row["storage_key"],
+        {
             "Content-Type": row["content_type"],
             "Content-Disposition": attachment(row["filename"]),
             "Content-Security-Policy": "sandbox",
             **NO_STORE,
         },
     )
-
-
-def attachment(filename: str) -> str:
-    """Content-Disposition for a download (RFC 6266): an ASCII fallback and the UTF-8 name."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    path = storage.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            raise NotFound("the file's content is missing from storage")
+        return web.FileResponse(path, chunk_size=CHUNK, headers=headers)
+    if settings.s3_presigned_downloads:
+        url = await storage.presigned_url(key, filename=row["filename"],
+                                          content_type=row["content_type"], seconds=60)  # fmt: skip
+        if url is not None:
+            return web.Response(status=302, headers={"Location": url, **NO_STORE})
+    chunks = storage.chunks(key)
+    try:
+        first = await anext(chunks, b"")
+    except FileNotFoundError:
+        raise NotFound("the file's content is missing from storage") from None
+    except StorageError as exc:
+        raise StorageUnavailable(str(exc), retry_after=5) from None
+    response = web.StreamResponse(headers=headers)
+    response.content_length = row["size_bytes"]
+    await response.prepare(request)
+    await response.write(first)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except StorageError as exc:  # mid-way: the client sees a body shorter than announced
+        log.warning("download_cut_short", file_id=str(row["id"]), error=str(exc))
+        response.force_close()
+        return response
+    await response.write_eof()
+    return response
 
 
 @docs(
@@ -404,6 +449,5 @@ async def delete(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         gone = await store.delete(conn, row["id"])
     if gone is not None:
-        storage: Storage = request.app[keys.STORAGE]
-        await storage.delete(gone["storage_key"])
+        await _discard(request.app[keys.STORAGE], gone["storage_key"])
     return web.Response(status=204, headers=NO_STORE)

@@ -89,6 +89,7 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "internal_error": (500, "Internal server error", "an unexpected error occurred"),
     "db_pool_timeout": (503, "The database is busy", "no database connection became free"),
     "db_unavailable": (503, "The database is unavailable", "the database cannot be reached"),
+    "storage_unavailable": (503, "File storage is unavailable", "S3 put: EndpointConnectionError"),
     "queue_unavailable": (503, "The job queue is unavailable", "the job queue cannot be reached"),
     "ratelimit_unavailable": (503, "Rate limiting is unavailable", "rate limiting is unavailable"),
 }

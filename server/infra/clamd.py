@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -57,9 +58,9 @@ class Clamd:
         if reply != "PONG":
             raise ScanError(f"unexpected reply to PING: {reply[:80]!r}")
 
-    async def scan(self, path: Path) -> Verdict:
-        """The verdict on a file's bytes, streamed from disk; ScanError when there is none."""
-        reply = await self._command(b"zINSTREAM\0", path)
+    async def scan(self, chunks: AsyncIterator[bytes]) -> Verdict:
+        """The verdict on a stream of bytes; ScanError when there is none."""
+        reply = await self._command(b"zINSTREAM\0", chunks)
         if reply.endswith(" FOUND"):
             name = reply.removeprefix("stream: ").removesuffix(" FOUND").strip()
             return Verdict("infected", name[:200] or "unknown")
@@ -67,15 +68,19 @@ class Clamd:
             return Verdict("clean")
         raise ScanError(f"clamd: {reply[:200]}")
 
-    async def _command(self, command: bytes, path: Path | None) -> str:
+    async def scan_file(self, path: Path) -> Verdict:
+        return await self.scan(_file_chunks(path))
+
+    async def _command(self, command: bytes, chunks: AsyncIterator[bytes] | None) -> str:
         writer: asyncio.StreamWriter | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 reader, writer = await self._open()
                 writer.write(command)
-                if path is not None:
-                    with path.open("rb") as f:
-                        while chunk := f.read(CHUNK):
+                if chunks is not None:
+                    async for data in chunks:
+                        for at in range(0, len(data), CHUNK):
+                            chunk = data[at : at + CHUNK]
                             writer.write(len(chunk).to_bytes(4, "big") + chunk)
                             await writer.drain()
                     writer.write(b"\0\0\0\0")
@@ -95,3 +100,9 @@ class Clamd:
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
         return raw.rstrip(b"\0").decode("utf-8", "replace").strip()
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk

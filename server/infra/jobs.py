@@ -51,6 +51,7 @@ def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[
                     drain_seconds=settings.worker_drain_seconds,
                     heartbeat_seconds=settings.worker_heartbeat_seconds,
                 )
+                worker.context["storage"] = app.get(keys.STORAGE)  # uploads, for scans
                 async with queue_infra.running_worker(worker):
                     yield
             else:

@@ -1,8 +1,8 @@
-"""Where uploaded files live, behind one small interface.
+"""Where uploaded files live, behind one small interface: a local directory or an S3 bucket.
 
-An upload streams into a private temporary file first (`Storage.temporary`); only a file that
-passed every check is handed to `put` under a random key, so a failed or aborted upload leaves
-nothing in storage. Keys never derive from what the client sent.
+An upload streams into a private temporary file first (`Storage.temporary`, always local);
+only a file that passed every check is handed to `put` under a random key, so a failed or
+aborted upload leaves nothing in storage. Keys never derive from what the client sent.
 """
 
 from __future__ import annotations
@@ -11,15 +11,28 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from server.settings import Settings
 
 TEMP_DIR = ".incoming"
+CHUNK = 256 * 1024
+PART = 8 * 1024 * 1024  # S3 multipart part size (at least 5 MiB but for the last)
 QUARANTINE_DIR = "quarantine"
+
+
+class StorageError(Exception):
+    """The storage backend could not be reached or refused the operation."""
+
+
+def _s3_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError, OSError)
 
 
 def new_key() -> str:
@@ -49,6 +62,16 @@ class Storage(Protocol):
 
     def local_path(self, key: str) -> Path | None:
         """The file's path on this machine, when the backend is a local directory."""
+        ...
+
+    def chunks(self, key: str) -> AsyncIterator[bytes]:
+        """The stored bytes, a chunk at a time; FileNotFoundError when they are gone."""
+        ...
+
+    async def presigned_url(
+        self, key: str, *, filename: str, content_type: str, seconds: int
+    ) -> str | None:
+        """A short-lived URL that downloads the file directly, where the backend has one."""
         ...
 
 
@@ -88,11 +111,191 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
+    async def chunks(self, key: str) -> AsyncIterator[bytes]:
+        with self._path(key).open("rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    async def presigned_url(
+        self, key: str, *, filename: str, content_type: str, seconds: int
+    ) -> str | None:
+        return None
+
     def leftovers(self) -> Iterator[Path]:
         """Temporary files of uploads that a crash interrupted."""
         yield from (self.root / TEMP_DIR).iterdir()
 
 
-def storage_for(settings: Settings) -> Storage:
-    """The storage BTEC_* settings describe."""
-    return LocalStorage(settings.uploads_path)
+class S3Storage:
+    """Files in an S3(-compatible) bucket under BTEC_S3_PREFIX. A file up to one part goes
+    in one PUT; a larger one as a multipart upload in 8 MiB parts (aborted on failure, so no
+    parts are left behind). The temporary files of uploads in progress stay local."""
+
+    name = "s3"
+
+    def __init__(self, client: Any, bucket: str, prefix: str, temp_root: Path) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.temp_root = temp_root
+        (temp_root / TEMP_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def temporary(self) -> tuple[int, Path]:
+        path = self.temp_root / TEMP_DIR / secrets.token_hex(16)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return fd, path
+
+    async def put(self, temp: Path, key: str) -> None:
+        """Upload the temporary file (the caller removes it afterwards)."""
+        await self.put_raw(temp, self._key(key))
+
+    async def put_raw(self, path: Path, target: str) -> None:
+        """Upload a local file under a full key (off-site backups use their own prefix)."""
+        try:
+            if os.stat(path).st_size <= PART:
+                data = await asyncio.to_thread(path.read_bytes)
+                await self.client.put_object(Bucket=self.bucket, Key=target, Body=data)
+            else:
+                await self._multipart(path, target)
+        except _s3_errors() as exc:
+            raise StorageError(f"S3 put: {type(exc).__name__}") from None
+
+    async def _multipart(self, temp: Path, target: str) -> None:
+        started = await self.client.create_multipart_upload(Bucket=self.bucket, Key=target)
+        upload_id = started["UploadId"]
+        try:
+            parts = []
+            with temp.open("rb") as f:
+                number = 1
+                while data := await asyncio.to_thread(f.read, PART):
+                    done = await self.client.upload_part(
+                        Bucket=self.bucket, Key=target, UploadId=upload_id,
+                        PartNumber=number, Body=data,
+                    )  # fmt: skip
+                    parts.append({"ETag": done["ETag"], "PartNumber": number})
+                    number += 1
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=target, UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )  # fmt: skip
+        except BaseException:
+            await asyncio.shield(self._abort(target, upload_id))
+            raise
+
+    async def _abort(self, target: str, upload_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=target, UploadId=upload_id
+            )
+
+    async def get_raw(self, target: str) -> bytes:
+        """A small object's bytes (a manifest); FileNotFoundError when absent."""
+        chunks = [chunk async for chunk in self._read(target)]
+        return b"".join(chunks)
+
+    async def download_raw(self, target: str, path: Path) -> None:
+        """An object into a local file, streamed."""
+        with path.open("wb") as out:
+            async for chunk in self._read(target):
+                await asyncio.to_thread(out.write, chunk)
+
+    async def list_raw(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2")
+            async for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
+                found.extend(o["Key"] for o in page.get("Contents", []))
+        except _s3_errors() as exc:
+            raise StorageError(f"S3 list: {type(exc).__name__}") from None
+        return found
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except _s3_errors() as exc:
+            raise StorageError(f"S3 delete: {type(exc).__name__}") from None
+
+    async def quarantine(self, key: str) -> None:
+        source = {"Bucket": self.bucket, "Key": self._key(key)}
+        target = self._key(f"{QUARANTINE_DIR}/{key.replace('/', '_')}")
+        try:
+            await self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=source)
+        except _s3_errors() as exc:
+            raise StorageError(f"S3 copy: {type(exc).__name__}") from None
+        await self.delete(key)
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def chunks(self, key: str) -> AsyncIterator[bytes]:
+        return self._read(self._key(key))
+
+    async def _read(self, target: str) -> AsyncIterator[bytes]:
+        try:
+            found = await self.client.get_object(Bucket=self.bucket, Key=target)
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(target) from None
+        except _s3_errors() as exc:
+            raise StorageError(f"S3 get: {type(exc).__name__}") from None
+        try:
+            async with found["Body"] as body:
+                while chunk := await body.read(CHUNK):
+                    yield chunk
+        except _s3_errors() as exc:
+            raise StorageError(f"S3 read: {type(exc).__name__}") from None
+
+    async def size(self, key: str) -> int:
+        head = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        return int(head["ContentLength"])
+
+    async def presigned_url(
+        self, key: str, *, filename: str, content_type: str, seconds: int
+    ) -> str | None:
+        url: str = await self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._key(key),
+                "ResponseContentDisposition": attachment(filename),
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=seconds,
+        )
+        return url
+
+
+def attachment(filename: str) -> str:
+    """Content-Disposition for a download (RFC 6266): an ASCII fallback and the UTF-8 name."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@contextlib.asynccontextmanager
+async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
+    """The storage BTEC_STORAGE_BACKEND names, open for the life of the process."""
+    if settings.storage_backend == "local":
+        yield LocalStorage(settings.uploads_path)
+        return
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    assert settings.s3_bucket is not None
+    secret = settings.s3_secret_access_key
+    key_id = settings.s3_access_key_id
+    async with get_session().create_client(
+        "s3",
+        region_name=settings.s3_region,
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=key_id.get_secret_value() if key_id else None,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        config=AioConfig(
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": 3},
+            signature_version="s3v4",
+        ),
+    ) as client:
+        yield S3Storage(client, settings.s3_bucket, settings.s3_prefix, settings.uploads_path)

@@ -53,6 +53,7 @@ class Context(SaqContext, total=False):
     settings: Settings
     mailer: Mailer
     pool: Any  # the app's asyncpg pool (None in a worker without a database)
+    storage: Any  # the app's file storage (server.infra.storage.Storage)
     in_flight: set[asyncio.Future[Any]]
     started: float
 

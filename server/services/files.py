@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from server.infra.clamd import Clamd, ScanError
-from server.infra.storage import Storage
+from server.infra.storage import Storage, StorageError
 from server.store import Conn
 from server.store import files as store
 from server.store import users as users_store
@@ -28,12 +28,16 @@ async def scan(
         return {"skipped": "the file was deleted"}
     if row["scan_status"] not in ("pending", "error"):
         return {"skipped": f"already {row['scan_status']}"}
-    path = storage.local_path(row["storage_key"])
     try:
-        if path is None or not path.is_file():
-            raise ScanError("the file is missing from storage")
-        verdict = await scanner.scan(path)
-    except ScanError as exc:
+        verdict = await scanner.scan(storage.chunks(row["storage_key"]))
+    except FileNotFoundError:
+        exc = ScanError("the file is missing from storage")
+        if not last_try:
+            raise exc from None
+        async with db() as conn:
+            await store.set_verdict(conn, file_id, "error", str(exc))
+        return {"status": "error", "detail": str(exc)}
+    except (ScanError, StorageError) as exc:
         if not last_try:
             raise
         async with db() as conn:

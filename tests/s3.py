@@ -1,0 +1,85 @@
+"""An S3-compatible server on loopback for the tests: moto_server, in its own process.
+
+One server per test session; each test gets a bucket of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+KEY_ID, SECRET = "btec-test-key", "btec-test-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    port = _free_port()
+    binary = Path(sys.executable).with_name("moto_server")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
+    proc = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()  # noqa: S310 - loopback
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def client(url: str) -> Any:
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)  # fmt: skip
+
+
+def new_bucket(url: str) -> str:
+    name = "btec-" + secrets.token_hex(6)
+    client(url).create_bucket(Bucket=name)
+    return name
+
+
+def keys(url: str, bucket: str) -> list[str]:
+    found = client(url).list_objects_v2(Bucket=bucket).get("Contents", [])
+    return sorted(o["Key"] for o in found)
+
+
+def settings_for(url: str, bucket: str) -> dict[str, Any]:
+    from pydantic import SecretStr
+
+    return {
+        "storage_backend": "s3",
+        "s3_bucket": bucket,
+        "s3_endpoint_url": url,
+        "s3_access_key_id": SecretStr(KEY_ID),
+        "s3_secret_access_key": SecretStr(SECRET),
+    }
