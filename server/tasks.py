@@ -124,6 +124,8 @@ async def scan_file(ctx: Context, *, file_id: str) -> dict[str, Any]:
         file_id=uuid.UUID(file_id),
         last_try=job.attempts >= job.retries,
     )
+    if "status" in result and ctx.get("metrics") is not None:
+        ctx["metrics"].scans.labels(result["status"]).inc()
     notify = result.pop("notify", None)
     if notify is not None:
         to = notify.pop("to")

@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import stat
+import time
 import tracemalloc
 import zipfile
 from collections.abc import AsyncIterator, Callable
@@ -209,6 +210,10 @@ async def test_upload_read_download_delete(
     assert got.headers["X-Content-Type-Options"] == "nosniff"
     assert got.headers["Content-Security-Policy"] == "sandbox"
 
+    metrics = await (await http.get("/metrics")).text()
+    assert 'btec_uploads_total{result="stored"} 1.0' in metrics
+    assert f"btec_upload_bytes_total {float(len(PDF))}" in metrics
+
     gone = await http.delete(f"/api/v1/files/{meta['id']}", headers=people["student"])
     assert gone.status == 204
     await nothing_kept(files_settings)
@@ -261,6 +266,8 @@ async def test_spoofed_or_unaccepted_types_are_415(
 ) -> None:
     await problem(await upload(http, people["student"], filename, data), 415, "unsupported_type")
     await nothing_kept(files_settings)
+    metrics = await (await http.get("/metrics")).text()
+    assert 'btec_uploads_total{result="unsupported_type"} 1.0' in metrics
 
 
 async def test_zip_bombs_disguised_as_office_files_are_refused(
@@ -592,3 +599,44 @@ async def test_s3_down_is_503_and_nothing_is_kept(
     assert answer.headers["Retry-After"] == "5"
     assert stored_files(settings) == []  # no temporary file left either
     assert await rows(settings) == 0
+
+
+async def test_a_start_sweeps_what_crashed_uploads_left(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Temporary files older than a day belong to no upload in progress: they go at start;
+    younger ones (another process's upload) stay."""
+    settings = make_settings(data_dir=tmp_path / "v")
+    incoming = settings.uploads_path / ".incoming"
+    incoming.mkdir(parents=True)
+    old, fresh = incoming / "old", incoming / "fresh"
+    old.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"y" * 100)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    await aiohttp_client(create_app(settings))
+    assert not old.exists()
+    assert fresh.exists()
+
+
+@pytest.mark.parametrize(
+    ("encoded", "kept"),
+    [
+        ("a%00b.txt", "ab.txt"),
+        ("a%00b%2F..%2F..%2Fc.txt", "c.txt"),
+        ("%E2%80%AEtxt.exe.txt", "txt.exe.txt"),
+    ],
+)
+async def test_names_sent_percent_encoded_are_cleaned_too(
+    http: Any, people: dict[str, Any], encoded: str, kept: str
+) -> None:
+    """RFC 5987 `filename*` is decoded by the parser, NUL and all: the cleaning still holds."""
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        f"filename*=UTF-8''{encoded}\r\nContent-Type: text/plain\r\n\r\n"
+    )
+    body = head.encode() + b"text\r\n" + f"--{BOUNDARY}--\r\n".encode()
+    answer = await http.post("/api/v1/files", data=body,
+                             headers={**people["student"], "Content-Type": MULTIPART})  # fmt: skip
+    assert answer.status == 201, await answer.text()
+    assert (await answer.json())["filename"] == kept

@@ -102,6 +102,8 @@ async def test_eicar_is_quarantined_and_its_owner_told(
     [kept] = list((uploads / "quarantine").iterdir())
     assert kept.read_bytes() == EICAR
 
+    metrics = await (await http.get("/metrics")).text()
+    assert 'btec_scans_total{status="infected"} 1.0' in metrics
     [message] = await inbox.wait_for(1)
     assert message["To"] == ADMIN
     assert "quarantined" in message["Subject"]

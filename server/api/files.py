@@ -24,6 +24,7 @@ from server.api.auth import NO_STORE, SIGNED_IN, current_user
 from server.api.limits import limited
 from server.api.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.errors import (
+    DomainError,
     FileNotAvailable,
     FileTooLarge,
     Forbidden,
@@ -156,6 +157,15 @@ def _initial_status(settings: Settings) -> str:
 @routes.post("/api/v1/files", name="files_upload")
 async def upload(request: web.Request) -> web.StreamResponse:
     user = await current_user(request)
+    uploads = request.app[keys.METRICS].uploads
+    try:
+        return await _upload(request, user)
+    except DomainError as exc:
+        uploads.labels(exc.code).inc()
+        raise
+
+
+async def _upload(request: web.Request, user: dict[str, Any]) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     limit = settings.upload_max_bytes
     declared = request.content_length
@@ -208,6 +218,8 @@ async def upload(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         temp.unlink(missing_ok=True)  # gone already once stored
+    request.app[keys.METRICS].uploads.labels("stored").inc()
+    request.app[keys.METRICS].upload_bytes.inc(size)
     location = f"/api/v1/files/{saved['id']}"
     return web.json_response(public(saved), status=201, headers={"Location": location, **NO_STORE})
 
@@ -237,6 +249,7 @@ def _over_quota(used: int, quota: int, size: int) -> QuotaExceeded:
 def _refuse(request: web.Request, exc: FileTooLarge | QuotaExceeded) -> web.Response:
     """A refusal before the body was read: the connection closes after it, so the rest of
     a large body is not read just to be thrown away."""
+    request.app[keys.METRICS].uploads.labels(exc.code).inc()
     response = from_domain(exc, request[keys.REQUEST_ID])
     response.force_close()
     return response

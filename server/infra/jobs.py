@@ -52,6 +52,7 @@ def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[
                     heartbeat_seconds=settings.worker_heartbeat_seconds,
                 )
                 worker.context["storage"] = app.get(keys.STORAGE)  # uploads, for scans
+                worker.context["metrics"] = app[keys.METRICS]
                 async with queue_infra.running_worker(worker):
                     yield
             else:

@@ -285,6 +285,23 @@ class Metrics:
             ["cache", "reason"],
             registry=reg,
         )
+        self.uploads = Counter(
+            "btec_uploads",
+            "Upload attempts by result (stored, file_too_large, quota_exceeded, "
+            "unsupported_type, unsafe_archive, malformed_upload, storage_unavailable).",
+            ["result"],
+            registry=reg,
+        )
+        self.upload_bytes = Counter(
+            "btec_upload_bytes", "Bytes of uploaded files stored.", registry=reg
+        )
+        self.scans = Counter(
+            "btec_scans",
+            "Virus scan verdicts by status (clean, infected, error; error only after the "
+            "last retry).",
+            ["status"],
+            registry=reg,
+        )
         self.queue = QueueCollector()
         reg.register(self.queue)
         self.health_checks = Counter(

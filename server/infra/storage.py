@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -23,6 +24,7 @@ TEMP_DIR = ".incoming"
 CHUNK = 256 * 1024
 PART = 8 * 1024 * 1024  # S3 multipart part size (at least 5 MiB but for the last)
 QUARANTINE_DIR = "quarantine"
+STALE_SECONDS = 24 * 3600  # a temporary file this old belongs to no upload in progress
 
 
 class StorageError(Exception):
@@ -120,10 +122,6 @@ class LocalStorage:
         self, key: str, *, filename: str, content_type: str, seconds: int
     ) -> str | None:
         return None
-
-    def leftovers(self) -> Iterator[Path]:
-        """Temporary files of uploads that a crash interrupted."""
-        yield from (self.root / TEMP_DIR).iterdir()
 
 
 class S3Storage:
@@ -273,9 +271,25 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def sweep_incoming(root: Path, older_than: float = STALE_SECONDS) -> int:
+    """Remove temporary files of uploads a crash (or a kill) interrupted: those older than
+    any upload in progress could be, so other processes' uploads are left alone."""
+    cutoff = time.time() - older_than
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for path in (root / TEMP_DIR).iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
 @contextlib.asynccontextmanager
 async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     """The storage BTEC_STORAGE_BACKEND names, open for the life of the process."""
+    settings.uploads_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    await asyncio.to_thread(sweep_incoming, settings.uploads_path)
     if settings.storage_backend == "local":
         yield LocalStorage(settings.uploads_path)
         return
