@@ -127,10 +127,15 @@ async def scan_file(ctx: Context, *, file_id: str) -> dict[str, Any]:
     if "status" in result and ctx.get("metrics") is not None:
         ctx["metrics"].scans.labels(result["status"]).inc()
     notify = result.pop("notify", None)
-    if notify is not None:
+    if notify is not None:  # its own job: a mail failure retries the mail, not the scan
         to = notify.pop("to")
-        await send_email(ctx, template="file-quarantined", to=to,
-                         context={**notify, "service": settings.service_id})  # fmt: skip
+        await ctx["tasks"].enqueue(
+            "send_email",
+            key=f"file-quarantined:{file_id}",
+            template="file-quarantined",
+            to=to,
+            context={**notify, "service": settings.service_id},
+        )
         result["owner_told"] = True
     return result
 

@@ -53,6 +53,7 @@ def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[
                 )
                 worker.context["storage"] = app.get(keys.STORAGE)  # uploads, for scans
                 worker.context["metrics"] = app[keys.METRICS]
+                worker.context["tasks"] = catalogue
                 async with queue_infra.running_worker(worker):
                     yield
             else:

@@ -55,6 +55,7 @@ class Context(SaqContext, total=False):
     pool: Any  # the app's asyncpg pool (None in a worker without a database)
     storage: Any  # the app's file storage (server.infra.storage.Storage)
     metrics: Any  # the process's Metrics, for counts of what tasks did
+    tasks: Any  # the catalogue (Tasks), for jobs that queue jobs
     in_flight: set[asyncio.Future[Any]]
     started: float
 

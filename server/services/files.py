@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from server.infra.clamd import Clamd, ScanError
+from server.infra.clamd import Clamd, ScanError, Verdict
 from server.infra.storage import Storage, StorageError
 from server.store import Conn
 from server.store import files as store
@@ -29,14 +29,7 @@ async def scan(
     if row["scan_status"] not in ("pending", "error"):
         return {"skipped": f"already {row['scan_status']}"}
     try:
-        verdict = await scanner.scan(storage.chunks(row["storage_key"]))
-    except FileNotFoundError:
-        exc = ScanError("the file is missing from storage")
-        if not last_try:
-            raise exc from None
-        async with db() as conn:
-            await store.set_verdict(conn, file_id, "error", str(exc))
-        return {"status": "error", "detail": str(exc)}
+        verdict = await _verdict(scanner, storage, row["storage_key"])
     except (ScanError, StorageError) as exc:
         if not last_try:
             raise
@@ -59,3 +52,10 @@ async def scan(
                 "uploaded": row["created_at"].strftime("%d %B %Y at %H:%M UTC"),
             }
     return result
+
+
+async def _verdict(scanner: Clamd, storage: Storage, key: str) -> Verdict:
+    try:
+        return await scanner.scan(storage.chunks(key))
+    except FileNotFoundError:
+        raise ScanError("the file is missing from storage") from None
