@@ -37,6 +37,13 @@ def _s3_errors() -> tuple[type[BaseException], ...]:
     return (BotoCoreError, ClientError, OSError)
 
 
+def _temporary(root: Path) -> tuple[int, Path]:
+    """A new private temporary file under `root`/.incoming, opened for writing."""
+    path = root / TEMP_DIR / secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return fd, path
+
+
 def new_key() -> str:
     """A random storage key: 32 hex digits under a two-digit fan-out directory."""
     token = secrets.token_hex(16)
@@ -92,9 +99,7 @@ class LocalStorage:
         return self.root / key
 
     def temporary(self) -> tuple[int, Path]:
-        path = self.root / TEMP_DIR / secrets.token_hex(16)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return fd, path
+        return _temporary(self.root)
 
     async def put(self, temp: Path, key: str) -> None:
         target = self._path(key)
@@ -142,9 +147,7 @@ class S3Storage:
         return self.prefix + key
 
     def temporary(self) -> tuple[int, Path]:
-        path = self.temp_root / TEMP_DIR / secrets.token_hex(16)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return fd, path
+        return _temporary(self.temp_root)
 
     async def put(self, temp: Path, key: str) -> None:
         """Upload the temporary file (the caller removes it afterwards)."""
