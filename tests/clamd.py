@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
 import signal
 import socket
@@ -21,27 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.helpers import closed_port, required_tool
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 SIGNATURE = "Test.EICAR.UNOFFICIAL"
 
 
 def clamd_binary() -> str:
-    found = shutil.which("clamd") or (
-        "/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None
-    )
-    if found is None:
-        if os.environ.get("BTEC_TEST_REQUIRE_CLAMD"):
-            pytest.fail("clamd is not installed: apt-get install clamav-daemon")
-        pytest.skip("clamd is not installed (apt-get install clamav-daemon)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return required_tool("clamd", "clamav-daemon", "BTEC_TEST_REQUIRE_CLAMD")
 
 
 @dataclass
@@ -84,7 +70,7 @@ def clamd_server(stream_max: str = "25M") -> Iterator[ClamdServer]:
     try:
         digest = hashlib.md5(EICAR, usedforsecurity=False).hexdigest()  # clamd's .hdb format
         (root / "test.hdb").write_text(f"{digest}:{len(EICAR)}:Test.EICAR\n")
-        port = _free_port()
+        port = closed_port()
         sock = root / "clamd.sock"
         (root / "clamd.conf").write_text(
             f"Foreground yes\nDatabaseDirectory {root}\nLocalSocket {sock}\n"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+
+import pytest
 
 from server.infra.migrations import MIGRATIONS_DIR
 from server.settings import Settings
@@ -20,6 +24,17 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def required_tool(name: str, package: str, require_env: str) -> str:
+    """A Debian tool a test drives (promtool, clamd): skipped with the reason where it is not
+    installed, failed instead when `require_env` is set (CI installs them and sets it)."""
+    found = shutil.which(name, path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
+    if found is None:
+        if os.environ.get(require_env):
+            pytest.fail(f"{name} is not installed: apt-get install {package}")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
+    return found
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,14 @@ from typing import Any
 
 import boto3
 
+from tests.helpers import closed_port
+
 KEY_ID, SECRET = "btec-test-key", "btec-test-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    port = _free_port()
+    port = closed_port()
     binary = Path(sys.executable).with_name("moto_server")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
     proc = subprocess.Popen(

@@ -61,6 +61,13 @@ async def login(http: Any, email: str, password: str = PASSWORD) -> Any:
     return await http.post("/api/v1/auth/login", json={"email": email, "password": password})
 
 
+async def session_of(http: Any, email: str) -> dict[str, str]:
+    """The Authorization header of a fresh sign-in."""
+    answer = await login(http, email)
+    assert answer.status == 200, await answer.text()
+    return bearer(await answer.json())
+
+
 async def token_for(http: Any, email: str) -> str:
     answer = await login(http, email)
     assert answer.status == 200, await answer.text()

@@ -22,7 +22,7 @@ import pytest
 from server.app import create_app
 from server.settings import Settings
 from tests import s3
-from tests.test_auth import CHEAP, PASSWORD, PROBLEM, bearer, make_admin
+from tests.test_auth import CHEAP, PASSWORD, PROBLEM, make_admin, session_of
 
 ADMIN = "ada@example.org"
 LIMIT = 2 * 1024 * 1024
@@ -70,10 +70,31 @@ async def http(aiohttp_client: Callable[..., Any], files_settings: Settings) -> 
     return await aiohttp_client(create_app(files_settings))
 
 
-async def session_of(http: Any, email: str) -> dict[str, str]:
-    answer = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert answer.status == 200, await answer.text()
-    return bearer(await answer.json())
+async def admin_app(
+    aiohttp_client: Callable[..., Any],
+    acli: Callable[..., Any],
+    settings: Settings,
+    *,
+    worker: bool = False,
+) -> tuple[Any, dict[str, str]]:
+    """The app on `settings`, and the headers of an admin signed in to it."""
+    http = await aiohttp_client(create_app(settings, worker=worker))
+    await make_admin(acli, settings, ADMIN)
+    return http, await session_of(http, ADMIN)
+
+
+async def raw_post(port: int, who: dict[str, str], length: int, body: bytes = b"") -> Any:
+    """POST /api/v1/files over a bare socket, so the body can lie about its length or stop
+    half-way: (reader, writer)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        f"POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {who['Authorization']}\r\n"
+        f"Content-Type: {MULTIPART}\r\nContent-Length: {length}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    return reader, writer
 
 
 @pytest.fixture
@@ -295,9 +316,7 @@ async def test_a_zip_that_lies_about_its_sizes_is_measured_not_trusted(
     """Unpacked size over the cap, with every entry's ratio under it: the total counts."""
     settings = make_settings(**CHEAP, **storage, upload_zip_max_bytes=1024 * 1024,
                              data_dir=tmp_path / "v")  # fmt: skip
-    http = await aiohttp_client(create_app(settings))
-    await make_admin(acli, settings, ADMIN)
-    admin = await session_of(http, ADMIN)
+    http, admin = await admin_app(aiohttp_client, acli, settings)
     payload = os.urandom(300 * 1024)  # incompressible: ratio ~1
     doc = office("word/", {f"word/media/{i}.bin": payload for i in range(5)})
     await problem(await upload(http, admin, "big.docx", doc), 415, "unsafe_archive")
@@ -322,15 +341,7 @@ async def test_oversize_is_413_with_an_honest_or_a_chunked_length(
     await problem(answer, 413, "file_too_large")
     await nothing_kept(files_settings)
     # A Content-Length past the limit is refused before any of the body is read.
-    reader, writer = await asyncio.open_connection("127.0.0.1", http.server.port)
-    writer.write(
-        (
-            f"POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: {people['student']['Authorization']}\r\n"
-            f"Content-Type: {MULTIPART}\r\nContent-Length: {10 * 1024**3}\r\n\r\n"
-        ).encode()
-    )
-    await writer.drain()
+    reader, writer = await raw_post(http.server.port, people["student"], 10 * 1024**3)
     status_line = await asyncio.wait_for(reader.readline(), 10)
     headers = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode().lower()
     writer.close()
@@ -347,15 +358,7 @@ async def test_a_lying_content_length_keeps_nothing(
     """A Content-Length shorter than the body: the server reads only that much, which cuts
     the multipart body short."""
     raw = multipart(part("essay.pdf", PDF + os.urandom(200_000)))
-    port = http.server.port
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (
-        f"POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: {people['student']['Authorization']}\r\n"
-        f"Content-Type: {MULTIPART}\r\nContent-Length: 1000\r\n\r\n"
-    )
-    writer.write(head.encode() + raw)
-    await writer.drain()
+    reader, writer = await raw_post(http.server.port, people["student"], 1000, raw)
     status_line = await asyncio.wait_for(reader.readline(), 10)
     writer.close()
     assert status_line.split()[1] in (b"400", b"413"), status_line
@@ -373,9 +376,7 @@ async def test_memory_does_not_grow_with_the_body(
     server runs): a few chunks for local storage, about two 8 MiB parts for S3."""
     settings = make_settings(**CHEAP, **storage, upload_max_bytes=64 * 1024 * 1024,
                              data_dir=tmp_path / "v")  # fmt: skip
-    http = await aiohttp_client(create_app(settings))
-    await make_admin(acli, settings, ADMIN)
-    admin = await session_of(http, ADMIN)
+    http, admin = await admin_app(aiohttp_client, acli, settings)
     size = 40 * 1024 * 1024
     block = os.urandom(256 * 1024)
 
@@ -474,9 +475,7 @@ async def test_the_quota_holds_under_concurrent_uploads(
 ) -> None:
     settings = make_settings(**CHEAP, **storage, upload_quota_bytes=100_000,
                              data_dir=tmp_path / "v")  # fmt: skip
-    http = await aiohttp_client(create_app(settings))
-    await make_admin(acli, settings, ADMIN)
-    admin = await session_of(http, ADMIN)
+    http, admin = await admin_app(aiohttp_client, acli, settings)
     payload = PDF + os.urandom(60_000)
     answers = await asyncio.gather(*(upload(http, admin, f"{i}.pdf", payload) for i in range(4)))
     statuses = sorted(a.status for a in answers)
@@ -531,16 +530,7 @@ async def test_a_client_that_goes_away_midway_leaves_nothing(
     http: Any, people: dict[str, Any], files_settings: Settings
 ) -> None:
     raw = multipart(part("essay.pdf", PDF + os.urandom(500_000)))
-    _, writer = await asyncio.open_connection("127.0.0.1", http.server.port)
-    writer.write(
-        (
-            f"POST /api/v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: {people['student']['Authorization']}\r\n"
-            f"Content-Type: {MULTIPART}\r\nContent-Length: {len(raw)}\r\n\r\n"
-        ).encode()
-        + raw[: len(raw) // 2]
-    )
-    await writer.drain()
+    _, writer = await raw_post(http.server.port, people["student"], len(raw), raw[: len(raw) // 2])
     incoming = files_settings.uploads_path / ".incoming"
     async with asyncio.timeout(10):  # the upload has started streaming to a temporary file
         while not any(incoming.iterdir()):
@@ -561,9 +551,7 @@ async def test_s3_downloads_can_redirect_to_a_presigned_url(
 ) -> None:
     settings = make_settings(**CHEAP, **s3.settings_for(s3_url, s3.new_bucket(s3_url)),
                              s3_presigned_downloads=True, data_dir=tmp_path / "v")  # fmt: skip
-    http = await aiohttp_client(create_app(settings))
-    await make_admin(acli, settings, ADMIN)
-    admin = await session_of(http, ADMIN)
+    http, admin = await admin_app(aiohttp_client, acli, settings)
     data = PDF + os.urandom(9 * 1024 * 1024)  # more than one part: a multipart upload
     meta = await (await upload(http, admin, "Évaluation finale.pdf", data)).json()
     moved = await http.get(meta["content_url"], headers=admin, allow_redirects=False)
@@ -590,9 +578,7 @@ async def test_s3_down_is_503_and_nothing_is_kept(
 
     down = f"http://127.0.0.1:{closed_port()}"
     settings = make_settings(**CHEAP, **s3.settings_for(down, "nowhere"), data_dir=tmp_path / "v")
-    http = await aiohttp_client(create_app(settings))
-    await make_admin(acli, settings, ADMIN)
-    admin = await session_of(http, ADMIN)
+    http, admin = await admin_app(aiohttp_client, acli, settings)
     answer = await upload(http, admin, "essay.pdf", PDF)
     body = await problem(answer, 503, "storage_unavailable")
     assert "S3 put" in body["detail"]

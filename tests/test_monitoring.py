@@ -7,22 +7,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from server import keys
 from server.app import create_app
 from server.settings import Settings
-from tests.helpers import cli_env, closed_port
+from tests.helpers import cli_env, closed_port, required_tool
 
 MONITORING = Path(__file__).resolve().parent.parent / "runbooks" / "monitoring"
 PROBLEM = "application/problem+json"
@@ -32,13 +29,7 @@ METRIC_NAME = re.compile(r"\b((?:btec|process|python)_[a-z0-9_]+|up)\b")
 
 
 def promtool() -> str:
-    """Debian's prometheus package; CI installs it (BTEC_TEST_REQUIRE_PROMTOOL=1 there)."""
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("BTEC_TEST_REQUIRE_PROMTOOL"):
-            pytest.fail("promtool is not installed: apt-get install prometheus")
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
-    return found
+    return required_tool("promtool", "prometheus", "BTEC_TEST_REQUIRE_PROMTOOL")
 
 
 def promtool_run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -20,8 +20,8 @@ from tests import s3
 from tests.clamd import EICAR, SIGNATURE, ClamdServer, clamd_server
 from tests.helpers import cli_env
 from tests.smtp import Inbox, smtp_server
-from tests.test_auth import CHEAP, make_admin
-from tests.test_files import ADMIN, problem, session_of, upload
+from tests.test_auth import CHEAP
+from tests.test_files import ADMIN, admin_app, problem, upload
 
 
 @pytest.fixture
@@ -52,9 +52,8 @@ async def scanning(
         data_dir=tmp_path / "var",
         **extra,
     )
-    http = await aiohttp_client(create_app(settings, worker=True))
-    await make_admin(acli, settings, ADMIN)
-    return http, await session_of(http, ADMIN), settings
+    http, admin = await admin_app(aiohttp_client, acli, settings, worker=True)
+    return http, admin, settings
 
 
 async def verdict(
@@ -199,9 +198,7 @@ async def test_files_added_before_the_scanner_are_scanned_by_rescan(
     """A deployment ran without a scanner; one is added; `btecctl files rescan --unscanned`
     queues the old files and the worker gives each its verdict."""
     plain = make_settings(**CHEAP, data_dir=tmp_path / "var")
-    http = await aiohttp_client(create_app(plain))
-    await make_admin(acli, plain, ADMIN)
-    who = await session_of(http, ADMIN)
+    http, who = await admin_app(aiohttp_client, acli, plain)
     clean = await (await upload(http, who, "a.txt", b"fine words")).json()
     bad = await (await upload(http, who, "b.txt", EICAR)).json()
     assert {clean["scan_status"], bad["scan_status"]} == {"unscanned"}

@@ -8,15 +8,17 @@ from typing import Any
 import pytest
 
 from server.settings import Settings
-from tests.test_auth import PASSWORD, PROBLEM, auth_settings, bearer, http, make_admin  # noqa: F401
+from tests.test_auth import (  # noqa: F401
+    PASSWORD,
+    PROBLEM,
+    auth_settings,
+    bearer,
+    http,
+    make_admin,
+    session_of,
+)
 
 ADMIN = "ada@example.org"
-
-
-async def session_of(http: Any, email: str) -> dict[str, str]:  # noqa: F811
-    answer = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert answer.status == 200, await answer.text()
-    return bearer(await answer.json())
 
 
 async def create(http: Any, admin: dict[str, str], email: str, role: str) -> dict[str, Any]:  # noqa: F811
