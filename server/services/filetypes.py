@@ -13,6 +13,7 @@ import codecs
 import unicodedata
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import filetype
@@ -58,8 +59,10 @@ KINDS: dict[str, Kind] = {
 }
 
 
+@lru_cache(maxsize=8)
 def parse_allowed(spec: str) -> frozenset[str]:
-    """BTEC_UPLOAD_TYPES: known extensions, comma-separated."""
+    """BTEC_UPLOAD_TYPES: known extensions, comma-separated (parsed once per value, not on
+    every upload)."""
     found = frozenset(v.strip().lower().lstrip(".") for v in spec.split(",") if v.strip())
     unknown = sorted(found - KINDS.keys())
     if unknown:
