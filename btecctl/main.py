@@ -12,6 +12,7 @@ import typer
 
 import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
 from btecctl import (
+    assessment,
     cache,
     db,
     dev,
@@ -70,6 +71,7 @@ app.add_typer(mail.app, name="mail")
 app.add_typer(cache.app, name="cache")
 app.add_typer(units.app, name="units")
 app.add_typer(files.app, name="files")
+app.add_typer(assessment.app, name="assessment")
 app.add_typer(users.app, name="users")
 app.add_typer(sentry.app, name="sentry")
 

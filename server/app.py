@@ -7,7 +7,7 @@ from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
 from aiohttp_apigami.constants import APISPEC_PARSER
 
 from server import __version__, keys
-from server.api import auth, files, health, me, metrics, ops, units, users
+from server.api import assignments, auth, files, health, me, metrics, ops, submissions, units, users
 from server.api.limits import RateLimits
 from server.api.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.api.parsing import ProblemParser
@@ -60,6 +60,8 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(me.routes)  # before users: /users/me, not /users/{id}
     app.add_routes(users.routes)
     app.add_routes(files.routes)
+    app.add_routes(assignments.routes)
+    app.add_routes(submissions.routes)
     _setup_docs(app, settings)
     return app
 

@@ -139,6 +139,73 @@ class FileNotAvailable(DomainError):
     title = "The file cannot be downloaded now"
 
 
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class UnitCodeTaken(Conflict):
+    code = "unit_code_taken"
+    title = "A unit uses this code"
+
+
+class UnitInUse(Conflict):
+    code = "unit_in_use"
+    title = "The unit has assignments"
+
+
+class AssignmentInUse(Conflict):
+    code = "assignment_in_use"
+    title = "The assignment has submissions"
+
+
+class CriteriaLocked(Conflict):
+    code = "criteria_locked"
+    title = "The criteria are fixed once a submission is graded"
+
+
+class AssignmentNotOpen(Conflict):
+    code = "assignment_not_open"
+    title = "The assignment is not open yet"
+
+
+class SubmissionGraded(Conflict):
+    code = "submission_graded"
+    title = "The submission has been graded"
+
+
+class FileInUse(Conflict):
+    code = "file_in_use"
+    title = "The file is evidence in a submission"
+
+
+class GradeChanged(DomainError):
+    status = 412
+    code = "grade_changed"
+    title = "The grade changed since it was read"
+
+
+class InvalidCriteria(ValidationFailed):
+    code = "invalid_criteria"
+    title = "The criteria do not match the assignment"
+
+
+class WrongAssignment(ValidationFailed):
+    code = "wrong_assignment"
+    title = "The submission belongs to another assignment"
+
+
+class InvalidFiles(ValidationFailed):
+    code = "invalid_files"
+    title = "The files cannot be evidence"
+
+
+class NotAssessor(Forbidden):
+    code = "not_assessor"
+    title = "You do not assess this assignment"
+
+
 class ServiceUnavailable(DomainError):
     status = 503
     code = "service_unavailable"

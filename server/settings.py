@@ -319,6 +319,22 @@ class Settings(BaseSettings):
         description="Run production without a virus scanner: uploads stay `unscanned` and "
         "are served as they are.",
     )
+    similarity_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.8,
+        description="How alike two answers to one assignment must be to be flagged: the "
+        "share of words they have in common in the same order (1 = the same words).",
+    )
+    similarity_min_words: Annotated[int, Field(ge=1, le=10000)] = Field(
+        30,
+        description="Answers shorter than this many words are not compared (a line such "
+        "as 'see the attached report' is alike in everyone's submission).",
+    )
+    submission_max_chars: Annotated[int, Field(ge=1000, le=200000)] = Field(
+        100000, description="Longest answer text a submission may carry, in characters."
+    )
+    submission_max_files: Annotated[int, Field(ge=0, le=100)] = Field(
+        20, description="Most uploaded files one submission may link as evidence."
+    )
     upload_zip_max_entries: Annotated[int, Field(ge=1)] = Field(
         2000, description="Most entries an Office file (a ZIP) may hold."
     )

@@ -15,6 +15,7 @@ from server.infra.tasks import Context, PermanentError, TaskFunction, TaskSpec, 
 from server.services import files as files_service
 from server.services import mail as mail_service
 from server.services import passwords as password_service
+from server.services import submissions as submissions_service
 from server.services import verification as verification_service
 from server.settings import Settings
 
@@ -140,6 +141,25 @@ async def scan_file(ctx: Context, *, file_id: str) -> dict[str, Any]:
     return result
 
 
+async def check_similarity(
+    ctx: Context, *, submission_id: int, resubmissions: int
+) -> dict[str, Any]:
+    """Compare a new (or resubmitted) answer with the others to its assignment and flag the
+    pairs over BTEC_SIMILARITY_THRESHOLD for the assessors."""
+    settings: Settings = ctx["settings"]
+    result = await submissions_service.check_similarity(
+        db=ctx["pool"].acquire,
+        submission_id=submission_id,
+        resubmissions=resubmissions,
+        threshold=settings.similarity_threshold,
+        min_words=settings.similarity_min_words,
+    )
+    if "skipped" not in result and ctx.get("metrics") is not None:
+        outcome = "skipped" if result["too_short"] else "flagged" if result["flagged"] else "clear"
+        ctx["metrics"].similarity_checks.labels(outcome).inc()
+    return result
+
+
 def specs(settings: Settings) -> list[TaskSpec]:
     return [
         TaskSpec(
@@ -154,6 +174,7 @@ def specs(settings: Settings) -> list[TaskSpec]:
         mail_link_spec(send_verification, settings),  # keyed per user and 2 minutes
         mail_link_spec(send_email_change, settings),  # keyed per user, address and 2 minutes
         TaskSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
+        TaskSpec(check_similarity, timeout=300, retries=5, retry_delay=5.0, max_delay=300.0),
         TaskSpec(
             scan_file,
             timeout=int(settings.clamd_timeout) + 30,

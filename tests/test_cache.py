@@ -409,7 +409,8 @@ async def test_cache_stats_and_flush(
     assert (page["entries"], page["hits"], page["misses"], page["hit_ratio"]) == (2, 1, 2, 0.333)
     assert page["bytes"] > 0
     assert page["ttl_s"] == 300
-    assert report["generations"] == {"units": 1}  # the import invalidated once
+    # the import invalidated once: the units, and the assignments that show them
+    assert report["generations"] == {"units": 1, "assignments": 1}
     assert report["server_counters"] is True
 
     tagged = json.loads((await acli("cache", "flush", "--tag", "units", "--json", env=env)).stdout)
@@ -418,7 +419,12 @@ async def test_cache_stats_and_flush(
     assert metric(await scrape(client), "btec_cache_misses_total", cache="units.page") == 3
 
     everything = json.loads((await acli("cache", "flush", "--json", env=env)).stdout)
-    assert everything == {"ok": True, "tag": None, "deleted": 3, "generations": {"units": 3}}
+    assert everything == {
+        "ok": True,
+        "tag": None,
+        "deleted": 3,
+        "generations": {"units": 3, "assignments": 2},
+    }
     after = json.loads((await acli("cache", "stats", "--url", url, "--json", env=env)).stdout)
     assert all(r["entries"] == 0 for r in after["caches"])
 

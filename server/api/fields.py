@@ -23,3 +23,12 @@ class MailAddress(fields.Email):
         if len(address) > 254:
             raise ValidationError("Longer than 254 characters.")
         return f"{local}@{ascii_domain}"
+
+
+class StrictBool(fields.Boolean):
+    """JSON true or false only: not "yes", 1 or "on", which Boolean would take."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a boolean: use true or false.")
+        return value

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_apigami import docs
@@ -25,6 +26,7 @@ from server.api.limits import limited
 from server.api.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.errors import (
     DomainError,
+    FileInUse,
     FileNotAvailable,
     FileTooLarge,
     Forbidden,
@@ -41,6 +43,7 @@ from server.infra.logging import get_logger
 from server.infra.postgres import connection
 from server.infra.storage import Storage, StorageError, attachment, new_key, open_storage
 from server.services import filetypes
+from server.services.files import public
 from server.settings import Settings
 from server.store import files as store
 
@@ -96,27 +99,6 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_storage(app[keys.SETTINGS]) as storage:
         app[keys.STORAGE] = storage
         yield
-
-
-def public(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "owner_id": row["owner_id"],
-        "filename": row["filename"],
-        "kind": row["kind"],
-        "content_type": row["content_type"],
-        "size_bytes": row["size_bytes"],
-        "sha256": row["sha256"].hex(),
-        "scan_status": row["scan_status"],
-        "scan_detail": row["scan_detail"],
-        "scanned_at": _iso(row["scanned_at"]),
-        "created_at": _iso(row["created_at"]),
-        "content_url": f"/api/v1/files/{row['id']}/content",
-    }
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def _initial_status(settings: Settings) -> str:
@@ -443,13 +425,19 @@ async def content(request: web.Request) -> web.StreamResponse:
     tags=["files"],
     summary="Delete a file",
     description="The owner or an admin; assessors may read files but not delete them (403). "
-    "The row and the stored file both go.",
+    "The row and the stored file both go. A file that is evidence in a submission stays: "
+    "409 `file_in_use`.",
     security=SIGNED_IN,
     parameters=FILE_PATH_PARAM,
     responses={
         204: {"description": "Deleted"},
         **problem_responses(
-            "unauthorized", "invalid_token", "forbidden", "not_found", *LIMITED_PROBLEMS
+            "unauthorized",
+            "invalid_token",
+            "forbidden",
+            "not_found",
+            "file_in_use",
+            *LIMITED_PROBLEMS,
         ),
     },
 )
@@ -460,7 +448,10 @@ async def delete(request: web.Request) -> web.Response:
     if row["owner_id"] != user["id"] and user["role"] != "admin":
         raise Forbidden("only the owner or an admin may delete a file")
     async with connection(request) as conn:
-        gone = await store.delete(conn, row["id"])
+        try:
+            gone = await store.delete(conn, row["id"])
+        except asyncpg.ForeignKeyViolationError:
+            raise FileInUse("a submission uses this file as evidence") from None
     if gone is not None:
         await _discard(request.app[keys.STORAGE], gone["storage_key"])
     return web.Response(status=204, headers=NO_STORE)

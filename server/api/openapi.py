@@ -80,6 +80,50 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "the file is pending a virus scan",
     ),
     "validation_failed": (422, "The request is not valid", "see errors"),
+    "unit_code_taken": (409, "A unit uses this code", "unit K/615/1544 exists (id 7)"),
+    "unit_in_use": (409, "The unit has assignments", "unit 7 has 3 assignments"),
+    "assignment_in_use": (
+        409,
+        "The assignment has submissions",
+        "assignment 12 has 14 submissions; it cannot be deleted",
+    ),
+    "criteria_locked": (
+        409,
+        "The criteria are fixed once a submission is graded",
+        "assignment 12 has graded submissions",
+    ),
+    "assignment_not_open": (
+        409,
+        "The assignment is not open yet",
+        "assignment 12 opens at 2026-09-01T08:00:00+00:00",
+    ),
+    "submission_graded": (
+        409,
+        "The submission has been graded",
+        "submission 88 has been graded; ask the assessor about a resubmission",
+    ),
+    "file_in_use": (409, "The file is evidence in a submission", "submission 88 uses this file"),
+    "grade_changed": (
+        412,
+        "The grade changed since it was read",
+        'the grade is at version 3, not "2"; read it again',
+    ),
+    "invalid_criteria": (
+        422,
+        "The criteria do not match the assignment",
+        "see errors: unknown codes, and codes not marked",
+    ),
+    "wrong_assignment": (
+        422,
+        "The submission belongs to another assignment",
+        "submission 88 is for assignment 12, not 13",
+    ),
+    "invalid_files": (
+        422,
+        "The files cannot be evidence",
+        "see errors: files that are not yours or failed their scan",
+    ),
+    "not_assessor": (403, "You do not assess this assignment", "you do not assess assignment 12"),
     "rate_limited": (429, "Too many requests", "too many requests; retry in 12 s"),
     "login_throttled": (
         429,
@@ -97,15 +141,23 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
 
 def _example(code: str) -> dict[str, Any]:
     status, title, detail = PROBLEMS[code]
-    errors = {"querystring": {"fresh": ["Not a valid boolean."]}}
     return problem_body(
         status=status,
         code=code,
         title=title,
         detail=detail,
         request_id="6f1c2a0e9b7d4f0a8c3e5d2b1a0f9e8d",
-        errors=errors if code == "validation_failed" else None,
+        errors=ERROR_EXAMPLES.get(code),
     )
+
+
+ERROR_EXAMPLES: dict[str, dict[str, Any]] = {
+    "validation_failed": {"querystring": {"fresh": ["Not a valid boolean."]}},
+    "invalid_criteria": {
+        "criteria": {"P9": ["No such criterion in this assignment."], "M1": ["Not marked."]}
+    },
+    "invalid_files": {"file_ids": {"0": ["No file of yours has this id."]}},
+}
 
 
 def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:

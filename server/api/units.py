@@ -6,10 +6,11 @@ import unicodedata
 from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import docs, match_info_schema, querystring_schema
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from server import keys
+from server.api.auth import NO_STORE, SIGNED_IN, current_user, roles
 from server.api.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
 from server.api.limits import alongside
 from server.api.openapi import LIMITED_PROBLEMS, json_response, problem_responses
@@ -46,10 +47,25 @@ class UnitSchema(Schema):
 
     @post_load
     def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        data["title"] = unicodedata.normalize("NFC", data["title"].strip())
-        if not data["title"]:
-            raise ValidationError({"title": ["Must not be blank."]})
+        if "title" in data:  # absent from a partial update
+            data["title"] = unicodedata.normalize("NFC", data["title"].strip())
+            if not data["title"]:
+                raise ValidationError({"title": ["Must not be blank."]})
         return data
+
+
+class UnitChanges(UnitSchema):
+    """Any of a unit's fields; at least one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            field.required = self.declared_fields[name].required = False
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one of code, title, level, credits.")
 
 
 class CatalogueQuery(Schema):
@@ -144,3 +160,89 @@ async def one(request: web.Request) -> web.Response:
     unit_id = request["match_info"]["id"]
     found = await units.unit(db=_db(request), cache=request.app[keys.CACHE], unit_id=unit_id)
     return cacheable_json(request, found)
+
+
+STAFF_PROBLEMS = ("unauthorized", "invalid_token", "forbidden", "email_unverified")
+
+
+@docs(
+    tags=["units"],
+    summary="Add a unit (admins and assessors)",
+    description="409 `unit_code_taken` if a unit has the code already (codes ignore case). "
+    "The cached catalogue shows it at once.",
+    security=SIGNED_IN,
+    responses={
+        201: json_response("Created", UNIT_EXAMPLE),
+        **problem_responses(
+            *STAFF_PROBLEMS,
+            "unit_code_taken",
+            "validation_failed",
+            "malformed_body",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+)
+@request_schema(UnitSchema)
+@roles("admin", "assessor")
+@routes.post("/api/v1/units", name="units_create")
+async def create(request: web.Request) -> web.Response:
+    await current_user(request)
+    made = await units.create_unit(
+        db=_db(request), cache=request.app[keys.CACHE], unit=request["data"]
+    )
+    headers = {"Location": f"/api/v1/units/{made['id']}", **NO_STORE}
+    return web.json_response(made, status=201, headers=headers)
+
+
+@docs(
+    tags=["units"],
+    summary="Change a unit (admins and assessors)",
+    description="Any of code, title, level and credits. Assignments of the unit show the "
+    "change at once.",
+    security=SIGNED_IN,
+    responses={
+        200: json_response("The unit", UNIT_EXAMPLE | {"title": "Programming (2026)"}),
+        **problem_responses(
+            *STAFF_PROBLEMS,
+            "not_found",
+            "unit_code_taken",
+            "validation_failed",
+            "malformed_body",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+)
+@match_info_schema(UnitPath)
+@request_schema(UnitChanges)
+@roles("admin", "assessor")
+@routes.patch("/api/v1/units/{id}", name="units_update")
+async def update(request: web.Request) -> web.Response:
+    await current_user(request)
+    changed = await units.update_unit(
+        db=_db(request), cache=request.app[keys.CACHE], unit_id=request["match_info"]["id"],
+        changes=dict(request["data"]),
+    )  # fmt: skip
+    return web.json_response(changed, headers=NO_STORE)
+
+
+@docs(
+    tags=["units"],
+    summary="Delete a unit (admins and assessors)",
+    description="Only a unit with no assignments: 409 `unit_in_use` otherwise.",
+    security=SIGNED_IN,
+    responses={
+        204: {"description": "Deleted"},
+        **problem_responses(
+            *STAFF_PROBLEMS, "not_found", "unit_in_use", "validation_failed", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@match_info_schema(UnitPath)
+@roles("admin", "assessor")
+@routes.delete("/api/v1/units/{id}", name="units_delete")
+async def delete(request: web.Request) -> web.Response:
+    await current_user(request)
+    await units.delete_unit(
+        db=_db(request), cache=request.app[keys.CACHE], unit_id=request["match_info"]["id"]
+    )
+    return web.Response(status=204, headers=NO_STORE)

@@ -302,6 +302,23 @@ class Metrics:
             ["status"],
             registry=reg,
         )
+        self.submissions = Counter(
+            "btec_submissions",
+            "Submissions taken, by kind (first, resubmission) and whether they were late.",
+            ["kind", "late"],
+            registry=reg,
+        )
+        self.grades = Counter(
+            "btec_grades", "Grades given or changed, by overall grade (D, M, P, U).", ["overall"],
+            registry=reg,
+        )  # fmt: skip
+        self.similarity_checks = Counter(
+            "btec_similarity_checks",
+            "Similarity checks of a submission, by result (flagged: at least one pair over "
+            "BTEC_SIMILARITY_THRESHOLD; clear; skipped: too short to compare).",
+            ["result"],
+            registry=reg,
+        )
         self.queue = QueueCollector()
         reg.register(self.queue)
         self.health_checks = Counter(

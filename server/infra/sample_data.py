@@ -72,6 +72,7 @@ class Column:
     high: int | None = None
     pattern: bool = False  # a CHECK matches it against a regex: keep values plain ASCII
     length: int | None = None  # from CHECK (length(col) = N): a digest, a fixed-size code
+    later: bool = False  # from CHECK (col > other): one step past the other column's value
 
 
 def _base_value(col: Column, i: int) -> Any:
@@ -85,6 +86,9 @@ def _base_value(col: Column, i: int) -> Any:
         span = (col.high - low + 1) if col.high is not None else i
         return low + (i - 1) % max(span, 1)
     if t in ("real", "double precision"):
+        if col.high is not None:  # within [low, high]: a score, a ratio
+            low = col.low or 0
+            return low + (col.high - low) * (i % 10) / 10
         return i + 0.5
     if t == "boolean":
         return i % 2 == 0
@@ -109,14 +113,17 @@ def _base_value(col: Column, i: int) -> Any:
 def _bounds(col: Column, definition: str) -> None:
     """Integer bounds and regex checks on `col` in a CHECK's definition."""
     name = re.escape(col.name)
-    if low := re.search(rf"\({name} >= (-?\d+)\)", definition):
+    number = r"\(?(-?\d+)\)?(?:::[a-z ]+)?"  # 5, or (5)::double precision
+    if low := re.search(rf"\({name} >= {number}\)", definition):
         col.low = int(low.group(1))
-    if high := re.search(rf"\({name} <= (-?\d+)\)", definition):
+    if high := re.search(rf"\({name} <= {number}\)", definition):
         col.high = int(high.group(1))
     if re.search(rf"\({name} ~\*? ", definition):
         col.pattern = True
     if exact := re.search(rf"\((?:octet_)?length\({name}\) = (\d+)\)", definition):
         col.length = int(exact.group(1))
+    if re.search(rf"\({name} > \w+\)|\(\w+ < {name}\)", definition):
+        col.later = True
 
 
 class Seeder:
@@ -194,6 +201,14 @@ class Seeder:
         cols = [c for c in self.tables[table] if not c.generated]
         chosen = [c for c in cols if not c.has_default or c.references or c.choices]
         parents = {c.name: self._parent_values(c) for c in chosen if c.references}
+        # A second reference to the same table starts one row further on: a pair of
+        # different rows (a CHECK may require them to differ, or to be in order).
+        shift: dict[str, int] = {}
+        for c in chosen:
+            if c.references is not None:
+                shift[c.name] = sum(
+                    1 for o in chosen[: chosen.index(c)] if o.references == c.references
+                )
         query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             sql.Identifier(table),
             sql.SQL(", ").join(sql.Identifier(c.name) for c in chosen),
@@ -201,7 +216,7 @@ class Seeder:
         )
         count = 0
         for i in range(1, self.rows + 1):
-            values = [self._value(c, i, parents.get(c.name)) for c in chosen]
+            values = [self._value(c, i + shift.get(c.name, 0), parents.get(c.name)) for c in chosen]
             if any(v is None and c.not_null for v, c in zip(values, chosen, strict=True)):
                 break
             try:
@@ -226,4 +241,9 @@ class Seeder:
     def _value(col: Column, i: int, parents: list[Any] | None) -> Any:
         if parents is not None:
             return parents[i % len(parents)] if parents else None
-        return _base_value(col, i)
+        value = _base_value(col, i)
+        if col.later and isinstance(value, dt.datetime):
+            return value + dt.timedelta(days=1)
+        if col.later and isinstance(value, int) and not isinstance(value, bool):
+            return value + 1
+        return value

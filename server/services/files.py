@@ -59,3 +59,24 @@ async def _verdict(scanner: Clamd, storage: Storage, key: str) -> Verdict:
         return await scanner.scan(storage.chunks(key))
     except FileNotFoundError:
         raise ScanError("the file is missing from storage") from None
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "owner_id": row["owner_id"],
+        "filename": row["filename"],
+        "kind": row["kind"],
+        "content_type": row["content_type"],
+        "size_bytes": row["size_bytes"],
+        "sha256": row["sha256"].hex(),
+        "scan_status": row["scan_status"],
+        "scan_detail": row["scan_detail"],
+        "scanned_at": _iso(row["scanned_at"]),
+        "created_at": _iso(row["created_at"]),
+        "content_url": f"/api/v1/files/{row['id']}/content",
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")

@@ -7,12 +7,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from server.errors import NotFound, ValidationFailed
+import asyncpg
+
+from server.errors import NotFound, UnitCodeTaken, UnitInUse, ValidationFailed
 from server.infra.cache import Cache, EncodedJSON, cached
 from server.store import units as store
 
 Connect = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
 TAG = "units"
+# Assignment documents carry their unit's code and title: a unit's change reaches them too.
+ASSIGNMENTS_TAG = "assignments"
 TTL = 300.0  # the catalogue changes a few times a year; tags make writes visible at once
 
 
@@ -75,5 +79,55 @@ async def import_units(
         inserted, updated = await store.upsert(conn, units)
     invalidated = True
     if cache is not None and (inserted or updated):
-        invalidated = await cache.invalidate(TAG)
+        invalidated = await cache.invalidate(TAG, ASSIGNMENTS_TAG)
     return ImportResult(len(units), inserted, updated, len(units) - inserted - updated, invalidated)
+
+
+async def _invalidate(cache: Cache | None) -> None:
+    """After a committed change of a unit: the catalogue and the assignments that show it."""
+    if cache is not None:
+        await cache.invalidate(TAG, ASSIGNMENTS_TAG)
+
+
+async def _taken(conn: Any, code: str) -> UnitCodeTaken:
+    other = await store.by_code(conn, code)
+    where = f" (id {other['id']})" if other else ""
+    return UnitCodeTaken(f"unit {code} exists{where}")
+
+
+async def create_unit(*, db: Connect, cache: Cache | None, unit: dict[str, Any]) -> dict[str, Any]:
+    """A new unit; 409 `unit_code_taken` if its code is in use (codes ignore case)."""
+    async with db() as conn:
+        try:
+            made = await store.insert(conn, unit)
+        except asyncpg.UniqueViolationError:
+            raise await _taken(conn, unit["code"]) from None
+    await _invalidate(cache)
+    return made
+
+
+async def update_unit(
+    *, db: Connect, cache: Cache | None, unit_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    async with db() as conn:
+        try:
+            changed = await store.update(conn, unit_id, changes)
+        except asyncpg.UniqueViolationError:
+            raise await _taken(conn, changes["code"]) from None
+    if changed is None:
+        raise NotFound(f"no unit has id {unit_id}")
+    await _invalidate(cache)
+    return changed
+
+
+async def delete_unit(*, db: Connect, cache: Cache | None, unit_id: int) -> None:
+    """Remove a unit with no assignments; 409 `unit_in_use` while it has any."""
+    async with db() as conn:
+        try:
+            gone = await store.delete(conn, unit_id)
+        except asyncpg.ForeignKeyViolationError:
+            count = await store.assignments(conn, unit_id)
+            raise UnitInUse(f"unit {unit_id} has {count} assignments") from None
+    if not gone:
+        raise NotFound(f"no unit has id {unit_id}")
+    await _invalidate(cache)

@@ -80,3 +80,42 @@ def _unit(row: Any) -> dict[str, Any]:
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }
+
+
+async def insert(conn: Conn, unit: dict[str, Any]) -> dict[str, Any]:
+    """A new unit; asyncpg's UniqueViolationError if its code is taken (in any case)."""
+    row = await conn.fetchrow(
+        f"INSERT INTO units (code, title, level, credits) VALUES ($1, $2, $3, $4) "
+        f"RETURNING {COLUMNS}",
+        unit["code"],
+        unit["title"],
+        unit["level"],
+        unit["credits"],
+    )
+    return _unit(row)
+
+
+async def by_code(conn: Conn, code: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM units WHERE lower(code) = lower($1)", code)
+    return _unit(row) if row else None
+
+
+async def update(conn: Conn, unit_id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """Set the given fields (code, title, level, credits); None if there is no such unit."""
+    columns = [c for c in ("code", "title", "level", "credits") if c in changes]
+    sets = "".join(f"{c} = ${i + 2}, " for i, c in enumerate(columns))
+    row = await conn.fetchrow(
+        f"UPDATE units SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+        unit_id,
+        *(changes[c] for c in columns),
+    )
+    return _unit(row) if row else None
+
+
+async def assignments(conn: Conn, unit_id: int) -> int:
+    found: int = await conn.fetchval("SELECT count(*) FROM assignments WHERE unit_id = $1", unit_id)
+    return found
+
+
+async def delete(conn: Conn, unit_id: int) -> bool:
+    return (await conn.execute("DELETE FROM units WHERE id = $1", unit_id)) == "DELETE 1"
