@@ -374,22 +374,19 @@ async def grade(request: web.Request) -> web.Response:
     assessor = await current_user(request)
     body = request["data"]
     submission_id = request["match_info"]["id"]
-    given = await submissions.give_grade(
+    given, notice = await submissions.give_grade(
         db=_db(request), assessor=assessor, submission_id=submission_id,
         assignment_id=body["assignment_id"], marks=body["criteria"],
         feedback=body["feedback"], if_match=_if_match(request),
     )  # fmt: skip
     request.app[keys.METRICS].grades.labels(given["overall"]).inc()
-    await _tell_student(request, given)
+    await _tell_student(request, given, notice)
     headers = {"ETag": f'"{given["version"]}"', **NO_STORE}
     return web.json_response(given, headers=headers)
 
 
-async def _tell_student(request: web.Request, given: dict[str, Any]) -> None:
+async def _tell_student(request: web.Request, given: dict[str, Any], facts: dict[str, Any]) -> None:
     settings = request.app[keys.SETTINGS]
-    facts = await submissions.notice(db=_db(request), submission_id=given["submission_id"])
-    if facts is None:
-        return
     link = f"{settings.public_url.rstrip('/')}/submissions/{given['submission_id']}"
     await _queue(
         request, "send_email", key=f"grade:{given['submission_id']}:{given['version']}",

@@ -11,6 +11,7 @@ bit-parallel LCS), and reworded spacing or punctuation does not hide a copy.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -22,8 +23,11 @@ from rapidfuzz.distance import Indel
 WORD = re.compile(r"\w+")
 
 
-def words(text: str) -> list[str]:
-    return WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+@functools.lru_cache(maxsize=512)
+def words(text: str) -> tuple[str, ...]:
+    """An answer's words. Remembered for the latest answers: each check compares one new
+    answer with every other to its assignment, which are the same answers check after check."""
+    return tuple(WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,7 @@ async def submit(
         assignment = await assignments_store.lock(conn, assignment_id, share=True)
         if assignment is None:
             raise NotFound(f"no assignment has id {assignment_id}")
-        now = await conn.fetchval("SELECT now()")
-        if now < assignment["opens_at"]:
+        if assignment["now"] < assignment["opens_at"]:
             raise AssignmentNotOpen(
                 f"assignment {assignment_id} opens at {assignment['opens_at'].isoformat()}"
             )
@@ -73,14 +72,31 @@ async def submit(
                     f"submission {before['id']} has been graded; ask the assessor about a "
                     "resubmission"
                 )
-        await _check_files(conn, student["id"], file_ids)
+        files = await _check_files(conn, student["id"], file_ids)
         saved = await store.upsert(conn, assignment_id, student["id"], answer)
-        await store.set_files(conn, saved["id"], file_ids)
-        document = await _document(conn, saved["id"], staff=False)
+        if saved is None:
+            raise SubmissionGraded("your submission has been graded meanwhile")
+        await store.set_files(conn, saved["id"], file_ids, replace=before is not None)
+    document = {
+        "id": saved["id"],
+        "assignment_id": saved["assignment_id"],
+        "student_id": saved["student_id"],
+        "student_name": student["full_name"],
+        "answer": saved["answer"],
+        "files": [public(files[f]) for f in file_ids],
+        "submitted_at": saved["submitted_at"].isoformat(),
+        "late": saved["late"],
+        "resubmissions": saved["resubmissions"],
+        "created_at": saved["created_at"].isoformat(),
+        "grade": None,  # a graded submission takes no new work
+    }
     return document, "first" if saved["inserted"] else "resubmission"
 
 
-async def _check_files(conn: Conn, student_id: int, file_ids: Sequence[uuid.UUID]) -> None:
+async def _check_files(
+    conn: Conn, student_id: int, file_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Any]:
+    """The files, if each is the student's own and not refused by its scan: 422 if not."""
     found = await store.usable_files(conn, file_ids)
     errors: dict[str, list[str]] = {}
     for index, file_id in enumerate(file_ids):
@@ -91,6 +107,7 @@ async def _check_files(conn: Conn, student_id: int, file_ids: Sequence[uuid.UUID
             errors[str(index)] = [f"The file's virus scan says {row['scan_status']}."]
     if errors:
         raise InvalidFiles(errors={"file_ids": errors})
+    return found
 
 
 async def _document(conn: Conn, submission_id: int, *, staff: bool) -> dict[str, Any]:
@@ -216,8 +233,9 @@ async def give_grade(
     marks: dict[str, bool],
     feedback: str,
     if_match: int | None,
-) -> dict[str, Any]:
-    """Grade a submission (or change its grade): the rules in this module's docstring."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Grade a submission (or change its grade): the rules in this module's docstring.
+    Returns the grade and what the notice to the student says."""
     async with db() as conn, conn.transaction():
         actual = await store.assignment_of(conn, submission_id)
         if actual is None:
@@ -228,18 +246,19 @@ async def give_grade(
             )
         # The assignment first (its criteria stay put), then the submission: the lock order
         # of every transaction here, so that none can deadlock another.
-        await assignments_store.lock(conn, assignment_id, share=True)
-        if await store.lock(conn, submission_id) is None:
-            raise NotFound(f"no submission has id {submission_id}")
-        if not await assignments_store.assesses(conn, assignment_id, assessor["id"]):
+        assignment = await assignments_store.lock_for_grading(conn, assignment_id, assessor["id"])
+        if assignment is None:
+            raise NotFound(f"no assignment has id {assignment_id}")
+        if not assignment["assesses"]:
             raise NotAssessor(f"you do not assess assignment {assignment_id}")
-        check_marks(await store.criteria_of(conn, assignment_id), marks)
-        current = await store.grade_version(conn, submission_id)
-        if if_match is not None and if_match != (current or 0):
-            raise GradeChanged(
-                f"the grade is at version {current or 0}, not {if_match}; read it again"
-            )
-        return await store.put_grade(
+        check_marks(assignment["codes"], marks)
+        row = await store.lock_for_grading(conn, submission_id)
+        if row is None:
+            raise NotFound(f"no submission has id {submission_id}")
+        current = await store.grade_version(conn, submission_id) or 0
+        if if_match is not None and if_match != current:
+            raise GradeChanged(f"the grade is at version {current}, not {if_match}; read it again")
+        given = await store.put_grade(
             conn,
             submission_id,
             assessor_id=assessor["id"],
@@ -247,13 +266,8 @@ async def give_grade(
             overall=grading.overall(marks),
             feedback=feedback,
         )
-
-
-async def notice(*, db: Connect, submission_id: int) -> dict[str, Any] | None:
-    """What the mail to the student says about their grade."""
-    async with db() as conn:
-        facts = await store.mail_facts(conn, submission_id)
-    return dict(facts) if facts else None
+    notice = {k: row[k] for k in ("email", "full_name", "title", "unit_code")}
+    return given, notice
 
 
 async def export(

@@ -85,8 +85,22 @@ async def lock(conn: Conn, assignment_id: int, *, share: bool = False) -> Any:
     it FOR UPDATE and grading FOR SHARE: criteria never change under a grade being given."""
     mode = "FOR SHARE" if share else "FOR UPDATE"
     return await conn.fetchrow(
-        f"SELECT id, unit_id, title, opens_at, deadline FROM assignments WHERE id = $1 {mode}",
+        "SELECT id, unit_id, title, opens_at, deadline, now() AS now FROM assignments "
+        f"WHERE id = $1 {mode}",
         assignment_id,
+    )
+
+
+async def lock_for_grading(conn: Conn, assignment_id: int, assessor_id: int) -> Any:
+    """For a grade: the assignment's row locked FOR SHARE (its criteria stay put), whether
+    `assessor_id` assesses it, and its criteria codes; None if there is no such assignment."""
+    return await conn.fetchrow(
+        "SELECT a.id, EXISTS (SELECT 1 FROM assignment_assessors s WHERE s.assignment_id = a.id "
+        "AND s.assessor_id = $2) AS assesses, "
+        "ARRAY(SELECT c.code FROM assignment_criteria c WHERE c.assignment_id = a.id) AS codes "
+        "FROM assignments a WHERE a.id = $1 FOR SHARE OF a",
+        assignment_id,
+        assessor_id,
     )
 
 

@@ -39,15 +39,18 @@ async def existing(conn: Conn, assignment_id: int, student_id: int) -> Any:
 
 
 async def upsert(conn: Conn, assignment_id: int, student_id: int, answer: str) -> Any:
-    """Submit, or resubmit (counted): submitted now, late by the database's clock.
-    Returns (id, resubmissions, late, inserted)."""
+    """Submit, or resubmit (counted): submitted now, late by the database's clock. Returns
+    the row and whether it was inserted; None if a submission made meanwhile (by the same
+    student, racing) has been graded."""
     return await conn.fetchrow(
         "INSERT INTO submissions (assignment_id, student_id, answer, late) "
         "SELECT a.id, $2, $3, now() > a.deadline FROM assignments a WHERE a.id = $1 "
         "ON CONFLICT (assignment_id, student_id) DO UPDATE SET answer = EXCLUDED.answer, "
         "late = EXCLUDED.late, submitted_at = now(), "
         "resubmissions = submissions.resubmissions + 1 "
-        "RETURNING id, resubmissions, late, (xmax = 0) AS inserted",
+        "WHERE NOT EXISTS (SELECT 1 FROM grades g WHERE g.submission_id = submissions.id) "
+        "RETURNING id, assignment_id, student_id, answer, submitted_at, late, resubmissions, "
+        "created_at, (xmax = 0) AS inserted",
         assignment_id,
         student_id,
         answer,
@@ -55,14 +58,20 @@ async def upsert(conn: Conn, assignment_id: int, student_id: int, answer: str) -
 
 
 async def usable_files(conn: Conn, file_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    if not file_ids:
+        return {}
     rows = await conn.fetch(
-        "SELECT id, owner_id, scan_status FROM files WHERE id = ANY($1::uuid[])", list(file_ids)
+        f"SELECT {files_store.COLUMNS} FROM files WHERE id = ANY($1::uuid[])", list(file_ids)
     )
-    return {r["id"]: r for r in rows}
+    return {r["id"]: dict(r) for r in rows}
 
 
-async def set_files(conn: Conn, submission_id: int, file_ids: Sequence[uuid.UUID]) -> None:
-    await conn.execute("DELETE FROM submission_files WHERE submission_id = $1", submission_id)
+async def set_files(
+    conn: Conn, submission_id: int, file_ids: Sequence[uuid.UUID], *, replace: bool
+) -> None:
+    """Link the files, in order; `replace`: unlink the ones linked before."""
+    if replace:
+        await conn.execute("DELETE FROM submission_files WHERE submission_id = $1", submission_id)
     if file_ids:
         await conn.execute(
             "INSERT INTO submission_files (submission_id, file_id, position) "
@@ -187,15 +196,28 @@ async def page(
     return [], int(total)
 
 
-async def lock(conn: Conn, submission_id: int) -> Any:
-    """The submission's row, locked for this transaction: grades and resubmissions of one
-    submission take turns. NO KEY UPDATE: rows that only refer to it (flags, files) are not
-    held up. Take the assignment's lock first (server.store.assignments.lock): every
-    transaction locks in that order, so none can deadlock another."""
+async def lock_for_grading(conn: Conn, submission_id: int) -> Any:
+    """The submission's row, locked for this transaction, with what the grade notice says
+    (the student's address and name, the assignment's title, its unit's code). Grades and
+    resubmissions of one submission take turns on this lock; NO KEY UPDATE, so rows that only
+    refer to it (flags, files) are not held up. Take the assignment's lock first
+    (server.store.assignments): every transaction locks in that order, so none can deadlock
+    another. Read the grade after this returns (grade_version): a statement that waited for
+    the lock sees other rows as they were when it started."""
     return await conn.fetchrow(
-        "SELECT id, assignment_id, student_id FROM submissions WHERE id = $1 FOR NO KEY UPDATE",
+        "SELECT s.id, u.email, u.full_name, a.title, un.code AS unit_code "
+        "FROM submissions s JOIN users u ON u.id = s.student_id "
+        "JOIN assignments a ON a.id = s.assignment_id JOIN units un ON un.id = a.unit_id "
+        "WHERE s.id = $1 FOR NO KEY UPDATE OF s",
         submission_id,
     )
+
+
+async def grade_version(conn: Conn, submission_id: int) -> int | None:
+    found: int | None = await conn.fetchval(
+        "SELECT version FROM grades WHERE submission_id = $1", submission_id
+    )
+    return found
 
 
 async def assignment_of(conn: Conn, submission_id: int) -> int | None:
@@ -219,13 +241,6 @@ async def criteria_of(conn: Conn, assignment_id: int) -> list[str]:
         "SELECT code FROM assignment_criteria WHERE assignment_id = $1", assignment_id
     )
     return [r["code"] for r in rows]
-
-
-async def grade_version(conn: Conn, submission_id: int) -> int | None:
-    found: int | None = await conn.fetchval(
-        "SELECT version FROM grades WHERE submission_id = $1", submission_id
-    )
-    return found
 
 
 async def put_grade(
@@ -252,18 +267,6 @@ async def put_grade(
         feedback,
     )
     return grade(row)
-
-
-async def mail_facts(conn: Conn, submission_id: int) -> Any:
-    """What the grade notice says: the student's address and name, the assignment's title
-    and its unit's code."""
-    return await conn.fetchrow(
-        "SELECT u.email, u.full_name, a.id AS assignment_id, a.title, un.code AS unit_code "
-        "FROM submissions s JOIN users u ON u.id = s.student_id "
-        "JOIN assignments a ON a.id = s.assignment_id JOIN units un ON un.id = a.unit_id "
-        "WHERE s.id = $1",
-        submission_id,
-    )
 
 
 async def answers(conn: Conn, submission_id: int) -> tuple[str | None, dict[int, str]]:
