@@ -43,7 +43,8 @@ PASSWORD = "a long perf passphrase"  # noqa: S105 - throwaway accounts on a scra
 CHEAP = {"BTEC_ARGON2_TIME_COST": "1", "BTEC_ARGON2_MEMORY_KIB": "8192",
          "BTEC_ARGON2_PARALLELISM": "1"}  # fmt: skip
 # What the scripts that start a server for the seed give it: cheap argon2id, sign-ins and
-# requests never limited (the limiter still runs), hour-long access tokens, no mail catcher.
+# requests never limited (the limiter still runs), hour-long access tokens, and the embedded
+# mail catcher on a free port (grade notices are delivered to it, in the server's process).
 SERVER_ENV = {
     **CHEAP,
     "BTEC_RATELIMIT_DEFAULT": "1000000000/1",
