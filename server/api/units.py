@@ -24,7 +24,7 @@ CODE = validate.Regexp(
 )
 
 
-def _printable(value: str) -> None:
+def printable(value: str) -> None:
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in value):
         raise ValidationError("Control and format characters are not allowed.")
 
@@ -35,7 +35,7 @@ class UnitSchema(Schema):
     code = fields.Str(required=True, validate=CODE, metadata={"example": "K/615/1544"})
     title = fields.Str(
         required=True,
-        validate=[validate.Length(min=1, max=200), _printable],
+        validate=[validate.Length(min=1, max=200), printable],
         metadata={"example": "Programming"},
     )
     level = fields.Int(
@@ -71,7 +71,7 @@ class UnitChanges(UnitSchema):
 class CatalogueQuery(Schema):
     level = fields.Int(validate=validate.Range(1, 8), metadata={"example": 3})
     q = fields.Str(
-        validate=[validate.Length(min=1, max=100), _printable],
+        validate=[validate.Length(min=1, max=100), printable],
         metadata={
             "description": "Words in the code or title (case-insensitive).",
             "example": "prog",
