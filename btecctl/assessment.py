@@ -102,12 +102,10 @@ def recheck(
     a worker records the flags at the BTEC_SIMILARITY_THRESHOLD in force."""
 
     async def work(resolved: Settings) -> int:
-        from server import tasks as catalogue
+        from btecctl.tasks import catalogue
         from server.infra.postgres import connect_once
-        from server.infra.tasks import Tasks, create_queue
 
         assert resolved.database_url is not None
-        assert resolved.redis_url is not None
         async with connect_once(resolved.database_url.get_secret_value()) as conn:
             rows = await conn.fetch(
                 "SELECT id, resubmissions FROM submissions "
@@ -115,9 +113,7 @@ def recheck(
                 assignment,
             )
         stamp = int(time.time())  # a new key: checks done before are not "already done"
-        queue = create_queue(resolved.redis_url.get_secret_value())
-        try:
-            jobs = Tasks(queue, catalogue.specs(resolved), None)
+        async with catalogue(resolved) as jobs:
             with progress("queueing", len(rows), "checks") as tick:
                 for row in rows:
                     await jobs.enqueue(
@@ -127,8 +123,6 @@ def recheck(
                         resubmissions=row["resubmissions"],
                     )
                     tick(str(row["id"]))
-        finally:
-            await queue.disconnect()
         return len(rows)
 
     with _failures(as_json), embedded_services(settings_of(ctx), redis=True) as resolved:

@@ -105,12 +105,10 @@ def rescan(
     statuses = ["pending", "error", *(["unscanned"] if unscanned else [])]
 
     async def work(resolved: Settings) -> int:
-        from server import tasks as catalogue
+        from btecctl.tasks import catalogue
         from server.infra.postgres import connect_once
-        from server.infra.tasks import Tasks, create_queue
 
         assert resolved.database_url is not None
-        assert resolved.redis_url is not None
         async with connect_once(resolved.database_url.get_secret_value()) as conn:
             # Unscanned files become pending: a scan is on its way.
             ids = await conn.fetch(
@@ -118,13 +116,9 @@ def rescan(
                 "WHERE scan_status = ANY($1::text[]) RETURNING id",
                 statuses,
             )
-        queue = create_queue(resolved.redis_url.get_secret_value())
-        try:
-            jobs = Tasks(queue, catalogue.specs(resolved), None)
+        async with catalogue(resolved) as jobs:
             for row in ids:
                 await jobs.enqueue("scan_file", file_id=str(row["id"]))
-        finally:
-            await queue.disconnect()
         return len(ids)
 
     queued: int = _run(ctx, as_json, work, redis=True)

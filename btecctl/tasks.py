@@ -26,7 +26,7 @@ from server.infra.embedded import EmbeddedError, embedded_services
 from server.settings import Settings
 
 if TYPE_CHECKING:
-    from server.infra.tasks import TaskQueue
+    from server.infra.tasks import TaskQueue, Tasks
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -56,6 +56,16 @@ async def _queue(settings: Settings) -> AsyncIterator[TaskQueue]:
         yield queue
     finally:
         await queue.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def catalogue(settings: Settings) -> AsyncIterator[Tasks]:
+    """The task catalogue on the settings' Redis: for commands that queue jobs."""
+    from server import tasks as task_specs
+    from server.infra.tasks import Tasks
+
+    async with _queue(settings) as queue:
+        yield Tasks(queue, task_specs.specs(settings), None)
 
 
 def _run(settings: Settings, as_json: bool, work: Callable[[TaskQueue], Awaitable[T]]) -> T:
@@ -209,11 +219,11 @@ def ping(
     """Queue a no-op job and wait for a worker to run it: proves the queue works end to end."""
 
     async def work(queue: TaskQueue) -> dict[str, Any]:
-        from server import tasks as catalogue
+        from server import tasks as task_specs
         from server.infra import tasks as infra
 
         settings = settings_of(ctx)
-        jobs = infra.Tasks(queue, catalogue.specs(settings), None)
+        jobs = infra.Tasks(queue, task_specs.specs(settings), None)
         started = time.monotonic()
         job = await jobs.enqueue("ping", timeout=job_timeout, seconds=seconds)
         assert job is not None

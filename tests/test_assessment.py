@@ -21,7 +21,8 @@ from server.services.grading import overall
 from server.settings import Settings
 from tests.helpers import cli_env, closed_port
 from tests.smtp import Inbox, smtp_server
-from tests.test_auth import CHEAP, PASSWORD, PROBLEM, make_admin, session_of
+from tests.test_auth import CHEAP, PASSWORD, make_admin, session_of
+from tests.test_files import problem
 
 ADMIN = "ada@example.org"
 PEOPLE = {
@@ -97,14 +98,6 @@ async def school(
         found["ids"][name] = (await answer.json())["id"]
         found[name] = await session_of(http, email)
     return found
-
-
-async def problem(answer: Any, status: int, code: str) -> dict[str, Any]:
-    assert answer.status == status, await answer.text()
-    assert answer.content_type == PROBLEM
-    body: dict[str, Any] = await answer.json(content_type=PROBLEM)
-    assert body["code"] == code, body
-    return body
 
 
 async def ok(answer: Any, status: int = 200) -> Any:

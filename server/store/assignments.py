@@ -130,10 +130,6 @@ async def update(conn: Conn, assignment_id: int, changes: dict[str, Any]) -> Non
     )
 
 
-async def touch(conn: Conn, assignment_id: int) -> None:
-    await conn.execute("UPDATE assignments SET updated_at = now() WHERE id = $1", assignment_id)
-
-
 async def set_criteria(conn: Conn, assignment_id: int, criteria: Sequence[dict[str, Any]]) -> None:
     await conn.execute("DELETE FROM assignment_criteria WHERE assignment_id = $1", assignment_id)
     await conn.execute(
