@@ -32,7 +32,6 @@ from server.errors import (
     Forbidden,
     MalformedUpload,
     NotFound,
-    QueueUnavailable,
     QuotaExceeded,
     StorageUnavailable,
     UnsafeArchive,
@@ -218,10 +217,9 @@ async def _discard(storage: Storage, key: str) -> None:
 async def _queue_scan(request: web.Request, file_id: uuid.UUID) -> None:
     """The scan job; if the queue is down, the file stays pending (`btecctl files rescan`
     queues it later) and the upload still succeeds."""
-    try:
-        await request.app[keys.TASKS].enqueue("scan_file", file_id=str(file_id))
-    except QueueUnavailable:
-        log.warning("scan_not_queued", file_id=str(file_id))
+    await request.app[keys.TASKS].follow_up(
+        "scan_file", about={"file_id": str(file_id)}, file_id=str(file_id)
+    )
 
 
 def _over_quota(used: int, quota: int, size: int) -> QuotaExceeded:

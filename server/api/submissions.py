@@ -16,13 +16,11 @@ from server.api.assignments import ID, SIGNED_IN_PROBLEMS, AssignmentPath, free_
 from server.api.auth import NO_STORE, SIGNED_IN, current_user, roles
 from server.api.fields import StrictBool
 from server.api.openapi import LIMITED_PROBLEMS, json_response, problem_responses
-from server.errors import GradeChanged, QueueUnavailable, ValidationFailed
-from server.infra.logging import get_logger
+from server.errors import GradeChanged, ValidationFailed
 from server.infra.postgres import connection
 from server.services import submissions
 from server.services.units import Connect
 
-log = get_logger("btec.submissions")
 routes = web.RouteTableDef()
 GRADE_NAMES = {"D": "Distinction", "M": "Merit", "P": "Pass", "U": "Unclassified"}
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -232,24 +230,13 @@ async def submit(request: web.Request) -> web.Response:
     if outcome != "unchanged":  # a client's retry of the same work: nothing to check again
         late = "true" if document["late"] else "false"
         request.app[keys.METRICS].submissions.labels(outcome, late).inc()
-        await _queue(
-            request, "check_similarity",
+        await request.app[keys.TASKS].follow_up(
+            "check_similarity",
             key=f"similarity:{document['id']}:{document['resubmissions']}",
             submission_id=document["id"], resubmissions=document["resubmissions"],
         )  # fmt: skip
     headers = {"Location": f"/api/v1/submissions/{document['id']}", **NO_STORE}
     return web.json_response(document, status=201 if outcome == "first" else 200, headers=headers)
-
-
-async def _queue(request: web.Request, task: str, *, key: str, **kwargs: Any) -> bool:
-    """Queue a follow-up job; with the queue down, the change stands and the job is left
-    for an operator (logged)."""
-    try:
-        await request.app[keys.TASKS].enqueue(task, key=key, **kwargs)
-    except QueueUnavailable:
-        log.warning("job_not_queued", task=task, key=key)
-        return False
-    return True
 
 
 @docs(
@@ -388,8 +375,8 @@ async def grade(request: web.Request) -> web.Response:
 async def _tell_student(request: web.Request, given: dict[str, Any], facts: dict[str, Any]) -> None:
     settings = request.app[keys.SETTINGS]
     link = f"{settings.public_url.rstrip('/')}/submissions/{given['submission_id']}"
-    await _queue(
-        request, "send_email", key=f"grade:{given['submission_id']}:{given['version']}",
+    await request.app[keys.TASKS].follow_up(
+        "send_email", key=f"grade:{given['submission_id']}:{given['version']}",
         template="grade-released", to=facts["email"],
         context={
             "name": facts["full_name"], "title": facts["title"], "unit_code": facts["unit_code"],
