@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from server import keys
 from server.api.auth import NO_STORE, SIGNED_IN, current_user, roles
 from server.api.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
+from server.api.fields import require
 from server.api.limits import alongside
 from server.api.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.api.units import printable
@@ -112,9 +113,7 @@ class NewAssignment(AssignmentChanges):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("unit_id", "title", "brief", "opens_at", "deadline", "criteria"):
-            self.fields[name].required = True
-            self.declared_fields[name].required = True
+        require(self, ("unit_id", "title", "brief", "opens_at", "deadline", "criteria"), True)
 
 
 class CatalogueQuery(Schema):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields
 
 
 class MailAddress(fields.Email):
@@ -32,3 +33,11 @@ class StrictBool(fields.Boolean):
         if not isinstance(value, bool):
             raise ValidationError("Not a boolean: use true or false.")
         return value
+
+
+def require(schema: Schema, names: Iterable[str], required: bool) -> None:
+    """Make these fields of a schema instance required or optional, for loading and for the
+    OpenAPI document alike: one set of field declarations serves a create body (all
+    required) and a change body (any of them)."""
+    for name in names:
+        schema.fields[name].required = schema.declared_fields[name].required = required

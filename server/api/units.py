@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from server import keys
 from server.api.auth import NO_STORE, SIGNED_IN, current_user, roles
 from server.api.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
+from server.api.fields import require
 from server.api.limits import alongside
 from server.api.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.infra.postgres import connection
@@ -59,8 +60,7 @@ class UnitChanges(UnitSchema):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name, field in self.fields.items():
-            field.required = self.declared_fields[name].required = False
+        require(self, list(self.fields), False)
 
     @validates_schema
     def _something(self, data: dict[str, Any], **_: Any) -> None:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from server.services.grading import sort_key
 from server.store import Conn
 from server.store import files as files_store
 
@@ -322,7 +323,7 @@ def marks(value: Any) -> dict[str, bool]:
     if value is None:
         return {}
     found = json.loads(value) if isinstance(value, str) else value
-    return dict(sorted(found.items(), key=lambda kv: ("PMD".index(kv[0][0]), int(kv[0][1:]))))
+    return dict(sorted(found.items(), key=lambda kv: sort_key(kv[0])))
 
 
 def grade(row: Any) -> dict[str, Any]:
