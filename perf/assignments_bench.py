@@ -29,12 +29,11 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cache_bench import backing_cpu, embedded_holder
-from harness import HERE, btec_server, free_port, k6_run, median
+from cache_bench import embedded_holder, measure, medians
+from harness import HERE, btec_server, free_port, k6_run
 from me_bench import KEY, wait_up
 from seed_assessment import (
     ADMIN_EMAIL,
@@ -76,19 +75,6 @@ def page(port: int, path: str, bearer: str) -> Any:
         return json.loads(resp.read())
 
 
-def measure(
-    label: str, port: int, pid: int, backing: dict[str, int], path: str, args: argparse.Namespace
-) -> dict[str, Any]:
-    """One k6 run, with the CPU PostgreSQL and Redis spent per request beside the server's."""
-    before = backing_cpu(backing)
-    run = k6_run(label, f"http://127.0.0.1:{port}", path, pid, args.vus, args.duration)
-    backing_ms = round((backing_cpu(backing) - before) * 1000 / max(run.requests, 1), 4)
-    return asdict(run) | {
-        "backing_cpu_ms_per_req": backing_ms,
-        "total_cpu_ms_per_req": round(run.server_cpu_ms_per_req + backing_ms, 4),
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=3)
@@ -119,18 +105,11 @@ def main() -> None:
             k6_run("warmup", f"http://127.0.0.1:{port}", path, pid, args.vus, "2s")
         for _ in range(args.rounds):
             for label, port, pid in (("btec", ours, our_pid), ("bare", theirs, their_pid)):
-                row = measure(label, port, pid, backing, path, args)
+                row = measure(label, port, pid, backing, args.vus, args.duration, path)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     summary: dict[str, Any] = {"path": path}
-    for label in ("btec", "bare"):
-        mine = [r for r in rows if r["label"] == label]
-        summary[label] = {
-            key + "_median": median([r[key] for r in mine])
-            for key in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req",
-                        "backing_cpu_ms_per_req", "total_cpu_ms_per_req", "loadgen_cpu_share")
-        }  # fmt: skip
-        summary[label]["failed_rate_max"] = max(r["failed_rate"] for r in mine)
+    summary |= {label: medians(rows, label) for label in ("btec", "bare")}
     b, t = summary["btec"], summary["bare"]
     summary["rps_ratio"] = round(b["rps_median"] / t["rps_median"], 3)
     for key in ("server_cpu_ms_per_req", "total_cpu_ms_per_req"):

@@ -11,12 +11,12 @@ No cache, no middleware, no access log, no rate limit, no account checks.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import asyncpg
 import jwt
 from aiohttp import web
+from bare_me import main as serve
 
 REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "typ", "ver"]
 CRITERIA_ORDER = "array_position(ARRAY['P', 'M', 'D'], c.band), c.number"
@@ -83,13 +83,5 @@ def make_app(url: str, key: str, issuer: str) -> web.Application:
     return app
 
 
-def main() -> None:
-    port, url, key, issuer = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-    import uvloop
-
-    web.run_app(make_app(url, key, issuer), host="127.0.0.1", port=int(port),
-                access_log=None, print=None, loop=uvloop.new_event_loop())  # fmt: skip
-
-
 if __name__ == "__main__":
-    main()
+    serve(make_app)

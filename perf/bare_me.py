@@ -8,6 +8,7 @@ ISSUER` (KEY: the signing secret).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -50,11 +51,12 @@ def make_app(url: str, key: str, issuer: str) -> web.Application:
     return app
 
 
-def main() -> None:
+def main(make: Callable[[str, str, str], web.Application] = make_app) -> None:
+    """Serve `make(DATABASE_URL, KEY, ISSUER)` on PORT, from the command line, on uvloop."""
     port, url, key, issuer = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     import uvloop
 
-    web.run_app(make_app(url, key, issuer), host="127.0.0.1", port=int(port),
+    web.run_app(make(url, key, issuer), host="127.0.0.1", port=int(port),
                 access_log=None, print=None, loop=uvloop.new_event_loop())  # fmt: skip
 
 

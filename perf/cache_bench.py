@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import Run, btec_env, btec_server, free_port, k6_run, median
+from harness import btec_env, btec_server, free_port, k6_run, median
 
 PATH = "/api/v1/units?level=3&limit=20"
 LEVEL = 3
@@ -146,13 +146,35 @@ def cache_counters(port: int) -> dict[str, float]:
 
 
 def measure(
-    label: str, port: int, pid: int, backing: dict[str, int], vus: int, duration: str
-) -> tuple[Run, float]:
-    """One k6 run; returns it and the backing servers' CPU ms per request over it."""
+    label: str,
+    port: int,
+    pid: int,
+    backing: dict[str, int],
+    vus: int,
+    duration: str,
+    path: str = PATH,
+) -> dict[str, Any]:
+    """One k6 run as a row: its figures, and the CPU PostgreSQL and Redis spent per request
+    beside the server's."""
     before = backing_cpu(backing)
-    run = k6_run(label, f"http://127.0.0.1:{port}", PATH, pid, vus, duration)
-    used = backing_cpu(backing) - before
-    return run, round(used * 1000 / max(run.requests, 1), 4)
+    run = k6_run(label, f"http://127.0.0.1:{port}", path, pid, vus, duration)
+    backing_ms = round((backing_cpu(backing) - before) * 1000 / max(run.requests, 1), 4)
+    return asdict(run) | {
+        "backing_cpu_ms_per_req": backing_ms,
+        "total_cpu_ms_per_req": round(run.server_cpu_ms_per_req + backing_ms, 4),
+    }
+
+
+MEDIAN_KEYS = ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req", "backing_cpu_ms_per_req",
+               "total_cpu_ms_per_req", "loadgen_cpu_share")  # fmt: skip
+
+
+def medians(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    """The medians of one server's rounds, and the worst failure rate among them."""
+    mine = [r for r in rows if r["label"] == label]
+    found: dict[str, Any] = {key + "_median": median([r[key] for r in mine]) for key in MEDIAN_KEYS}
+    found["failed_rate_max"] = max(r["failed_rate"] for r in mine)
+    return found
 
 
 def main() -> None:
@@ -190,25 +212,13 @@ def main() -> None:
             for _ in range(args.rounds):
                 for label, port, pid in (("cached", cached, on_pid),
                                          ("uncached", uncached, off_pid)):  # fmt: skip
-                    run, backing_ms = measure(label, port, pid, backing, args.vus, args.duration)
-                    row = asdict(run) | {
-                        "backing_cpu_ms_per_req": backing_ms,
-                        "total_cpu_ms_per_req": round(run.server_cpu_ms_per_req + backing_ms, 4),
-                    }
+                    row = measure(label, port, pid, backing, args.vus, args.duration)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
             counters = {"cached": cache_counters(cached), "uncached": cache_counters(uncached)}
     finally:
         shutil.rmtree(data, ignore_errors=True)
-    summary: dict[str, Any] = {}
-    for label in ("cached", "uncached"):
-        mine = [r for r in rows if r["label"] == label]
-        summary[label] = {
-            key + "_median": median([r[key] for r in mine])
-            for key in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req",
-                        "backing_cpu_ms_per_req", "total_cpu_ms_per_req", "loadgen_cpu_share")
-        }  # fmt: skip
-        summary[label]["failed_rate_max"] = max(r["failed_rate"] for r in mine)
+    summary: dict[str, Any] = {label: medians(rows, label) for label in ("cached", "uncached")}
     on, off = summary["cached"], summary["uncached"]
     summary["rps_ratio"] = round(on["rps_median"] / off["rps_median"], 2)
     summary["total_cpu_ratio"] = round(

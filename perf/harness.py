@@ -132,7 +132,7 @@ class Run:
     failed_rate: float
 
 
-def _measure(
+def measure_load(
     cmd: list[str], server_pid: int, env: dict[str, str] | None = None
 ) -> tuple[str, float, float]:
     """Run a load generator; return its output, its CPU share and the server's CPU seconds."""
@@ -166,7 +166,7 @@ def k6_run(
            "DURATION": duration, "EXPECT_STATUS": str(expect)}  # fmt: skip
     cmd = ["taskset", "-c", "1", k6_binary(), "run", "--quiet", "--no-color",
            "--summary-export", summary, str(K6_SCRIPT)]  # fmt: skip
-    _, share, cpu = _measure(cmd, server_pid, env)
+    _, share, cpu = measure_load(cmd, server_pid, env)
     metrics = json.loads(Path(summary).read_text())["metrics"]
     os.unlink(summary)
     reqs = int(metrics["http_reqs"]["count"])
@@ -205,7 +205,7 @@ def wrk_run(
         raise SystemExit("wrk not found: apt-get install wrk")
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}",
            "--latency", base_url + path]  # fmt: skip
-    out, share, cpu = _measure(cmd, server_pid)
+    out, share, cpu = measure_load(cmd, server_pid)
     reqs = int(_grab(r"(\d+) requests in", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Run(

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from cache_bench import backing_cpu, embedded_holder
-from harness import HERE, _measure, btec_server, free_port, k6_binary, median
+from harness import HERE, btec_server, free_port, k6_binary, measure_load, median
 from seed_assessment import (
     ADMIN_EMAIL,
     CHEAP,
@@ -67,7 +67,7 @@ def run_mix(
     cmd = ["taskset", "-c", "1", k6_binary(), "run", "--quiet", "--no-color",
            "--summary-export", summary, str(SCRIPT)]  # fmt: skip
     backing_before = backing_cpu(backing)
-    _, share, cpu = _measure(cmd, pid, env)
+    _, share, cpu = measure_load(cmd, pid, env)
     backing_used = backing_cpu(backing) - backing_before
     metrics = json.loads(Path(summary).read_text())["metrics"]
     os.unlink(summary)
