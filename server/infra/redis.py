@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -24,7 +24,8 @@ class _HiredisPacking:
     client packs in Python, re-joining a growing buffer per argument, which cost a batch of
     rate-limit decisions (~100 arguments) more CPU than the rest of the decisions together."""
 
-    _packer = HiredisRespSerializer()
+    # redis-py types this class in some releases and not in others: the call goes through Any.
+    _packer: Any = cast(Any, HiredisRespSerializer)()
 
     def pack_command(self, *args: Any) -> list[bytes]:
         return self._packer.pack(*args)  # type: ignore[no-any-return]
