@@ -21,8 +21,8 @@ from btecctl.output import (
     progress,
     settings_of,
 )
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedError, embedded_services
 
 app = typer.Typer(no_args_is_help=True, help="Assessment: similarity flags and rechecks.")
 AssignmentOpt = Annotated[
@@ -42,7 +42,7 @@ FLAGS_SQL = (
 def _failures(as_json: bool) -> Iterator[None]:
     import asyncpg
 
-    from server.errors import DomainError
+    from server.domain.errors import DomainError
 
     try:
         yield
@@ -66,7 +66,7 @@ def flags(
     """Pairs of submissions flagged as alike, most alike first."""
 
     async def work(settings: Settings) -> list[dict[str, Any]]:
-        from server.infra.postgres import connect_once
+        from server.platform.postgres import connect_once
 
         assert settings.database_url is not None
         async with connect_once(settings.database_url.get_secret_value()) as conn:
@@ -103,7 +103,7 @@ def recheck(
 
     async def work(resolved: Settings) -> int:
         from btecctl.tasks import catalogue
-        from server.infra.postgres import connect_once
+        from server.platform.postgres import connect_once
 
         assert resolved.database_url is not None
         async with connect_once(resolved.database_url.get_secret_value()) as conn:

@@ -22,8 +22,8 @@ from btecctl.output import (
     progress,
     settings_of,
 )
-from server.infra import backup as backups
-from server.settings import Settings
+from server.backup import core as backups
+from server.config.settings import Settings
 
 T = TypeVar("T")
 BackupArg = Annotated[str, typer.Argument(help="Backup name (in BTEC_BACKUP_DIR) or path.")]
@@ -63,7 +63,7 @@ def backup_command(
     m = made.manifest
     copied: dict[str, object] = {}
     if offsite:
-        from server.infra import offsite as remote
+        from server.backup import offsite as remote
 
         with progress("copying off-site", len(m["files"]) + 1, "files") as tick:
             copied = _guard(lambda: asyncio.run(remote.push(settings, made, tick)), as_json)
@@ -87,7 +87,7 @@ def offsite_fetch_command(
 ) -> None:
     """Bring an off-site copy back into BTEC_BACKUP_DIR, checked against its manifest (then
     `db verify` or `db restore` it)."""
-    from server.infra import offsite as remote
+    from server.backup import offsite as remote
 
     settings = settings_of(ctx)
     with progress("fetching", None, "files") as tick:
@@ -119,7 +119,7 @@ def list_command(
     """List backups, newest first, with their last restore drill."""
     settings = settings_of(ctx)
     if offsite:
-        from server.infra import offsite as remote
+        from server.backup import offsite as remote
 
         names = _guard(lambda: asyncio.run(remote.copies(settings)), as_json)
         if as_json:

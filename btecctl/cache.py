@@ -20,8 +20,8 @@ from btecctl.output import (
     progress,
     settings_of,
 )
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedError, embedded_services
 
 app = typer.Typer(no_args_is_help=True, help="The Redis read cache: stats and flush.")
 COUNTERS = ("hits", "misses", "coalesced")
@@ -29,7 +29,7 @@ COUNTERS = ("hits", "misses", "coalesced")
 
 def _known() -> tuple[dict[str, Any], set[str]]:
     import server.services.units  # noqa: F401 - declares its caches
-    from server.infra.cache import REGISTRY, known_tags
+    from server.cache.core import REGISTRY, known_tags
 
     return dict(REGISTRY), known_tags()
 
@@ -95,7 +95,7 @@ def stats(
 ) -> None:
     """Entries and bytes per cache and tag generations (from Redis), and hits, misses and
     errors with the hit ratio (from a running server's /metrics)."""
-    from server.infra import cache
+    from server.cache import core as cache
 
     settings = settings_of(ctx)
     specs, tags = _known()
@@ -166,7 +166,7 @@ def flush(
 ) -> None:
     """Drop cached reads: every entry, or with --tag the entries under one tag. Safe while
     servers run: the next read of each goes to PostgreSQL once and is cached again."""
-    from server.infra import cache
+    from server.cache import core as cache
 
     settings = settings_of(ctx)
     _, tags = _known()

@@ -24,12 +24,12 @@ from btecctl.output import (
     progress,
     settings_of,
 )
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.infra.text import describe
-from server.settings import Settings
+from server.config.settings import Settings
+from server.domain.text import describe
+from server.platform.embedded import EmbeddedError, embedded_services
 
 if TYPE_CHECKING:
-    from server.infra.migrate_test import Report as MigrateTestReport
+    from server.schema.migrate_test import Report as MigrateTestReport
 
 app = typer.Typer(no_args_is_help=True, help="Schema migrations and the database pool.")
 
@@ -79,7 +79,7 @@ def _target(settings: Settings) -> str:
 @app.command("migrate")
 def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Apply every pending migration, under the migration lock."""
-    from server.infra import migrations
+    from server.schema import migrations
 
     with (
         database(settings_of(ctx), as_json) as settings,
@@ -98,7 +98,7 @@ def migrate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List migrations and whether each is applied."""
-    from server.infra import migrations
+    from server.schema import migrations
 
     with database(settings_of(ctx), as_json) as settings:
         states = migrations.status(settings)
@@ -135,7 +135,7 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll back the newest migrations (asks first unless --yes)."""
-    from server.infra import migrations
+    from server.schema import migrations
 
     if steps is not None and to is not None:
         fail("use --steps or --to, not both", code=USAGE, as_json=as_json)
@@ -214,7 +214,7 @@ def pool_stats(
 @app.command("check")
 def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Lint the migrations: rollbacks, one head, and lock-safe SQL. Exit 1 on findings."""
-    from server.infra import migration_lint
+    from server.schema import lint as migration_lint
 
     settings = settings_of(ctx)
     findings = migration_lint.check_migrations(settings.migrations_dir)
@@ -249,7 +249,7 @@ def migrate_test_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply, roll back and re-apply every migration in a scratch database (the stairway)."""
-    from server.infra import migrate_test
+    from server.schema import migrate_test
 
     settings = settings_of(ctx)
     with database(settings, as_json) as resolved:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from btecctl.output import FAILED, JsonOpt, emit_json, err_console, out_console, settings_of
-from server.infra.embedded import EmbeddedError, all_servers
+from server.platform.embedded import EmbeddedError, all_servers
 
 app = typer.Typer(no_args_is_help=True, help="Embedded development servers under BTEC_DATA_DIR.")
 

@@ -19,8 +19,8 @@ from btecctl.output import (
     out_console,
     settings_of,
 )
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedError, embedded_services
 
 app = typer.Typer(no_args_is_help=True, help="Uploaded files: list by scan status, rescan.")
 Status = Literal["pending", "clean", "infected", "error", "unscanned"]
@@ -34,7 +34,7 @@ LIST_SQL = (
 def _run(ctx: typer.Context, as_json: bool, work: Any, *, redis: bool = False) -> Any:
     import asyncpg
 
-    from server.errors import DomainError
+    from server.domain.errors import DomainError
 
     try:
         with embedded_services(settings_of(ctx), redis=redis) as resolved:
@@ -50,7 +50,7 @@ def _run(ctx: typer.Context, as_json: bool, work: Any, *, redis: bool = False) -
 
 
 async def _fetch(settings: Settings, status: str | None, limit: int) -> list[dict[str, Any]]:
-    from server.infra.postgres import connect_once
+    from server.platform.postgres import connect_once
 
     assert settings.database_url is not None
     async with connect_once(settings.database_url.get_secret_value()) as conn:
@@ -106,7 +106,7 @@ def rescan(
 
     async def work(resolved: Settings) -> int:
         from btecctl.tasks import catalogue
-        from server.infra.postgres import connect_once
+        from server.platform.postgres import connect_once
 
         assert resolved.database_url is not None
         async with connect_once(resolved.database_url.get_secret_value()) as conn:

@@ -22,7 +22,7 @@ from btecctl.output import (
     out_console,
     settings_of,
 )
-from server.settings import Settings
+from server.config.settings import Settings
 
 WARN_STRICT = 2
 STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}

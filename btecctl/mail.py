@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True, help="Messages the embedded mail catcher
 
 
 def _messages(ctx: typer.Context) -> list[Any]:
-    from server.infra.mail import caught, maildir_path
+    from server.platform.mail import caught, maildir_path
 
     return caught(maildir_path(settings_of(ctx)))
 

@@ -28,7 +28,7 @@ from btecctl import (
 )
 from btecctl.output import CONFIG, FAILED, err_console
 from server import __version__
-from server.settings import SettingsError, load_settings
+from server.config.settings import SettingsError, load_settings
 
 app = typer.Typer(
     name="btecctl",

@@ -12,8 +12,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from server.infra.text import describe
-from server.settings import Settings
+from server.config.settings import Settings
+from server.domain.text import describe
 
 # Exit codes every command uses; the README lists them.
 OK = 0

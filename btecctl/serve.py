@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from btecctl.output import FAILED, JsonOpt, emit_json, err_console, fail, settings_of
-from server.infra.embedded import EmbeddedError, embedded_services
+from server.platform.embedded import EmbeddedError, embedded_services
 
 
 class Terminated(Exception):
@@ -51,11 +51,11 @@ def serve(
 ) -> None:
     """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set)."""
     # Imported here so that every other btecctl command starts without the web stack.
-    from server.infra import migrations
-    from server.infra.logging import configure_from, get_logger
-    from server.infra.runner import run
-    from server.infra.runner import serve as serve_app
-    from server.infra.sentry import init_sentry
+    from server.app.runner import run
+    from server.app.runner import serve as serve_app
+    from server.observability.logging import configure_from, get_logger
+    from server.observability.sentry import init_sentry
+    from server.schema import migrations
 
     settings = settings_of(ctx)
     configure_from(settings, as_json)

@@ -22,11 +22,11 @@ from btecctl.output import (
     out_console,
     settings_of,
 )
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedError, embedded_services
 
 if TYPE_CHECKING:
-    from server.infra.tasks import TaskQueue, Tasks
+    from server.jobs.queue import TaskQueue, Tasks
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -48,7 +48,7 @@ def _redis(settings: Settings, as_json: bool) -> Iterator[Settings]:
 
 @contextlib.asynccontextmanager
 async def _queue(settings: Settings) -> AsyncIterator[TaskQueue]:
-    from server.infra.tasks import create_queue
+    from server.jobs.queue import create_queue
 
     assert settings.redis_url is not None
     queue = create_queue(settings.redis_url.get_secret_value())
@@ -61,8 +61,8 @@ async def _queue(settings: Settings) -> AsyncIterator[TaskQueue]:
 @contextlib.asynccontextmanager
 async def catalogue(settings: Settings) -> AsyncIterator[Tasks]:
     """The task catalogue on the settings' Redis: for commands that queue jobs."""
-    from server import tasks as task_specs
-    from server.infra.tasks import Tasks
+    from server.jobs.queue import Tasks
+    from server.worker import handlers as task_specs
 
     async with _queue(settings) as queue:
         yield Tasks(queue, task_specs.specs(settings), None)
@@ -96,7 +96,7 @@ def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 def _overview(settings: Settings, as_json: bool) -> None:
-    from server.infra import tasks as infra
+    from server.jobs import queue as infra
 
     async def read(queue: TaskQueue) -> dict[str, Any]:
         counts = await infra.counts(queue)
@@ -155,7 +155,7 @@ def _render(data: dict[str, Any]) -> None:
 @app.command("show")
 def show(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
     """One job: status, attempts, times, result or error."""
-    from server.infra import tasks as infra
+    from server.jobs import queue as infra
 
     async def read(queue: TaskQueue) -> dict[str, Any] | None:
         job = await queue.job(job_id)
@@ -173,7 +173,7 @@ def show(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
 
 def _act(ctx: typer.Context, job_id: str, as_json: bool, verb: str, action: Any) -> None:
     async def work(queue: TaskQueue) -> dict[str, Any]:
-        from server.infra import tasks as infra
+        from server.jobs import queue as infra
 
         job = await action(queue, job_id)
         return infra.describe(job)
@@ -193,7 +193,7 @@ def _act(ctx: typer.Context, job_id: str, as_json: bool, verb: str, action: Any)
 @app.command("retry")
 def retry(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
     """Queue a failed (or aborted) job again, with a fresh set of attempts."""
-    from server.infra.tasks import retry_failed
+    from server.jobs.queue import retry_failed
 
     _act(ctx, job_id, as_json, "queued again", retry_failed)
 
@@ -201,7 +201,7 @@ def retry(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
 @app.command("abort")
 def abort(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
     """Stop a queued, scheduled or running job; it ends as aborted."""
-    from server.infra.tasks import abort as abort_job
+    from server.jobs.queue import abort as abort_job
 
     _act(ctx, job_id, as_json, "aborted", abort_job)
 
@@ -219,8 +219,8 @@ def ping(
     """Queue a no-op job and wait for a worker to run it: proves the queue works end to end."""
 
     async def work(queue: TaskQueue) -> dict[str, Any]:
-        from server import tasks as task_specs
-        from server.infra import tasks as infra
+        from server.jobs import queue as infra
+        from server.worker import handlers as task_specs
 
         settings = settings_of(ctx)
         jobs = infra.Tasks(queue, task_specs.specs(settings), None)

@@ -20,8 +20,8 @@ from btecctl.output import (
     out_console,
     settings_of,
 )
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedError, embedded_services
 
 if TYPE_CHECKING:
     from server.services.units import ImportResult
@@ -58,7 +58,7 @@ def parse_rows(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
     from marshmallow import ValidationError
 
-    from server.api.units import UnitSchema
+    from server.http.routes.units import UnitSchema
     from server.services.units import duplicates
 
     reader = csv.DictReader(text.splitlines(), restkey="_extra")
@@ -99,9 +99,9 @@ async def _import(settings: Settings, units: list[dict[str, Any]]) -> ImportResu
     import redis.asyncio as aioredis
 
     from server import __version__
-    from server.infra.cache import Cache
-    from server.infra.metrics import Metrics
-    from server.infra.postgres import connect_once
+    from server.cache.core import Cache
+    from server.observability.metrics import Metrics
+    from server.platform.postgres import connect_once
     from server.services.units import import_units
 
     assert settings.database_url is not None
@@ -145,7 +145,7 @@ def import_command(
     invalidated once the transaction commits."""
     import asyncpg
 
-    from server.errors import ValidationFailed
+    from server.domain.errors import ValidationFailed
 
     units, errors = parse_rows(_read(source, as_json))
     if errors:
@@ -196,7 +196,7 @@ def list_command(
     import asyncpg
 
     async def every(settings: Settings) -> list[dict[str, Any]]:
-        from server.infra.postgres import connect_once
+        from server.platform.postgres import connect_once
         from server.services.units import catalogue
 
         assert settings.database_url is not None

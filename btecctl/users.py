@@ -20,8 +20,8 @@ from btecctl.output import (
     out_console,
     settings_of,
 )
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedError, embedded_services
 
 T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, help="Accounts: create the first admin, list, "
@@ -37,7 +37,7 @@ Work = Callable[[Settings, Callable[[], Any]], Coroutine[Any, Any, T]]
 def _email(value: str, as_json: bool) -> str:
     from marshmallow import ValidationError
 
-    from server.api.fields import MailAddress
+    from server.http.fields import MailAddress
 
     try:
         return str(MailAddress().deserialize(value.strip()))
@@ -57,8 +57,8 @@ def _run(ctx: typer.Context, as_json: bool, work: Work[T]) -> T:
     """Run `work(settings, connect)` against the database, turning failures into exits."""
     import asyncpg
 
-    from server.errors import DomainError, ValidationFailed
-    from server.infra.postgres import connect_once
+    from server.domain.errors import DomainError, ValidationFailed
+    from server.platform.postgres import connect_once
 
     try:
         with embedded_services(settings_of(ctx), redis=False) as resolved:
@@ -98,7 +98,7 @@ def create_admin(
 ) -> None:
     """Create an admin account, already verified (asks for the password twice, or reads it
     from stdin with --password-stdin). The way to make the first admin."""
-    from server.infra.passwords import Passwords
+    from server.platform.passwords import Passwords
     from server.services.users import create_user
 
     address = _email(email, as_json)
@@ -189,7 +189,7 @@ def set_password_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Set an account's password (asks twice, or reads stdin); its sessions end."""
-    from server.infra.passwords import Passwords
+    from server.platform.passwords import Passwords
     from server.services.users import set_password
 
     address = _email(email, as_json)
@@ -211,7 +211,7 @@ def unthrottle_command(ctx: typer.Context, email: EmailArg, as_json: JsonOpt = F
     """Forget an address's failed sign-ins, so its next attempt is not delayed (see
     BTEC_LOGIN_BACKOFF_*)."""
     from btecctl.cache import redis_client
-    from server.infra.loginguard import LoginGuard
+    from server.ratelimit.loginguard import LoginGuard
 
     address = _email(email, as_json)
     key = LoginGuard.key(address)

@@ -14,8 +14,8 @@ import typer
 
 from btecctl.output import FAILED, USAGE, JsonOpt, emit_json, err_console, fail, settings_of
 from btecctl.serve import Terminated, sync_sigterm
-from server.infra.embedded import EmbeddedError, embedded_services
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedError, embedded_services
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
@@ -49,9 +49,9 @@ def worker(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
-    from server.infra.logging import configure_from
-    from server.infra.runner import ListenError, run
-    from server.infra.sentry import init_sentry
+    from server.app.runner import ListenError, run
+    from server.observability.logging import configure_from
+    from server.observability.sentry import init_sentry
 
     settings = settings_of(ctx)
     if concurrency is not None:
@@ -89,7 +89,7 @@ def worker(
 async def _work(
     settings: Settings, ui_port: int | None, ready: Callable[[str | None], None]
 ) -> None:
-    from server.infra.runner import run_worker
+    from server.app.runner import run_worker
 
     async with _saq_ui(settings, ui_port):
         await run_worker(settings, on_ready=ready)
@@ -104,7 +104,7 @@ async def _saq_ui(settings: Settings, port: int | None) -> AsyncIterator[None]:
     from aiohttp import web
     from saq.web.aiohttp import create_app as saq_app
 
-    from server.infra.tasks import create_queue
+    from server.jobs.queue import create_queue
 
     assert settings.redis_url is not None
     assert settings.tasks_ui_password is not None

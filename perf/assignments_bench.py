@@ -52,7 +52,7 @@ SIZES = Sizes(units=5, assignments=24, assessors=2, students=1, submissions=0)
 
 @contextlib.contextmanager
 def bare(port: int, data: Path) -> Iterator[int]:
-    from server.infra.embedded import EmbeddedPostgres
+    from server.platform.embedded import EmbeddedPostgres
 
     url = EmbeddedPostgres(data).url()
     proc = subprocess.Popen(

@@ -86,8 +86,8 @@ def pg_dump_path(env: dict[str, str]) -> str:
     """The pg_dump btecctl itself would pick, so both sides run the same binary."""
     code = (
         "import psycopg, os;"
-        "from server.settings import load_settings;"
-        "from server.infra.backup import find_tools, server_version;"
+        "from server.config.settings import load_settings;"
+        "from server.backup.core import find_tools, server_version;"
         "s = load_settings();"
         "c = psycopg.connect(os.environ['BTEC_DATABASE_URL']);"
         "print(find_tools(s, server_version(c)[0]).pg_dump)"

@@ -1,6 +1,6 @@
 """The baseline for `GET /api/v1/assignments?unit=...&limit=20`: a bare aiohttp + asyncpg
 handler that decodes the same JWT (PyJWT, HS256, the same claims checked as
-server.infra.tokens) and runs the same query as btec's catalogue page (server.store.assignments
+server.platform.tokens) and runs the same query as btec's catalogue page (server.store.assignments
 `page`: the summary columns, each assignment's criterion codes, `count(*) OVER ()`, by
 deadline and id), returning the same JSON document, encoded the same compact way.
 

@@ -42,8 +42,8 @@ SERVER_ENV = {"BTEC_RATELIMIT_ENABLED": "false", "BTEC_MAIL_CATCHER_PORT": "0"}
 # Starts the data dir's embedded PostgreSQL and Redis and keeps them until stdin closes.
 HOLDER = """
 import sys
-from server.infra.embedded import embedded_services
-from server.settings import load_settings
+from server.platform.embedded import embedded_services
+from server.config.settings import load_settings
 with embedded_services(load_settings()):
     print("ready", flush=True)
     sys.stdin.read()

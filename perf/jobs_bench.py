@@ -20,9 +20,9 @@ from pathlib import Path
 
 import redis
 
-from server import tasks as catalogue
-from server.infra.tasks import Tasks, create_queue
-from server.settings import Settings
+from server.config.settings import Settings
+from server.jobs.queue import Tasks, create_queue
+from server.worker import handlers as catalogue
 
 HERE = Path(__file__).resolve().parent
 

@@ -88,7 +88,7 @@ def make_accounts(data: Path, count: int) -> None:
     """perf1..perfN@example.org, all with the perf admin's password hash."""
     import psycopg
 
-    from server.infra.embedded import EmbeddedPostgres
+    from server.platform.embedded import EmbeddedPostgres
 
     with psycopg.connect(EmbeddedPostgres(data).url(), autocommit=True) as conn:
         conn.execute(

@@ -69,7 +69,7 @@ def wait_up(url: str, timeout: float = 30) -> None:
 
 @contextlib.contextmanager
 def bare(port: int, data: Path) -> Iterator[int]:
-    from server.infra.embedded import EmbeddedPostgres
+    from server.platform.embedded import EmbeddedPostgres
 
     url = EmbeddedPostgres(data).url()
     proc = subprocess.Popen(

@@ -32,7 +32,7 @@ from harness import btec_env, btec_server, free_port, median
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.clamd and server, from a checkout
 
-from server.infra.clamd import Clamd  # noqa: E402
+from server.platform.clamd import Clamd  # noqa: E402
 from tests.clamd import clamd_server  # noqa: E402
 
 EMAIL, PASSWORD = "bench@example.org", "correct horse battery staple"

@@ -26,12 +26,12 @@ from typer.testing import CliRunner
 
 from btecctl.main import app as cli_app
 from server.app import create_app
-from server.infra import migrations
-from server.infra.embedded import EmbeddedPostgres, EmbeddedRedis
-from server.infra.logging import configure_logging
-from server.infra.migrate_test import scratch_database
-from server.infra.pgnames import with_database
-from server.settings import Settings
+from server.config.settings import Settings
+from server.observability.logging import configure_logging
+from server.platform.embedded import EmbeddedPostgres, EmbeddedRedis
+from server.platform.pgnames import with_database
+from server.schema import migrations
+from server.schema.migrate_test import scratch_database
 
 # Settings tests build from scratch: nothing from the developer's environment or .env leaks in.
 for _name in [n for n in os.environ if n.startswith("BTEC_") and not n.startswith("BTEC_TEST_")]:

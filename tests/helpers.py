@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from server.infra.migrations import MIGRATIONS_DIR
-from server.settings import Settings
+from server.config.settings import Settings
+from server.schema.migrations import MIGRATIONS_DIR
 
 # Every migration's id, in order; tests read them here so a new migration needs no edits.
 MIGRATION_IDS = sorted(

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from server import keys
 from server.app import create_app
-from server.services.grading import overall
-from server.settings import Settings
+from server.config.settings import Settings
+from server.domain.grading import overall
+from server.jobs.queue import TASKS
 from tests.helpers import cli_env, closed_port
 from tests.smtp import Inbox, smtp_server
 from tests.test_auth import CHEAP, PASSWORD, make_admin, session_of
@@ -696,7 +696,7 @@ async def flags(school: dict[str, Any], submission_id: int, want: int, timeout: 
 
 async def jobs_done(school: dict[str, Any], timeout: float = 20) -> None:
     """Until the worker has finished every job queued so far."""
-    queue = school["http"].app[keys.TASKS].queue
+    queue = school["http"].app[TASKS].queue
     deadline = asyncio.get_running_loop().time() + timeout
     while await queue.count("incomplete"):
         assert asyncio.get_running_loop().time() < deadline, "jobs still running"

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from server.app import create_app
-from server.infra.tokens import AUDIENCE, TokenKeys
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.tokens import AUDIENCE, TokenKeys
 from tests.helpers import cli_env, closed_port
 
 PROBLEM = "application/problem+json"

@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from server.infra import dbstats
-from server.infra.embedded import EmbeddedPostgres
-from server.infra.migrate_test import scratch_database
-from server.infra.pgnames import database_name, with_database
+from server.platform import dbstats
+from server.platform.embedded import EmbeddedPostgres
+from server.platform.pgnames import database_name, with_database
+from server.schema.migrate_test import scratch_database
 from tests.helpers import MIGRATION_IDS, closed_port
 
 AUDIT_ROWS = """

@@ -26,11 +26,11 @@ from pydantic import SecretStr
 
 from server import __version__
 from server.app import create_app
-from server.infra import cache as cache_module
-from server.infra.cache import Cache, cached
-from server.infra.embedded import EmbeddedRedis
-from server.infra.metrics import Metrics
-from server.settings import Settings
+from server.cache import core as cache_module
+from server.cache.core import Cache, cached
+from server.config.settings import Settings
+from server.observability.metrics import Metrics
+from server.platform.embedded import EmbeddedRedis
 from tests.helpers import cli_env, closed_port
 from tests.test_units import CATALOGUE, HEADER, write
 

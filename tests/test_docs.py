@@ -13,7 +13,7 @@ import pytest
 import typer
 
 from btecctl.main import app as cli_app
-from server.settings import Settings
+from server.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from server.settings import Settings
+from server.config.settings import Settings
 from tests.smtp import Inbox
 from tests.test_auth import PASSWORD, PROBLEM, bearer, make_admin
 from tests.test_password_reset import text_of

@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from server.app import create_app
-from server.settings import Settings
+from server.config.settings import Settings
 from tests import s3
 from tests.test_auth import CHEAP, PASSWORD, PROBLEM, make_admin, session_of
 
@@ -430,7 +430,7 @@ async def test_names_are_cleaned(
     ],
 )
 def test_clean_filename(given: str, kept: str) -> None:
-    from server.services.filetypes import clean_filename
+    from server.domain.filetypes import clean_filename
 
     assert clean_filename(given) == kept
 

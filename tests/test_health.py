@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from server import keys
 from server.app import create_app
-from server.infra import migrations
-from server.infra.embedded import EmbeddedPostgres
-from server.settings import Settings
+from server.config.settings import Settings
+from server.observability.metrics import METRICS
+from server.platform.embedded import EmbeddedPostgres
+from server.platform.lifecycle import LIFECYCLE
+from server.schema import migrations
 from tests.helpers import cli_env, closed_port
 
 HEALTH_JSON = "application/health+json"
@@ -125,7 +126,7 @@ async def test_checks_are_cached_and_single_flight(
     results = await asyncio.gather(*(client.get("/api/v1/health") for _ in range(40)))
     assert {r.status for r in results} == {200}
     await client.get("/api/v1/health/ready")
-    runs = app[keys.METRICS].health_checks.labels("postgres:responseTime", "pass")
+    runs = app[METRICS].health_checks.labels("postgres:responseTime", "pass")
     assert runs._value.get() == 1
     await client.get("/api/v1/health?fresh=true")
     assert runs._value.get() == 2
@@ -184,7 +185,7 @@ async def test_pending_migrations_fail_readiness(
 
 
 async def test_readiness_fails_while_draining(client: Any) -> None:
-    client.app[keys.LIFECYCLE].draining = True
+    client.app[LIFECYCLE].draining = True
     resp = await client.get("/api/v1/health/ready")
     assert resp.status == 503
     assert (await client.get("/api/v1/health/live")).status == 200

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import SecretStr
 
-from server import tasks as catalogue
 from server.app import create_app
-from server.infra.tasks import Tasks, create_queue
-from server.settings import Settings
+from server.config.settings import Settings
+from server.jobs.queue import Tasks, create_queue
+from server.worker import handlers as catalogue
 from tests.helpers import cli_env
 from tests.smtp import parts, refusing_server, smtp_server
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from server.infra.logging import configure_logging, get_logger, log_access, request_id_var
-from server.settings import Settings
+from server.config.settings import Settings
+from server.observability.logging import configure_logging, get_logger, log_access, request_id_var
 from tests.test_auth import CHEAP, PASSWORD, bearer, make_admin
 from tests.test_serve import Served, data_dir, free_port  # noqa: F401 - data_dir is a fixture
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.infra.migration_lint import RULES, Finding, check_migrations
+from server.schema.lint import RULES, Finding, check_migrations
 
 REAL_MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 TIMEOUT = "SET lock_timeout = '5s';\n"

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from server.infra import migrations
-from server.infra.migrate_test import scratch_database
-from server.settings import Settings
+from server.config.settings import Settings
+from server.schema import migrations
+from server.schema.migrate_test import scratch_database
 from tests.helpers import MIGRATION_IDS, closed_port
 
 FIRST, LAST = MIGRATION_IDS[0], MIGRATION_IDS[-1]

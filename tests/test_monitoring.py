@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from server import keys
 from server.app import create_app
-from server.settings import Settings
+from server.config.settings import Settings
+from server.observability.metrics import METRICS
 from tests.helpers import cli_env, closed_port, required_tool
 
 MONITORING = Path(__file__).resolve().parent.parent / "runbooks" / "monitoring"
@@ -229,7 +229,7 @@ async def test_metrics_switched_off(
     assert resp.status == 404
     assert resp.content_type == PROBLEM
     assert (await resp.json())["code"] == "not_found"
-    http = app[keys.METRICS].http
+    http = app[METRICS].http
     assert http.counts == {}
     assert http.timings == {}
     assert http.in_progress == 0

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from server.app import create_app
-from server.settings import Settings
+from server.config.settings import Settings
 from tests.smtp import Inbox, smtp_server
 from tests.test_auth import CHEAP, PASSWORD, PROBLEM, acli_input, bearer, make_admin
 

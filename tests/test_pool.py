@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from server import keys
 from server.app import create_app
-from server.infra.postgres import connection
-from server.settings import Settings
+from server.config.settings import Settings
+from server.observability.metrics import METRICS
+from server.platform.postgres import DB_POOL, connection
 
 PROBLEM = "application/problem+json"
 
@@ -39,7 +39,7 @@ async def test_acquire_timeout_is_503_with_retry_after(
     client = await aiohttp_client(app)
     assert (await client.get("/_test/one")).status == 200
 
-    async with app[keys.DB_POOL].acquire():  # hold the only connection
+    async with app[DB_POOL].acquire():  # hold the only connection
         started = time.monotonic()
         resp = await client.get("/_test/one")
         took = time.monotonic() - started
@@ -48,7 +48,7 @@ async def test_acquire_timeout_is_503_with_retry_after(
     assert resp.headers["Retry-After"] == "1"
     body = await resp.json(content_type=PROBLEM)
     assert body["code"] == "db_pool_timeout"
-    assert app[keys.METRICS].db_acquire_timeouts._value.get() == 1
+    assert app[METRICS].db_acquire_timeouts._value.get() == 1
     assert (await client.get("/_test/one")).status == 200  # the pool recovers
 
 
@@ -67,7 +67,7 @@ async def test_released_connections_come_back_clean(
     """The pool's light reset still rolls back what a caller left open."""
     app = create_app(make_settings(db_pool_min_size=1, db_pool_max_size=1))
     await aiohttp_client(app)
-    pool = app[keys.DB_POOL]
+    pool = app[DB_POOL]
     async with pool.acquire() as conn:
         await conn.execute("BEGIN")
         await conn.execute("CREATE TEMP TABLE left_open (x int)")
@@ -83,7 +83,7 @@ async def test_pool_settings_reach_the_server(
     settings = make_settings(db_statement_timeout_ms=1234, db_idle_in_transaction_timeout_ms=4321)
     app = create_app(settings)
     await aiohttp_client(app)
-    async with app[keys.DB_POOL].acquire() as conn:
+    async with app[DB_POOL].acquire() as conn:
         assert await conn.fetchval("SHOW statement_timeout") == "1234ms"
         assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "4321ms"
         assert await conn.fetchval("SHOW application_name") == "btec-test"
@@ -94,7 +94,7 @@ async def test_statement_timeout_cancels_slow_queries(
 ) -> None:
     app = create_app(make_settings(db_statement_timeout_ms=100))
     await aiohttp_client(app)
-    async with app[keys.DB_POOL].acquire() as conn:
+    async with app[DB_POOL].acquire() as conn:
         with pytest.raises(asyncpg.QueryCanceledError):
             await conn.execute("SELECT pg_sleep(2)")
 

@@ -17,9 +17,9 @@ import redis
 from pydantic import SecretStr
 
 from server.app import create_app
-from server.infra.embedded import EmbeddedRedis
-from server.infra.tokens import TokenKeys
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.embedded import EmbeddedRedis
+from server.platform.tokens import TokenKeys
 from tests.helpers import cli_env, closed_port
 
 PROBLEM = "application/problem+json"

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from server.app import create_app
-from server.settings import Settings
+from server.config.settings import Settings
 from tests import s3
 from tests.clamd import EICAR, SIGNATURE, ClamdServer, clamd_server
 from tests.helpers import cli_env

@@ -18,11 +18,11 @@ import pytest
 import sentry_sdk
 from aiohttp import web
 
-from server import keys
 from server.app import create_app
-from server.infra import sentry
-from server.infra.logging import request_id_var
-from server.settings import Settings
+from server.config.settings import Settings
+from server.jobs.queue import TASKS
+from server.observability import sentry
+from server.observability.logging import request_id_var
 from tests.helpers import closed_port
 
 SECRET_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI5In0.sentry-test-signature"
@@ -132,7 +132,7 @@ async def test_a_job_that_fails_for_good_is_reported(
     app = create_app(reporting, worker=True)
     await aiohttp_client(app)
     request_id_var.set("job-req-1")
-    job = await app[keys.TASKS].enqueue(
+    job = await app[TASKS].enqueue(
         "send_email", key="sentry-test-1", template="no-such-template", to="a@example.org",
         context={},
     )  # fmt: skip

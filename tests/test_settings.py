@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from server.settings import Settings, SettingsError, load_settings
+from server.config.settings import Settings, SettingsError, load_settings
 
 PROD = {
     "BTEC_ENV": "production",

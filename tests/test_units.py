@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from server.settings import Settings
+from server.config.settings import Settings
 from tests.helpers import cli_env, closed_port
 
 PROBLEM = "application/problem+json"
@@ -150,7 +150,7 @@ def test_database_down_is_a_clean_failure(
 def test_an_unmigrated_database_says_what_to_do(
     cli: Callable[..., Any], settings: Settings, tmp_path: Path, pg_server_url: str
 ) -> None:
-    from server.infra.migrate_test import scratch_database
+    from server.schema.migrate_test import scratch_database
 
     with scratch_database(pg_server_url, prefix="btec_units") as url:
         env = cli_env(settings, BTEC_DATABASE_URL=url)

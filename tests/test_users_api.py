@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from server.settings import Settings
+from server.config.settings import Settings
 from tests.test_auth import (  # noqa: F401
     PASSWORD,
     PROBLEM,

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from server.infra.passwords import Passwords, password_problem
-from server.settings import Settings
+from server.config.settings import Settings
+from server.platform.passwords import Passwords, password_problem
 from tests.helpers import cli_env, closed_port
 
 # Cheap hashing for tests; the parameters are settings like any other.

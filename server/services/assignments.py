@@ -15,14 +15,14 @@ from typing import Any
 
 import asyncpg
 
-from server.errors import (
+from server.cache.core import Cache, EncodedJSON, cached
+from server.domain.errors import (
     AssignmentInUse,
     CriteriaLocked,
     NotAssessor,
     NotFound,
     ValidationFailed,
 )
-from server.infra.cache import Cache, EncodedJSON, cached
 from server.services.units import ASSIGNMENTS_TAG, Connect
 from server.store import Conn
 from server.store import assignments as store

@@ -11,13 +11,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from server.errors import InvalidCredentials, InvalidToken, LoginThrottled
-from server.infra import tokens as token_infra
-from server.infra.denylist import Denylist
-from server.infra.logging import get_logger
-from server.infra.loginguard import LoginGuard
-from server.infra.passwords import Passwords
-from server.infra.tokens import AccessClaims, TokenKeys, digest
+from server.domain.errors import InvalidCredentials, InvalidToken, LoginThrottled
+from server.observability.logging import get_logger
+from server.platform import tokens as token_infra
+from server.platform.denylist import Denylist
+from server.platform.passwords import Passwords
+from server.platform.tokens import AccessClaims, TokenKeys, digest
+from server.ratelimit.loginguard import LoginGuard
 from server.services.units import Connect
 from server.store import sessions
 from server.store import users as store

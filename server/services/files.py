@@ -7,8 +7,8 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from server.infra.clamd import Clamd, ScanError, Verdict
-from server.infra.storage import Storage, StorageError
+from server.platform.clamd import Clamd, ScanError, Verdict
+from server.platform.storage import Storage, StorageError
 from server.store import Conn
 from server.store import files as store
 from server.store import users as users_store

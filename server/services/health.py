@@ -7,35 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from server.infra.text import describe
+from aiohttp import web
 
-Status = Literal["pass", "warn", "fail"]
+from server.domain.text import describe
+from server.observability.probes import Check, Observation, Status
+
+HEALTH: web.AppKey[HealthService] = web.AppKey("health")
+
 _RANK: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What one check saw. A check raises to report failure."""
-
-    value: float | int | str | None
-    unit: str | None = None
-    status: Status = "pass"
-    output: str | None = None
-
-
-@dataclass(frozen=True)
-class Check:
-    """One named check. `critical` checks decide readiness; others can only warn."""
-
-    key: str
-    component_type: str
-    probe: Callable[[], Awaitable[Observation]]
-    critical: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,14 +160,3 @@ class HealthService:
         if self._on_result is not None:
             self._on_result(result)
         return result
-
-
-async def timed(probe: Callable[[], Awaitable[object]]) -> float:
-    """Milliseconds `probe` took."""
-    started = time.perf_counter()
-    await probe()
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-def threshold(value: float, warn_at: float) -> Status:
-    return "warn" if value >= warn_at else "pass"

@@ -8,9 +8,9 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from server.errors import DomainError, ValidationFailed
-from server.infra.passwords import Passwords, password_problem
-from server.infra.tokens import digest
+from server.domain.errors import DomainError, ValidationFailed
+from server.platform.passwords import Passwords, password_problem
+from server.platform.tokens import digest
 from server.services.units import Connect
 from server.store import resets, sessions
 from server.store import users as store

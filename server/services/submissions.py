@@ -10,7 +10,7 @@
   flags; admins see everything.
 - Only the assessors named on the assignment grade (403 `not_assessor`). Every criterion of
   the assignment must be marked, and no other (422 `invalid_criteria`); the overall grade
-  comes from the BTEC rule (server.services.grading), never from the client.
+  comes from the BTEC rule (server.domain.grading), never from the client.
 - Grades of one submission take turns on its row lock, so concurrent grading ends in one of
   the grades given, whole (marks, overall grade and feedback together). A client that sends
   If-Match with the version it read gets 412 `grade_changed` instead of overwriting a grade
@@ -24,7 +24,8 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
-from server.errors import (
+from server.domain import grading, similarity
+from server.domain.errors import (
     AssignmentNotOpen,
     GradeChanged,
     InvalidCriteria,
@@ -34,7 +35,6 @@ from server.errors import (
     SubmissionGraded,
     WrongAssignment,
 )
-from server.services import grading, similarity
 from server.services.files import public
 from server.services.units import Connect
 from server.store import Conn

@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from server.errors import NotFound, UnitCodeTaken, UnitInUse, ValidationFailed
-from server.infra.cache import Cache, EncodedJSON, cached
+from server.cache.core import Cache, EncodedJSON, cached
+from server.domain.errors import NotFound, UnitCodeTaken, UnitInUse, ValidationFailed
 from server.store import units as store
 
 Connect = Callable[[], contextlib.AbstractAsyncContextManager[Any]]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from server.errors import EmailTaken, NotFound, ValidationFailed
-from server.infra.passwords import Passwords, password_problem
+from server.domain.errors import EmailTaken, NotFound, ValidationFailed
+from server.platform.passwords import Passwords, password_problem
 from server.services.passwords import WrongPassword
 from server.services.units import Connect
 from server.store import sessions

@@ -9,8 +9,8 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from server.errors import DomainError, EmailTaken
-from server.infra.tokens import digest
+from server.domain.errors import DomainError, EmailTaken
+from server.platform.tokens import digest
 from server.services.units import Connect
 from server.store import users as store
 from server.store import verifications

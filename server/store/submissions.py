@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from server.services.grading import sort_key
+from server.domain.grading import sort_key
 from server.store import Conn
 from server.store import files as files_store
 

@@ -1,1 +1,0 @@
-"""aiohttp handlers, one RouteTableDef per area."""

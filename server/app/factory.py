@@ -1,0 +1,133 @@
+"""create_app(settings): the only place where btec is wired together."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
+from aiohttp_apigami.constants import APISPEC_PARSER
+
+from server import __version__
+from server.app.resources import (
+    auth_ctx,
+    health_ctx,
+    mail_ctx,
+    pool_ctx,
+    redis_ctx,
+    storage_ctx,
+    tasks_ctx,
+)
+from server.config.settings import SETTINGS, Settings
+from server.http.middleware import SecurityHeaders, request_middleware
+from server.http.openapi import SECURITY_SCHEMES, ProblemSchema
+from server.http.parsing import ProblemParser
+from server.http.ratelimit import RateLimits
+from server.http.routes import (
+    assignments,
+    auth,
+    files,
+    health,
+    me,
+    metrics,
+    ops,
+    submissions,
+    units,
+    users,
+)
+from server.observability import sentry
+from server.observability.metrics import METRICS, BackupSnapshot, Metrics
+from server.platform.lifecycle import LIFECYCLE, Lifecycle
+
+API_DOCS_PATH = "/api/docs"
+API_SPEC_PATH = "/api/docs/openapi.json"
+
+
+def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
+    """Build the application; resources open in cleanup_ctx order and close in reverse.
+    With `worker`, a job worker runs in the same process (the `btecctl serve` default)."""
+    app_metrics = app_metrics_for(settings)
+    security = SecurityHeaders(settings)
+    app = web.Application(
+        middlewares=[request_middleware(app_metrics, security, RateLimits(settings, app_metrics))],
+        client_max_size=settings.max_body_bytes,
+        handler_args={"max_field_size": 16384},
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = app_metrics
+    app[LIFECYCLE] = Lifecycle()
+    app.on_response_prepare.append(security.hook())
+    app.on_cleanup.append(_flush_reports)
+    app.cleanup_ctx.extend(
+        [
+            pool_ctx,
+            redis_ctx,
+            auth_ctx,
+            mail_ctx,
+            storage_ctx,
+            tasks_ctx(run_worker=worker),
+            health_ctx,
+        ]
+    )
+    app.add_routes(health.routes)
+    app.add_routes(metrics.routes)
+    app.add_routes(ops.routes)
+    app.add_routes(units.routes)
+    app.add_routes(auth.routes)
+    app.add_routes(me.routes)  # before users: /users/me, not /users/{id}
+    app.add_routes(users.routes)
+    app.add_routes(files.routes)
+    app.add_routes(assignments.routes)
+    app.add_routes(submissions.routes)
+    _setup_docs(app, settings)
+    return app
+
+
+def app_metrics_for(settings: Settings) -> Metrics:
+    """The process's metrics, with the backup gauges read from BTEC_BACKUP_DIR at scrape time."""
+    found = Metrics(version=__version__, release=settings.release, enabled=settings.metrics_enabled)
+
+    def read_backups() -> BackupSnapshot | None:
+        from server.backup.core import metrics_snapshot  # psycopg: only once scraped
+
+        try:
+            return metrics_snapshot(settings)
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable: unknown, as if none
+            return None
+
+    found.watch_backups(read_backups)
+    return found
+
+
+def _setup_docs(app: web.Application, settings: Settings) -> None:
+    spec = setup_aiohttp_apispec(
+        app,
+        title="btec API",
+        version=__version__,
+        url=API_SPEC_PATH,
+        swagger_path=API_DOCS_PATH,
+        openapi_version=OpenApiVersion.V303,
+        servers=[{"url": settings.public_url, "description": "This deployment"}],
+        info={
+            "description": "The backend of the BTEC assessment platform. Every error is "
+            "application/problem+json with a stable `code`."
+        },
+    )
+    app[APISPEC_PARSER] = ProblemParser()
+    spec.spec.components.schema("Problem", schema=ProblemSchema)
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.spec.components.security_scheme(name, scheme)
+
+
+def create_worker_app(settings: Settings) -> web.Application:
+    """The resources of `btecctl worker`: no HTTP routes, the same cleanup_ctx wiring."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[METRICS] = app_metrics_for(settings)
+    app[LIFECYCLE] = Lifecycle()
+    app.on_cleanup.append(_flush_reports)
+    app.cleanup_ctx.extend([pool_ctx, redis_ctx, mail_ctx, storage_ctx, tasks_ctx(run_worker=True)])
+    return app
+
+
+async def _flush_reports(app: web.Application) -> None:
+    """Error reports still queued leave before the process does (when Sentry is on)."""
+    await sentry.flush()

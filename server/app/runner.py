@@ -1,0 +1,148 @@
+"""Run the app: listen, then on SIGTERM or Ctrl-C fail readiness, drain, and close."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from server.app import create_app
+from server.config.settings import Settings
+from server.observability.logging import get_logger
+from server.observability.metrics import METRICS
+from server.platform.lifecycle import LIFECYCLE
+
+log = get_logger("btec.serve")
+
+
+class ListenError(Exception):
+    """A listener could not bind its address; the message names it."""
+
+
+async def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    worker: bool = True,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT; readiness fails `drain_seconds` before the listener closes,
+    then requests finish and the in-process worker drains."""
+    app = create_app(settings, worker=worker)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        url = _url(runner, host, port)
+        log.info("serving", url=url, env=settings.env, release=settings.release)
+        if on_ready is not None:
+            on_ready(url)
+        signame = await _wait_for_signal()
+        app[LIFECYCLE].draining = True
+        log.info("draining", signal=signame, seconds=settings.drain_seconds)
+        await _sleep_unless_signalled(settings.drain_seconds)
+    finally:
+        await runner.cleanup()
+        log.info("stopped")
+
+
+def _url(runner: web.AppRunner, host: str, port: int) -> str:
+    for addr in runner.addresses:
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            h = addr[0] if ":" not in addr[0] else f"[{addr[0]}]"
+            return f"http://{h}:{addr[1]}"
+    return f"http://{host}:{port}"
+
+
+async def run_worker(
+    settings: Settings, on_ready: Callable[[str | None], None] | None = None
+) -> None:
+    """`btecctl worker`: the worker's resources without HTTP (but for /metrics on
+    BTEC_WORKER_METRICS_PORT), until SIGTERM/SIGINT; then it drains: running jobs get
+    BTEC_WORKER_DRAIN_SECONDS, the rest go back to the queue. `on_ready` gets the metrics URL."""
+    from server.app import create_worker_app
+    from server.http.routes.metrics import worker_metrics_app
+
+    app = create_worker_app(settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    listener: web.AppRunner | None = None
+    await runner.setup()
+    try:
+        metrics_url = None
+        port = settings.worker_metrics_port
+        if port is not None:
+            listener = web.AppRunner(
+                worker_metrics_app(settings, app[METRICS]),
+                access_log=None,
+                handle_signals=False,
+            )
+            await listener.setup()
+            try:
+                await web.TCPSite(listener, settings.host, port, reuse_address=True).start()
+            except OSError as exc:  # taken, or not an address of this host
+                raise ListenError(
+                    f"cannot listen for metrics on {settings.host}:{port}: {exc.strerror or exc}"
+                ) from None
+            metrics_url = _url(listener, settings.host, port) + "/metrics"
+        log.info("worker_started", concurrency=settings.worker_concurrency, metrics=metrics_url)
+        if on_ready is not None:
+            on_ready(metrics_url)
+        signame = await _wait_for_signal()
+        log.info("worker_draining", signal=signame, seconds=settings.worker_drain_seconds)
+    finally:
+        if listener is not None:
+            await listener.cleanup()
+        await runner.cleanup()
+        log.info("worker_stopped")
+
+
+async def _wait_for_signal() -> str:
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[str] = loop.create_future()
+
+    def received(sig: signal.Signals) -> None:
+        if not got.done():
+            got.set_result(sig.name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, received, sig)
+    return await got
+
+
+async def _sleep_unless_signalled(seconds: float) -> None:
+    """Wait out the drain; a second signal cuts it short."""
+    loop = asyncio.get_running_loop()
+    again: asyncio.Future[None] = loop.create_future()
+
+    def received() -> None:
+        if not again.done():
+            again.set_result(None)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, received)
+    try:
+        await asyncio.wait_for(asyncio.shield(again), timeout=seconds)
+        log.warning("drain_cut_short")
+    except TimeoutError:
+        pass
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run on uvloop where it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        r.run(coro)

@@ -1,0 +1,575 @@
+"""Frozen, typed settings read from BTEC_* variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server import __version__
+from server.config.parsers import Policy, parse_clamd_url, parse_jwt_keys, parse_levels
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105
+
+URL_SCHEMES = {
+    "database_url": ("postgresql", "postgres"),
+    "redis_url": ("redis", "rediss", "unix"),
+}
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class SettingsError(Exception):
+    """Raised when the configuration is invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of btec. Field `x` is read from `BTEC_X`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BTEC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment environment: development, test or production."
+    )
+    host: str = Field("127.0.0.1", description="Address `btecctl serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `btecctl serve` listens on.")
+    data_dir: Path = Field(
+        Path("var"), description="Directory for embedded servers, uploads and mail."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="Public base URL of the API, used in links."
+    )
+    release: str = Field(__version__, description="Release id reported in /health and build info.")
+    service_id: str = Field("btec", description="Service id reported in /health.")
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET_KEY),
+        description="Signing secret, at least 32 characters. Required in production.",
+    )
+
+    migrations_dir: Path = Field(
+        PROJECT_ROOT / "migrations", description="Directory of the yoyo SQL migrations."
+    )
+    backup_dir: Path | None = Field(
+        None, description="Where `btecctl db backup` writes. Unset: `<data dir>/backups`."
+    )
+    backup_format: Literal["directory", "custom"] = Field(
+        "directory", description="pg_dump format: directory (parallel) or custom (one file)."
+    )
+    backup_jobs: int = Field(
+        2, ge=1, le=32, description="Parallel pg_dump/pg_restore jobs (directory format)."
+    )
+    pg_bin_dir: Path | None = Field(
+        None, description="Directory with pg_dump/pg_restore. Unset: the newest that fits."
+    )
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL. Unset: an embedded PostgreSQL under the data dir."
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="Redis URL. Unset: an embedded Redis under the data dir."
+    )
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="SMTP server: smtp://[user:pass@]host[:port][?starttls=required|off] or "
+        "smtps://…. Unset: the embedded mail catcher.",
+    )
+    smtp_from: str = Field(
+        "btec <no-reply@btec.localhost>", description="From address of every message."
+    )
+    smtp_timeout: PositiveFloat = Field(10.0, description="SMTP connect and reply timeout (s).")
+    mail_catcher_port: int = Field(
+        8025, ge=0, le=65535, description="Loopback port of the embedded mail catcher."
+    )
+    mail_retries: int = Field(6, ge=1, le=50, description="Attempts to send one message.")
+    mail_retry_delay: PositiveFloat = Field(
+        5.0, description="First mail retry delay (s); each next one doubles, with jitter."
+    )
+    worker_concurrency: int = Field(10, ge=1, le=1000, description="Jobs one worker runs at once.")
+    worker_drain_seconds: NonNegativeFloat = Field(
+        20.0, description="On SIGTERM, seconds running jobs get before they are re-queued."
+    )
+    worker_heartbeat_seconds: PositiveFloat = Field(
+        15.0, description="Workers report this often; /health warns when none did lately."
+    )
+    ops_token: SecretStr | None = Field(
+        None, description="Bearer token for /api/v1/ops. Unset: direct loopback callers only."
+    )
+    tasks_ui_password: SecretStr | None = Field(
+        None, description="Password of saq's web UI (`btecctl worker --ui-port`)."
+    )
+
+    db_pool_min_size: int = Field(2, ge=0, description="Connections the pool keeps open.")
+    db_pool_max_size: int = Field(10, ge=1, description="Most connections the pool opens.")
+    db_pool_acquire_timeout: PositiveFloat = Field(
+        5.0, description="Seconds to wait for a free connection before answering 503."
+    )
+    db_command_timeout: PositiveFloat = Field(
+        30.0, description="Client-side timeout in seconds for one query."
+    )
+    db_max_inactive_lifetime: NonNegativeFloat = Field(
+        300.0, description="Seconds after which an idle connection is closed (recycling)."
+    )
+    db_max_queries: int = Field(
+        50000, ge=1, description="Queries after which a connection is replaced."
+    )
+    db_statement_cache_size: int = Field(
+        100, ge=0, description="Prepared statement cache per connection; 0 behind PgBouncer."
+    )
+    db_statement_timeout_ms: int = Field(
+        30000, ge=0, description="Server-side statement_timeout in milliseconds."
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        60000, ge=0, description="Server-side idle_in_transaction_session_timeout in ms."
+    )
+
+    health_cache_seconds: NonNegativeFloat = Field(
+        2.0, description="How long health check results are reused."
+    )
+    health_check_timeout: PositiveFloat = Field(
+        0.8, description="Timeout in seconds of each health check."
+    )
+    health_token: SecretStr | None = Field(
+        None, description="Bearer token that shows full /health details."
+    )
+    health_loopback_details: bool = Field(
+        True, description="Show full /health details to direct loopback callers."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /metrics. Unset: direct loopback callers only."
+    )
+    metrics_enabled: bool = Field(
+        True,
+        description="Count HTTP requests and serve /metrics. false: no HTTP metrics and "
+        "/metrics answers 404.",
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="`btecctl worker` serves its /metrics (job counts and durations) on "
+        "BTEC_HOST:PORT, behind BTEC_METRICS_TOKEN (0: any free port, printed at start). "
+        "Unset: not served.",
+    )
+    disk_warn_percent: Annotated[float, Field(gt=0, le=100)] = Field(
+        90.0, description="Data dir disk use above which /health warns."
+    )
+    memory_warn_percent: Annotated[float, Field(gt=0, le=100)] = Field(
+        90.0, description="System memory use above which /health warns."
+    )
+    eventloop_lag_warn_ms: PositiveFloat = Field(
+        250.0, description="Event loop lag above which /health warns."
+    )
+
+    ratelimit_enabled: bool = Field(True, description="Apply rate limits.")
+    ratelimit_default: str = Field(
+        "600/60:open",
+        description="The default policy: LIMIT/SECONDS per client, :open or :closed when "
+        "Redis is down.",
+    )
+    ratelimit_policies: str = Field(
+        "",
+        description="Overrides of named policies: name=LIMIT/SECONDS[:open|closed], "
+        "comma-separated (e.g. ops_mail=5/60:closed).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is "
+        "believed (read right to left).",
+    )
+    cache_enabled: bool = Field(
+        True, description="Cache repeated reads in Redis (off: every read goes to PostgreSQL)."
+    )
+    cache_timeout: Annotated[float, Field(gt=0, le=10)] = Field(
+        0.25,
+        description="Seconds a cache read or rate-limit decision may wait for Redis; slower "
+        "counts as an error: the read goes to PostgreSQL, the policy's failure mode applies.",
+    )
+    cache_ttl_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.1,
+        description="Each entry lives its TTL times a random factor in 1 ± this, so entries "
+        "made together do not expire together.",
+    )
+    cache_lock_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        5.0,
+        description="How long concurrent misses in other processes wait for the first one's "
+        "result before reading PostgreSQL themselves.",
+    )
+    jwt_keys: SecretStr | None = Field(
+        None,
+        description="Access-token signing keys, `kid=secret` comma-separated, each secret at "
+        "least 32 characters: the first signs, all verify (add a key first, retire the old one "
+        "after BTEC_ACCESS_TOKEN_SECONDS). Unset: one key derived from BTEC_SECRET_KEY.",
+    )
+    access_token_seconds: Annotated[int, Field(ge=60, le=86400)] = Field(
+        900, description="Lifetime of an access token (a JWT) in seconds."
+    )
+    refresh_token_days: Annotated[float, Field(gt=0, le=365)] = Field(
+        30.0,
+        description="Lifetime of a refresh token in days; each use replaces it with a new one.",
+    )
+    reset_token_minutes: Annotated[int, Field(ge=5, le=120)] = Field(
+        30, description="How long a password-reset link works, in minutes (once)."
+    )
+    login_backoff_after: Annotated[int, Field(ge=1, le=100)] = Field(
+        5,
+        description="Failed sign-ins in a row for one email address after which each further "
+        "attempt must wait (per account, from any client IP).",
+    )
+    login_backoff_base_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        1.0,
+        description="The first wait after BTEC_LOGIN_BACKOFF_AFTER failures; it doubles "
+        "with each further failure.",
+    )
+    login_backoff_max_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
+        900.0, description="The longest wait between sign-in attempts for one account."
+    )
+    login_backoff_reset_seconds: Annotated[float, Field(gt=0, le=604800)] = Field(
+        3600.0,
+        description="An account's failure count is forgotten this many seconds after its last "
+        "attempt (a right password clears it at once).",
+    )
+    password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        2,
+        description="Passwords hashed at once per process; more wait. Each hash holds "
+        "BTEC_ARGON2_MEMORY_KIB of memory.",
+    )
+    argon2_time_cost: Annotated[int, Field(ge=1, le=20)] = Field(
+        3, description="argon2id iterations; hashes made with other parameters still verify."
+    )
+    argon2_memory_kib: Annotated[int, Field(ge=8192, le=4_194_304)] = Field(
+        65536, description="argon2id memory per hash in KiB (64 MiB: argon2-cffi's default)."
+    )
+    argon2_parallelism: Annotated[int, Field(ge=1, le=16)] = Field(
+        4, description="argon2id lanes per hash."
+    )
+    drain_seconds: NonNegativeFloat = Field(
+        1.0, description="On SIGTERM, seconds readiness fails before the listener closes."
+    )
+    shutdown_timeout: PositiveFloat = Field(
+        20.0, description="Seconds in-flight requests get to finish on shutdown."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest JSON request body in bytes."
+    )
+    upload_max_bytes: Annotated[int, Field(ge=1024, le=5 * 1024**3)] = Field(
+        100 * 1024 * 1024, description="Largest uploaded file in bytes (413 past it)."
+    )
+    upload_types: str = Field(
+        "pdf,docx,pptx,xlsx,png,jpg,jpeg,txt,mp3,m4a,wav",
+        description="File extensions uploads may have, comma-separated; each is checked "
+        "against the file's content (415 when they disagree).",
+    )
+    upload_quota_bytes: Annotated[int, Field(ge=0)] = Field(
+        1024**3, description="Total bytes of files one user may keep (413 quota_exceeded past it)."
+    )
+    storage_backend: Literal["local", "s3"] = Field(
+        "local",
+        description="Where uploaded files are kept: local (BTEC_DATA_DIR/uploads) or s3 "
+        "(BTEC_S3_*).",
+    )
+    s3_bucket: str | None = Field(None, description="S3 bucket of uploaded files.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph...); unset: AWS."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="S3 access key id; unset: the AWS default credential chain."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    s3_prefix: str = Field("uploads/", description="Key prefix of uploaded files in the bucket.")
+    s3_presigned_downloads: bool = Field(
+        False,
+        description="Downloads redirect to a presigned S3 URL valid 60 s instead of streaming "
+        "through btec (which alone can add nosniff and CSP: sandbox).",
+    )
+    clamd_url: str | None = Field(
+        None,
+        description="clamd to scan uploads with: unix:///run/clamav/clamd.ctl or "
+        "tcp://host:3310. Unset: files are `unscanned` (refused in production unless "
+        "BTEC_SCAN_DISABLED=true).",
+    )
+    clamd_timeout: PositiveFloat = Field(
+        60.0, description="Seconds one scan may take before it counts as an error."
+    )
+    scan_retries: Annotated[int, Field(ge=1, le=50)] = Field(
+        5, description="Tries a scan gets when clamd fails before the file is marked `error`."
+    )
+    scan_disabled: bool = Field(
+        False,
+        description="Run production without a virus scanner: uploads stay `unscanned` and "
+        "are served as they are.",
+    )
+    similarity_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.8,
+        description="How alike two answers to one assignment must be to be flagged: the "
+        "share of words they have in common in the same order (1 = the same words).",
+    )
+    similarity_min_words: Annotated[int, Field(ge=1, le=10000)] = Field(
+        30,
+        description="Answers shorter than this many words are not compared (a line such "
+        "as 'see the attached report' is alike in everyone's submission).",
+    )
+    submission_max_chars: Annotated[int, Field(ge=1000, le=200000)] = Field(
+        100000, description="Longest answer text a submission may carry, in characters."
+    )
+    submission_max_files: Annotated[int, Field(ge=0, le=100)] = Field(
+        20, description="Most uploaded files one submission may link as evidence."
+    )
+    upload_zip_max_entries: Annotated[int, Field(ge=1)] = Field(
+        2000, description="Most entries an Office file (a ZIP) may hold."
+    )
+    upload_zip_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        512 * 1024 * 1024, description="Most bytes an Office file may unpack to."
+    )
+    upload_zip_max_ratio: Annotated[float, Field(gt=1)] = Field(
+        100.0, description="Highest compression ratio of any entry of an Office file."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="Log format: json, console, or auto (console on a TTY)."
+    )
+    sentry_dsn: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SENTRY_DSN", "BTEC_SENTRY_DSN"),
+        description="Report unexpected errors to this Sentry DSN (read from SENTRY_DSN, or "
+        "BTEC_SENTRY_DSN). Unset: no reports.",
+    )
+    sentry_sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="Share of error events sent to Sentry."
+    )
+    sentry_traces_sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0,
+        description="Share of requests traced as Sentry transactions (never health probes "
+        "or /metrics).",
+    )
+    log_levels: str = Field(
+        "",
+        description="Per-logger levels over BTEC_LOG_LEVEL: logger=LEVEL, comma-separated "
+        "(e.g. btec.access=WARNING,saq=INFO).",
+    )
+    log_file: Path | None = Field(
+        None,
+        description="Also write JSON log lines to this file (mode 0600), rotated by size. "
+        "For one process; see runbooks/observability.md for several.",
+    )
+    log_file_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        50 * 1024 * 1024, description="Size at which BTEC_LOG_FILE is rotated, in bytes."
+    )
+    log_file_backups: Annotated[int, Field(ge=1, le=1000)] = Field(
+        5, description="Rotated BTEC_LOG_FILE files kept (btec.log.1 ... btec.log.N)."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        if not urlsplit(value).scheme:
+            raise ValueError("must be an absolute URL with a scheme")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in (
+            "smtp",
+            "smtps",
+        ):
+            raise ValueError("must be an smtp:// or smtps:// URL")
+        return value
+
+    @field_validator("database_url", "redis_url")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        schemes = URL_SCHEMES[str(info.field_name)]
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in schemes:
+            raise ValueError("must be a " + ", ".join(f"{s}://" for s in schemes) + " URL")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network") from None
+        return value
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:  # sentry-sdk is imported only when there is a DSN to check
+            from sentry_sdk.utils import BadDsn, Dsn
+
+            try:
+                Dsn(value.get_secret_value())
+            except BadDsn:
+                raise ValueError("is not a Sentry DSN (scheme://key@host/project)") from None
+        return value
+
+    @field_validator("log_levels")
+    @classmethod
+    def _log_levels(cls, value: str) -> str:
+        if value:
+            parse_levels(value)
+        return value
+
+    @field_validator("ratelimit_default")
+    @classmethod
+    def _default_policy(cls, value: str) -> str:
+        Policy.parse("default", value)
+        return value
+
+    @field_validator("ratelimit_policies")
+    @classmethod
+    def _policies(cls, value: str) -> str:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            name, sep, spec = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"{item!r}: expected name=LIMIT/SECONDS[:open|closed]")
+            Policy.parse(name.strip(), spec)
+        return value
+
+    @field_validator("clamd_url")
+    @classmethod
+    def _clamd_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_clamd_url(value)
+        return value or None
+
+    @field_validator("upload_types")
+    @classmethod
+    def _upload_types(cls, value: str) -> str:
+        from server.domain.filetypes import parse_allowed
+
+        parse_allowed(value)
+        return value
+
+    @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        items = filter(None, (v.strip() for v in self.trusted_proxies.split(",")))
+        return [ipaddress.ip_network(v, strict=False) for v in items]
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _jwt_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        parse_jwt_keys(value.get_secret_value())
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("BTEC_STORAGE_BACKEND=s3 needs BTEC_S3_BUCKET")
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("BTEC_DB_POOL_MIN_SIZE must not exceed BTEC_DB_POOL_MAX_SIZE")
+        if self.env != "production":
+            return self
+        problems = []
+        if self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            problems.append("BTEC_SECRET_KEY must be set (the default is for development)")
+        if self.database_url is None:
+            problems.append("BTEC_DATABASE_URL must be set (no embedded PostgreSQL)")
+        if self.redis_url is None:
+            problems.append("BTEC_REDIS_URL must be set (no embedded Redis)")
+        if self.clamd_url is None and not self.scan_disabled:
+            problems.append(
+                "BTEC_CLAMD_URL must be set to scan uploads (or BTEC_SCAN_DISABLED=true to "
+                "run without a scanner)"
+            )
+        if problems:
+            raise ValueError("production: " + "; ".join(problems))
+        return self
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def serves_unscanned(self) -> bool:
+        """Files without a verdict may be downloaded: development without a scanner, or a
+        production that chose to run without one."""
+        return self.env != "production" or self.scan_disabled
+
+    @property
+    def backups_path(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else self.data_dir / "backups"
+
+    @property
+    def https(self) -> bool:
+        return urlsplit(self.public_url).scheme == "https"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings from the environment; raise SettingsError naming the bad variable.
+
+    BTEC_ENV_FILE names the optional dotenv file (default `.env`; empty for none).
+    """
+    env_file = os.environ.get("BTEC_ENV_FILE", ".env") or None
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        name = f"BTEC_{where.upper()}" if where else "configuration"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def is_loopback(address: str | None) -> bool:
+    """True when `address` is a loopback IP (or a unix socket peer, given as '')."""
+    if address is None:
+        return False
+    if address == "":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

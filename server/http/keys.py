@@ -1,0 +1,17 @@
+"""The typed keys of a request: its id, its user, and its bearer token's claims."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from server.platform.tokens import AccessClaims, InvalidToken
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication
+# A bearer token's claims or why it is not valid, decoded once per request (None: no token).
+CLAIMS: web.RequestKey[AccessClaims | InvalidToken | None] = web.RequestKey("claims")
+# The logout (jti denylist) check of a valid bearer token, started with the claims.
+DENIED: web.RequestKey[asyncio.Future[Any]] = web.RequestKey("denied")

@@ -1,0 +1,315 @@
+"""Assignments over HTTP: the cached catalogue for everyone signed in, and changes by admins
+and the assessors named on them (rules in server.services.assignments)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from server.cache.core import CACHE
+from server.domain.grading import CODE
+from server.http.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
+from server.http.fields import require
+from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
+from server.http.ratelimit import alongside
+from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user, roles
+from server.http.routes.units import printable
+from server.platform.postgres import connection
+from server.services import assignments
+from server.services.units import Connect
+
+routes = web.RouteTableDef()
+ID = validate.Range(1, 2**63 - 1)
+SIGNED_IN_PROBLEMS = ("unauthorized", "invalid_token", "email_unverified")
+STAFF_PROBLEMS = (*SIGNED_IN_PROBLEMS, "forbidden")
+
+
+# Unicode's control characters (category Cc) but tab and line breaks, and lone surrogates (Cs),
+# which neither PostgreSQL nor mail can carry.
+NOT_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def free_text(value: str) -> None:
+    """Prose: line breaks and tabs allowed; other control characters and lone surrogates
+    refused. One regular expression: an answer may be 100,000 characters long."""
+    if NOT_PROSE.search(value):
+        raise ValidationError("Control characters other than line breaks and tabs are not allowed.")
+
+
+def _title(value: str) -> str:
+    return unicodedata.normalize("NFC", value.strip())
+
+
+class Criterion(Schema):
+    code = fields.Str(
+        required=True,
+        validate=validate.Regexp(CODE, error="A band and a number, such as P1, M2 or D1."),
+        metadata={"example": "P1"},
+    )
+    description = fields.Str(
+        required=True,
+        validate=[validate.Length(min=1, max=2000), free_text],
+        metadata={"example": "Explain the principles of object-oriented programming."},
+    )
+
+
+def _criteria_rules(criteria: list[dict[str, Any]]) -> None:
+    codes = [c["code"] for c in criteria]
+    repeated = sorted({c for c in codes if codes.count(c) > 1})
+    if repeated:
+        raise ValidationError({"criteria": [f"Given more than once: {', '.join(repeated)}."]})
+    if not any(c.startswith("P") for c in codes):
+        raise ValidationError({"criteria": ["At least one Pass (P) criterion is needed."]})
+
+
+class AssignmentChanges(Schema):
+    """Any fields of an assignment; criteria and assessor_ids replace the whole list."""
+
+    unit_id = fields.Int(strict=True, validate=ID, metadata={"example": 7})
+    title = fields.Str(
+        validate=[validate.Length(min=1, max=200), printable],
+        metadata={"example": "Assignment 1: OOP principles"},
+    )
+    brief = fields.Str(
+        validate=[validate.Length(min=1, max=20000), free_text],
+        metadata={"example": "Write a report that explains..."},
+    )
+    opens_at = fields.AwareDateTime(format="iso", metadata={"example": "2026-09-07T08:00:00+00:00"})
+    deadline = fields.AwareDateTime(format="iso", metadata={"example": "2026-10-16T17:00:00+01:00"})
+    criteria = fields.List(fields.Nested(Criterion), validate=validate.Length(min=1, max=60))
+    assessor_ids = fields.List(
+        fields.Int(strict=True, validate=ID),
+        validate=validate.Length(max=20),
+        metadata={"description": "Who assesses it (assessors or admins); replaces the list."},
+    )
+
+    @validates_schema
+    def _rules(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one field to change.")
+        if "opens_at" in data and "deadline" in data and data["deadline"] <= data["opens_at"]:
+            raise ValidationError({"deadline": ["Must be after opens_at."]})
+        if "criteria" in data:
+            _criteria_rules(data["criteria"])
+
+    @post_load
+    def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if "title" in data:
+            data["title"] = _title(data["title"])
+            if not data["title"]:
+                raise ValidationError({"title": ["Must not be blank."]})
+        if "assessor_ids" in data:
+            data["assessor_ids"] = list(dict.fromkeys(data["assessor_ids"]))
+        return data
+
+
+class NewAssignment(AssignmentChanges):
+    """A whole assignment: the fields of a change, all required but assessor_ids."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        require(self, ("unit_id", "title", "brief", "opens_at", "deadline", "criteria"), True)
+
+
+class CatalogueQuery(Schema):
+    unit = fields.Int(validate=ID, metadata={"example": 7, "description": "A unit's id."})
+    q = fields.Str(
+        validate=[validate.Length(min=1, max=100), printable],
+        metadata={"description": "Words in the title or brief (case-insensitive).",
+                  "example": "report"},
+    )  # fmt: skip
+    limit = fields.Int(load_default=20, validate=validate.Range(1, 100))
+    offset = fields.Int(load_default=0, validate=validate.Range(0, 100_000))
+
+    @post_load
+    def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        q = unicodedata.normalize("NFC", data.get("q", "")).strip().lower()
+        data["q"] = q or None
+        return data
+
+
+class AssignmentPath(Schema):
+    id = fields.Int(required=True, validate=ID)
+
+
+CRITERIA_EXAMPLE = [
+    {"code": "P1", "band": "P", "description": "Explain the principles of OOP."},
+    {"code": "P2", "band": "P", "description": "Write a program that uses classes."},
+    {"code": "M1", "band": "M", "description": "Analyse how the design supports change."},
+    {"code": "D1", "band": "D", "description": "Evaluate the design against alternatives."},
+]
+ASSIGNMENT_EXAMPLE = {
+    "id": 12,
+    "unit": {"id": 7, "code": "K/615/1544", "title": "Programming"},
+    "title": "Assignment 1: OOP principles",
+    "brief": "Write a report that explains the principles of object-oriented programming...",
+    "opens_at": "2026-09-07T08:00:00+00:00",
+    "deadline": "2026-10-16T16:00:00+00:00",
+    "criteria": CRITERIA_EXAMPLE,
+    "assessor_ids": [5],
+    "created_by": 5,
+    "created_at": "2026-09-01T08:00:00+00:00",
+    "updated_at": "2026-09-01T08:00:00+00:00",
+}
+SUMMARY_EXAMPLE = {
+    "id": 12,
+    "unit_id": 7,
+    "unit_code": "K/615/1544",
+    "title": "Assignment 1: OOP principles",
+    "opens_at": "2026-09-07T08:00:00+00:00",
+    "deadline": "2026-10-16T16:00:00+00:00",
+    "criteria": ["P1", "P2", "M1", "D1"],
+    "updated_at": "2026-09-01T08:00:00+00:00",
+}
+
+
+def _db(request: web.Request) -> Connect:
+    return lambda: connection(request)
+
+
+@docs(
+    tags=["assignments"],
+    summary="List assignments (anyone signed in)",
+    description="Soonest deadline first; filter by unit and by words in the title or brief. "
+    "Answers come from the shared Redis cache and change the moment an assignment or its "
+    "unit does. Each carries an ETag: send it in If-None-Match for 304 while unchanged.",
+    security=SIGNED_IN,
+    parameters=[IF_NONE_MATCH],
+    responses={
+        200: json_response(
+            "A page of assignments",
+            {"items": [SUMMARY_EXAMPLE], "total": 1, "limit": 20, "offset": 0},
+        )
+        | {"headers": ETAG_HEADERS},
+        304: {"description": "Not modified: the If-None-Match ETag is current."},
+        **problem_responses(*SIGNED_IN_PROBLEMS, "validation_failed", *LIMITED_PROBLEMS),
+    },
+)
+@querystring_schema(CatalogueQuery)
+@alongside
+@routes.get("/api/v1/assignments", name="assignments")
+async def catalogue(request: web.Request) -> web.Response:
+    await current_user(request)
+    query = request["querystring"]
+    page = await assignments.catalogue(
+        db=_db(request), cache=request.app[CACHE], unit_id=query.get("unit"),
+        q=query["q"], limit=query["limit"], offset=query["offset"],
+    )  # fmt: skip
+    return cacheable_json(request, page)
+
+
+@docs(
+    tags=["assignments"],
+    summary="Get an assignment with its brief and criteria (anyone signed in)",
+    description="From the cache like the list, with an ETag and 304 on If-None-Match.",
+    security=SIGNED_IN,
+    parameters=[IF_NONE_MATCH],
+    responses={
+        200: json_response("The assignment", ASSIGNMENT_EXAMPLE) | {"headers": ETAG_HEADERS},
+        304: {"description": "Not modified: the If-None-Match ETag is current."},
+        **problem_responses(
+            *SIGNED_IN_PROBLEMS, "not_found", "validation_failed", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@match_info_schema(AssignmentPath)
+@alongside
+@routes.get("/api/v1/assignments/{id}", name="assignment")
+async def one(request: web.Request) -> web.Response:
+    await current_user(request)
+    found = await assignments.assignment(
+        db=_db(request), cache=request.app[CACHE], assignment_id=request["match_info"]["id"]
+    )
+    return cacheable_json(request, found)
+
+
+@docs(
+    tags=["assignments"],
+    summary="Set an assignment (admins and assessors)",
+    description="With its criteria (codes such as P1, M1, D1: at least one P) and the "
+    "assessors who grade it. An assessor who leaves out `assessor_ids` is its assessor.",
+    security=SIGNED_IN,
+    responses={
+        201: json_response("Created", ASSIGNMENT_EXAMPLE),
+        **problem_responses(
+            *STAFF_PROBLEMS, "validation_failed", "malformed_body", *LIMITED_PROBLEMS
+        ),
+    },
+)
+@request_schema(NewAssignment)
+@roles("admin", "assessor")
+@routes.post("/api/v1/assignments", name="assignments_create")
+async def create(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    made = await assignments.create(
+        db=_db(request), cache=request.app[CACHE], user=user, data=request["data"]
+    )
+    headers = {"Location": f"/api/v1/assignments/{made['id']}", **NO_STORE}
+    return web.json_response(made, status=201, headers=headers)
+
+
+@docs(
+    tags=["assignments"],
+    summary="Change an assignment (admins and its assessors)",
+    description="Any fields; `criteria` and `assessor_ids` replace their lists. The criteria "
+    "are fixed once a submission is graded (409 `criteria_locked`). A new deadline re-flags "
+    "each submission as late or not. Assessors not named on it get 403 `not_assessor`.",
+    security=SIGNED_IN,
+    responses={
+        200: json_response("The assignment", ASSIGNMENT_EXAMPLE),
+        **problem_responses(
+            *STAFF_PROBLEMS,
+            "not_assessor",
+            "not_found",
+            "criteria_locked",
+            "validation_failed",
+            "malformed_body",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+)
+@match_info_schema(AssignmentPath)
+@request_schema(AssignmentChanges)
+@roles("admin", "assessor")
+@routes.patch("/api/v1/assignments/{id}", name="assignments_update")
+async def update(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    changed = await assignments.update(
+        db=_db(request), cache=request.app[CACHE], user=user,
+        assignment_id=request["match_info"]["id"], changes=dict(request["data"]),
+    )  # fmt: skip
+    return web.json_response(changed, headers=NO_STORE)
+
+
+@docs(
+    tags=["assignments"],
+    summary="Delete an assignment (admins and its assessors)",
+    description="Only while nobody has submitted to it: 409 `assignment_in_use` after.",
+    security=SIGNED_IN,
+    responses={
+        204: {"description": "Deleted"},
+        **problem_responses(
+            *STAFF_PROBLEMS,
+            "not_assessor",
+            "not_found",
+            "assignment_in_use",
+            "validation_failed",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+)
+@match_info_schema(AssignmentPath)
+@roles("admin", "assessor")
+@routes.delete("/api/v1/assignments/{id}", name="assignments_delete")
+async def delete(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    await assignments.delete(
+        db=_db(request), cache=request.app[CACHE], user=user,
+        assignment_id=request["match_info"]["id"],
+    )  # fmt: skip
+    return web.Response(status=204, headers=NO_STORE)

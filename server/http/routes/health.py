@@ -1,0 +1,151 @@
+"""Health endpoints: liveness, readiness and the full application/health+json document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import docs, querystring_schema
+from marshmallow import Schema, fields
+
+from server.config.settings import SETTINGS, Settings
+from server.http.access import bearer_matches, direct_loopback
+from server.http.openapi import COMMON_PROBLEMS, OPTIONAL_BEARER, json_response, problem_responses
+from server.platform.lifecycle import LIFECYCLE
+from server.services.health import HEALTH
+
+HEALTH_CONTENT_TYPE = "application/health+json"
+_LIVE_BODY = b'{"status":"pass"}'
+
+routes = web.RouteTableDef()
+
+
+class HealthQuery(Schema):
+    fresh = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "Run the checks now instead of reusing the cached result. "
+            "Honoured for callers allowed to see details."
+        },
+    )
+
+
+def may_see_details(request: web.Request, settings: Settings) -> bool:
+    """Details go to the health token's holder, or to direct loopback callers if allowed."""
+    token = settings.health_token
+    if token is not None and request.headers.get("Authorization", "").startswith("Bearer "):
+        return bearer_matches(request, token)
+    return settings.health_loopback_details and direct_loopback(request)
+
+
+def health_response(body: dict[str, Any], status: int) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type=HEALTH_CONTENT_TYPE,
+    )
+
+
+PASS_EXAMPLE = {"status": "pass"}
+FULL_EXAMPLE = {
+    "status": "pass",
+    "version": "0",
+    "releaseId": "0.1.0",
+    "serviceId": "btec",
+    "description": "btec API",
+    "uptime": 12.5,
+    "checks": {
+        "postgres:responseTime": [
+            {
+                "componentType": "datastore",
+                "observedValue": 0.41,
+                "observedUnit": "ms",
+                "status": "pass",
+                "time": "2026-11-27T16:00:00.000Z",
+            }
+        ],
+        "redis:responseTime": [
+            {
+                "componentType": "datastore",
+                "observedValue": 0.12,
+                "observedUnit": "ms",
+                "status": "pass",
+                "time": "2026-11-27T16:00:00.000Z",
+            }
+        ],
+    },
+}
+FAIL_EXAMPLE = {"status": "fail"}
+
+
+@docs(
+    tags=["health"],
+    summary="Liveness: the event loop answers",
+    description="No I/O. For a liveness probe: restart the process only when this fails.",
+    security=[{}],
+    responses={
+        200: json_response("Alive", PASS_EXAMPLE, HEALTH_CONTENT_TYPE),
+        **problem_responses(*COMMON_PROBLEMS),
+    },
+)
+@routes.get("/api/v1/health/live", name="health_live")
+async def live(request: web.Request) -> web.Response:
+    return web.Response(body=_LIVE_BODY, content_type=HEALTH_CONTENT_TYPE)
+
+
+@docs(
+    tags=["health"],
+    summary="Readiness: PostgreSQL reachable and migrated, Redis reachable",
+    description="503 while a critical check fails or while the process drains on SIGTERM. "
+    "Results are cached for BTEC_HEALTH_CACHE_SECONDS.",
+    security=OPTIONAL_BEARER,
+    responses={
+        200: json_response("Ready", PASS_EXAMPLE, HEALTH_CONTENT_TYPE),
+        503: json_response("Not ready", FAIL_EXAMPLE, HEALTH_CONTENT_TYPE),
+        **{k: v for k, v in problem_responses(*COMMON_PROBLEMS).items() if k != 503},
+    },
+)
+@routes.get("/api/v1/health/ready", name="health_ready")
+async def ready(request: web.Request) -> web.Response:
+    app = request.app
+    if app[LIFECYCLE].draining:
+        return health_response({"status": "fail", "notes": ["draining"]}, 503)
+    report = await app[HEALTH].report()
+    status = "pass" if report.ready else "fail"
+    return health_response({"status": status}, 200 if report.ready else 503)
+
+
+@docs(
+    tags=["health"],
+    summary="Full health document (application/health+json)",
+    description="Anonymous callers get the status only. The checks' details go to holders of "
+    "BTEC_HEALTH_TOKEN and, when BTEC_HEALTH_LOOPBACK_DETAILS is on, to direct loopback callers. "
+    "`pass` and `warn` answer 200, `fail` answers 503.",
+    security=OPTIONAL_BEARER,
+    responses={
+        200: json_response("Pass or warn", FULL_EXAMPLE, HEALTH_CONTENT_TYPE),
+        503: json_response("Fail", FAIL_EXAMPLE, HEALTH_CONTENT_TYPE),
+        **problem_responses("validation_failed", *COMMON_PROBLEMS),
+    },
+)
+@querystring_schema(HealthQuery)
+@routes.get("/api/v1/health", name="health")
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[SETTINGS]
+    detailed = may_see_details(request, settings)
+    fresh = bool(request["querystring"]["fresh"]) and detailed
+    report = await app[HEALTH].report(fresh=fresh)
+    code = 503 if report.status == "fail" else 200
+    if not detailed:
+        return health_response({"status": report.status}, code)
+    lifecycle = app[LIFECYCLE]
+    body = report.document(
+        version=settings.release,
+        release=settings.release,
+        service_id=settings.service_id,
+        uptime=lifecycle.uptime_seconds,
+        notes=["draining"] if lifecycle.draining else [],
+    )
+    return health_response(body, code)

@@ -1,0 +1,75 @@
+"""GET /metrics for Prometheus: a bearer token, or direct loopback callers when no token is set.
+
+`btecctl serve` serves it beside the API; `btecctl worker` serves the same handler alone on
+BTEC_WORKER_METRICS_PORT (`worker_metrics_app`), for the counts only the worker has."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp_apigami import docs
+
+from server.config.settings import SETTINGS, Settings
+from server.domain.errors import DomainError, NotFound, from_domain, from_http
+from server.http.access import require_operator
+from server.http.openapi import BEARER, COMMON_PROBLEMS, problem_responses
+from server.observability.metrics import METRICS, METRICS_CONTENT_TYPE, Metrics
+
+routes = web.RouteTableDef()
+
+METRICS_EXAMPLE = (
+    "# HELP btec_http_requests_total HTTP requests by method, route template and status.\n"
+    "# TYPE btec_http_requests_total counter\n"
+    'btec_http_requests_total{method="GET",route="/api/v1/health",status="200"} 3.0\n'
+)
+
+
+@docs(
+    tags=["operations"],
+    summary="Prometheus metrics (text exposition format)",
+    description="Protected by BTEC_METRICS_TOKEN as a bearer token. With no token set, only "
+    "direct loopback callers are served. Excluded from the HTTP metrics themselves. A 404 "
+    "`not_found` while BTEC_METRICS_ENABLED=false. The metrics catalogue is in "
+    "runbooks/observability.md.",
+    security=[{BEARER: []}],
+    responses={
+        200: {
+            "description": "Metrics",
+            "content": {"text/plain": {"example": METRICS_EXAMPLE}},
+        },
+        **problem_responses("unauthorized", "forbidden", "not_found", *COMMON_PROBLEMS),
+    },
+)
+@routes.get("/metrics", name="metrics")
+async def metrics(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    found = request.app[METRICS]
+    if not found.enabled:
+        raise NotFound("metrics are off (BTEC_METRICS_ENABLED=false)")
+    require_operator(request, settings.metrics_token, variable="BTEC_METRICS_TOKEN")
+    response = web.Response(body=found.render())
+    # CONTENT_TYPE_LATEST carries a charset, which web.Response(content_type=...) rejects.
+    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return response
+
+
+@web.middleware
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The worker's listener has no request middleware: refusals still leave as problem+json."""
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return from_domain(exc, None)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return from_http(exc, None)
+
+
+def worker_metrics_app(settings: Settings, found: Metrics) -> web.Application:
+    """/metrics alone, for `btecctl worker`."""
+    app = web.Application(middlewares=[_problems])
+    app[SETTINGS] = settings
+    app[METRICS] = found
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,139 @@
+"""Operator endpoints: send a test message through the job queue, and read any job's state."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp_apigami import docs, request_schema
+from marshmallow import Schema, fields, validate
+
+from server.config.settings import SETTINGS
+from server.domain.errors import NotFound, ValidationFailed
+from server.http.access import require_operator
+from server.http.fields import MailAddress
+from server.http.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
+from server.http.ratelimit import limited
+from server.jobs.queue import TASKS, describe
+
+routes = web.RouteTableDef()
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+class MailTestSchema(Schema):
+    to = MailAddress(required=True, metadata={"example": "assessor@college.example.ac.uk"})
+    note = fields.Str(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"example": "checking the relay after the DNS change"},
+    )
+
+
+def _authorise(request: web.Request) -> None:
+    token = request.app[SETTINGS].ops_token
+    require_operator(request, token, variable="BTEC_OPS_TOKEN")
+
+
+def _job_key(request: web.Request) -> str:
+    given = request.headers.get("Idempotency-Key")
+    if given is None:
+        return f"mail-test:{uuid.uuid4().hex}"
+    if not IDEMPOTENCY_KEY.fullmatch(given):
+        raise ValidationFailed(
+            errors={"headers": {"Idempotency-Key": ["1-100 of A-Z a-z 0-9 . _ -"]}}
+        )
+    return f"mail-test:{given}"
+
+
+JOB_EXAMPLE = {
+    "id": "mail-test:3f2a9c1e",
+    "task": "send_email",
+    "status": "complete",
+    "attempts": 1,
+    "retries": 6,
+    "queued_at": "2026-11-27T16:00:00Z",
+    "started_at": "2026-11-27T16:00:00Z",
+    "completed_at": "2026-11-27T16:00:01Z",
+    "result": {"to": "assessor@college.example.ac.uk", "smtp_reply": "250 OK"},
+    "error": None,
+}
+OPERATOR: list[dict[str, list[str]]] = [{BEARER: []}]
+
+
+@docs(
+    tags=["operations"],
+    summary="Send a test message through the job queue and SMTP",
+    description="Queues a `send_email` job and answers 202 at once; follow `status_url`. "
+    "An `Idempotency-Key` header makes retries of this request send one message. "
+    "Needs BTEC_OPS_TOKEN as a bearer token (or a direct loopback caller when it is unset).",
+    parameters=[
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$"},
+            "required": False,
+        }
+    ],
+    responses={
+        202: json_response(
+            "Queued",
+            {"job_id": "mail-test:3f2a9c1e", "status_url": "/api/v1/ops/jobs/mail-test:3f2a9c1e"},
+        ),
+        **problem_responses(
+            "malformed_body",
+            "unauthorized",
+            "forbidden",
+            "payload_too_large",
+            "validation_failed",
+            "queue_unavailable",
+            "ratelimit_unavailable",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+    security=OPERATOR,
+)
+@request_schema(MailTestSchema, example={"to": "assessor@college.example.ac.uk", "note": "hi"})
+@limited("ops_mail", "20/3600:closed")
+@routes.post("/api/v1/ops/mail/test", name="ops_mail_test")
+async def mail_test(request: web.Request) -> web.Response:
+    _authorise(request)
+    body = request["data"]
+    settings = request.app[SETTINGS]
+    key = _job_key(request)
+    await request.app[TASKS].enqueue(
+        "send_email",
+        key=key,
+        template="test",
+        to=body["to"],
+        context={
+            "service": settings.service_id,
+            "public_url": settings.public_url,
+            "requested_by": request.remote or "an operator",
+            "note": body["note"],
+        },
+    )
+    status_url = str(request.app.router["ops_job"].url_for(job_id=key))
+    return web.json_response({"job_id": key, "status_url": status_url}, status=202)
+
+
+@docs(
+    tags=["operations"],
+    summary="A job's status, attempts, result or error",
+    description="Any job by id: queued, active, complete, failed (with the error's last line), "
+    "aborted. Finished jobs are kept for three days.",
+    responses={
+        200: json_response("The job", JOB_EXAMPLE),
+        **problem_responses(
+            "unauthorized", "forbidden", "not_found", "queue_unavailable", *LIMITED_PROBLEMS
+        ),
+    },
+    security=OPERATOR,
+)
+@routes.get("/api/v1/ops/jobs/{job_id}", name="ops_job")
+async def job_status(request: web.Request) -> web.Response:
+    _authorise(request)
+    job = await request.app[TASKS].job(request.match_info["job_id"])
+    if job is None:
+        raise NotFound("no such job (finished jobs are kept for three days)")
+    return web.json_response(describe(job))

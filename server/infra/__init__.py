@@ -1,1 +1,0 @@
-"""Clients and servers the app depends on: PostgreSQL, Redis, embedded servers, observability."""
