@@ -26,7 +26,7 @@ from server.config.settings import Settings
 from server.platform.embedded import EmbeddedError, embedded_services
 
 if TYPE_CHECKING:
-    from server.jobs.queue import TaskQueue, Tasks
+    from server.jobs.queue import JobQueue, Jobs
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -47,7 +47,7 @@ def _redis(settings: Settings, as_json: bool) -> Iterator[Settings]:
 
 
 @contextlib.asynccontextmanager
-async def _queue(settings: Settings) -> AsyncIterator[TaskQueue]:
+async def _queue(settings: Settings) -> AsyncIterator[JobQueue]:
     from server.jobs.queue import create_queue
 
     assert settings.redis_url is not None
@@ -59,16 +59,16 @@ async def _queue(settings: Settings) -> AsyncIterator[TaskQueue]:
 
 
 @contextlib.asynccontextmanager
-async def catalogue(settings: Settings) -> AsyncIterator[Tasks]:
+async def catalogue(settings: Settings) -> AsyncIterator[Jobs]:
     """The task catalogue on the settings' Redis: for commands that queue jobs."""
-    from server.jobs.queue import Tasks
+    from server.jobs.queue import Jobs
     from server.worker import handlers as task_specs
 
     async with _queue(settings) as queue:
-        yield Tasks(queue, task_specs.specs(settings), None)
+        yield Jobs(queue, task_specs.specs(settings), None)
 
 
-def _run(settings: Settings, as_json: bool, work: Callable[[TaskQueue], Awaitable[T]]) -> T:
+def _run(settings: Settings, as_json: bool, work: Callable[[JobQueue], Awaitable[T]]) -> T:
     import redis.exceptions
 
     async def main(resolved: Settings) -> T:
@@ -96,15 +96,15 @@ def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 def _overview(settings: Settings, as_json: bool) -> None:
-    from server.jobs import queue as infra
+    from server.jobs import admin
 
-    async def read(queue: TaskQueue) -> dict[str, Any]:
-        counts = await infra.counts(queue)
-        failures = await infra.recent_failures(queue)
-        workers = await infra.workers(queue)
+    async def read(queue: JobQueue) -> dict[str, Any]:
+        counts = await admin.counts(queue)
+        failures = await admin.recent_failures(queue)
+        workers = await admin.workers(queue)
         return {
             "queues": [{"name": queue.name, **counts.as_dict()}],
-            "failures": [infra.describe(j) for j in failures],
+            "failures": [admin.describe(j) for j in failures],
             "workers": [_worker(k, v) for k, v in workers.items()],
         }
 
@@ -155,11 +155,11 @@ def _render(data: dict[str, Any]) -> None:
 @app.command("show")
 def show(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
     """One job: status, attempts, times, result or error."""
-    from server.jobs import queue as infra
+    from server.jobs import admin
 
-    async def read(queue: TaskQueue) -> dict[str, Any] | None:
+    async def read(queue: JobQueue) -> dict[str, Any] | None:
         job = await queue.job(job_id)
-        return infra.describe(job) if job else None
+        return admin.describe(job) if job else None
 
     found = _run(settings_of(ctx), as_json, read)
     if found is None:
@@ -172,11 +172,11 @@ def show(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
 
 
 def _act(ctx: typer.Context, job_id: str, as_json: bool, verb: str, action: Any) -> None:
-    async def work(queue: TaskQueue) -> dict[str, Any]:
-        from server.jobs import queue as infra
+    async def work(queue: JobQueue) -> dict[str, Any]:
+        from server.jobs import admin
 
         job = await action(queue, job_id)
-        return infra.describe(job)
+        return admin.describe(job)
 
     try:
         result = _run(settings_of(ctx), as_json, work)
@@ -193,7 +193,7 @@ def _act(ctx: typer.Context, job_id: str, as_json: bool, verb: str, action: Any)
 @app.command("retry")
 def retry(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
     """Queue a failed (or aborted) job again, with a fresh set of attempts."""
-    from server.jobs.queue import retry_failed
+    from server.jobs.admin import retry_failed
 
     _act(ctx, job_id, as_json, "queued again", retry_failed)
 
@@ -201,7 +201,7 @@ def retry(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
 @app.command("abort")
 def abort(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
     """Stop a queued, scheduled or running job; it ends as aborted."""
-    from server.jobs.queue import abort as abort_job
+    from server.jobs.admin import abort as abort_job
 
     _act(ctx, job_id, as_json, "aborted", abort_job)
 
@@ -218,12 +218,13 @@ def ping(
 ) -> None:
     """Queue a no-op job and wait for a worker to run it: proves the queue works end to end."""
 
-    async def work(queue: TaskQueue) -> dict[str, Any]:
-        from server.jobs import queue as infra
+    async def work(queue: JobQueue) -> dict[str, Any]:
+        from server.jobs import admin
+        from server.jobs.queue import Jobs
         from server.worker import handlers as task_specs
 
         settings = settings_of(ctx)
-        jobs = infra.Tasks(queue, task_specs.specs(settings), None)
+        jobs = Jobs(queue, task_specs.specs(settings), None)
         started = time.monotonic()
         job = await jobs.enqueue("ping", timeout=job_timeout, seconds=seconds)
         assert job is not None
@@ -231,7 +232,7 @@ def ping(
             await asyncio.wait_for(_finished(queue, job.key), timeout)
         done = await queue.job(job.key)
         assert done is not None
-        return {**infra.describe(done), "round_trip_s": round(time.monotonic() - started, 3)}
+        return {**admin.describe(done), "round_trip_s": round(time.monotonic() - started, 3)}
 
     result = _run(settings_of(ctx), as_json, work)
     ok = result["status"] == "complete"
@@ -246,7 +247,7 @@ def ping(
         raise typer.Exit(FAILED)
 
 
-async def _finished(queue: TaskQueue, key: str) -> None:
+async def _finished(queue: JobQueue, key: str) -> None:
     from saq import Status
 
     while True:

@@ -58,7 +58,7 @@ def parse_rows(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
     from marshmallow import ValidationError
 
-    from server.http.routes.units import UnitSchema
+    from server.domain.units import UnitSchema
     from server.services.units import duplicates
 
     reader = csv.DictReader(text.splitlines(), restkey="_extra")

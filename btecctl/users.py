@@ -37,7 +37,7 @@ Work = Callable[[Settings, Callable[[], Any]], Coroutine[Any, Any, T]]
 def _email(value: str, as_json: bool) -> str:
     from marshmallow import ValidationError
 
-    from server.http.fields import MailAddress
+    from server.domain.fields import MailAddress
 
     try:
         return str(MailAddress().deserialize(value.strip()))

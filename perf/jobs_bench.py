@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from server.config.settings import Settings
-from server.jobs.queue import Tasks, create_queue
+from server.jobs.queue import Jobs, create_queue
 from server.worker import handlers as catalogue
 
 HERE = Path(__file__).resolve().parent
@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 async def enqueue_cost(url: str, n: int) -> dict[str, float]:
     queue = create_queue(url)
-    tasks = Tasks(queue, catalogue.specs(Settings(_env_file=None)), None)
+    tasks = Jobs(queue, catalogue.specs(Settings(_env_file=None)), None)
     await tasks.enqueue("ping")  # connect and load the script first
     samples = []
     for _ in range(n):
@@ -47,7 +47,7 @@ async def enqueue_cost(url: str, n: int) -> dict[str, float]:
 
 async def fill(url: str, n: int) -> list[str]:
     queue = create_queue(url)
-    tasks = Tasks(queue, catalogue.specs(Settings(_env_file=None)), None)
+    tasks = Jobs(queue, catalogue.specs(Settings(_env_file=None)), None)
     keys = []
     for _ in range(n):
         job = await tasks.enqueue("ping")

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.config.settings import Settings
 from server.domain.grading import overall
-from server.jobs.queue import TASKS
+from server.jobs.queue import JOBS
 from tests.helpers import cli_env, closed_port
 from tests.smtp import Inbox, smtp_server
 from tests.test_auth import CHEAP, PASSWORD, make_admin, session_of
@@ -696,7 +696,7 @@ async def flags(school: dict[str, Any], submission_id: int, want: int, timeout: 
 
 async def jobs_done(school: dict[str, Any], timeout: float = 20) -> None:
     """Until the worker has finished every job queued so far."""
-    queue = school["http"].app[TASKS].queue
+    queue = school["http"].app[JOBS].queue
     deadline = asyncio.get_running_loop().time() + timeout
     while await queue.count("incomplete"):
         assert asyncio.get_running_loop().time() < deadline, "jobs still running"

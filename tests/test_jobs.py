@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from server.app import create_app
 from server.config.settings import Settings
-from server.jobs.queue import Tasks, create_queue
+from server.jobs.queue import Jobs, create_queue
 from server.worker import handlers as catalogue
 from tests.helpers import cli_env
 from tests.smtp import parts, refusing_server, smtp_server
@@ -195,7 +195,7 @@ async def test_abort_a_scheduled_job(
 ) -> None:
     settings = make_settings()
     queue = create_queue(redis_url)
-    tasks = Tasks(queue, catalogue.specs(settings), None)
+    tasks = Jobs(queue, catalogue.specs(settings), None)
     job = await tasks.enqueue("ping", seconds=0)
     assert job is not None
     result = await acli("tasks", "abort", job.key, "--json", env=cli_env(settings))
@@ -332,14 +332,14 @@ def _no_worker_left_behind() -> Iterator[None]:
 
 
 @pytest.fixture
-async def queue(redis_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Tasks]:
+async def queue(redis_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[Jobs]:
     settings = make_settings()
     q = create_queue(redis_url)
-    yield Tasks(q, catalogue.specs(settings), None)
+    yield Jobs(q, catalogue.specs(settings), None)
     await q.disconnect()
 
 
-async def wait_status(tasks: Tasks, key: str, until: set[str], timeout: float = 20) -> str:
+async def wait_status(tasks: Jobs, key: str, until: set[str], timeout: float = 20) -> str:
     deadline = time.monotonic() + timeout
     while True:
         job = await tasks.job(key)
@@ -350,7 +350,7 @@ async def wait_status(tasks: Tasks, key: str, until: set[str], timeout: float = 
 
 
 async def test_sigterm_lets_a_short_job_finish(
-    make_settings: Callable[..., Settings], queue: Tasks
+    make_settings: Callable[..., Settings], queue: Jobs
 ) -> None:
     settings = make_settings()
     worker = await WorkerProcess.start(settings, BTEC_WORKER_DRAIN_SECONDS="5")
@@ -364,7 +364,7 @@ async def test_sigterm_lets_a_short_job_finish(
 
 
 async def test_sigterm_requeues_a_job_past_the_deadline(
-    make_settings: Callable[..., Settings], queue: Tasks
+    make_settings: Callable[..., Settings], queue: Jobs
 ) -> None:
     settings = make_settings()
     worker = await WorkerProcess.start(settings, BTEC_WORKER_DRAIN_SECONDS="1")
@@ -384,7 +384,7 @@ async def test_sigterm_requeues_a_job_past_the_deadline(
 
 
 async def test_sigterm_mid_send_delivers_exactly_once(
-    make_settings: Callable[..., Settings], queue: Tasks
+    make_settings: Callable[..., Settings], queue: Jobs
 ) -> None:
     async with smtp_server(delay=3.0) as inbox:
         settings = make_settings(smtp_url=SecretStr(inbox.url))

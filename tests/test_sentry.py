@@ -20,7 +20,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config.settings import Settings
-from server.jobs.queue import TASKS
+from server.jobs.queue import JOBS
 from server.observability import sentry
 from server.observability.logging import request_id_var
 from tests.helpers import closed_port
@@ -132,7 +132,7 @@ async def test_a_job_that_fails_for_good_is_reported(
     app = create_app(reporting, worker=True)
     await aiohttp_client(app)
     request_id_var.set("job-req-1")
-    job = await app[TASKS].enqueue(
+    job = await app[JOBS].enqueue(
         "send_email", key="sentry-test-1", template="no-such-template", to="a@example.org",
         context={},
     )  # fmt: skip

@@ -10,11 +10,11 @@ from server import __version__
 from server.app.resources import (
     auth_ctx,
     health_ctx,
+    jobs_ctx,
     mail_ctx,
     pool_ctx,
     redis_ctx,
     storage_ctx,
-    tasks_ctx,
 )
 from server.config.settings import SETTINGS, Settings
 from server.http.middleware import SecurityHeaders, request_middleware
@@ -63,7 +63,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
             auth_ctx,
             mail_ctx,
             storage_ctx,
-            tasks_ctx(run_worker=worker),
+            jobs_ctx(run_worker=worker),
             health_ctx,
         ]
     )
@@ -124,7 +124,7 @@ def create_worker_app(settings: Settings) -> web.Application:
     app[METRICS] = app_metrics_for(settings)
     app[LIFECYCLE] = Lifecycle()
     app.on_cleanup.append(_flush_reports)
-    app.cleanup_ctx.extend([pool_ctx, redis_ctx, mail_ctx, storage_ctx, tasks_ctx(run_worker=True)])
+    app.cleanup_ctx.extend([pool_ctx, redis_ctx, mail_ctx, storage_ctx, jobs_ctx(run_worker=True)])
     return app
 
 

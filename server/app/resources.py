@@ -18,8 +18,10 @@ from aiohttp import web
 
 from server.cache.core import CACHE, Cache
 from server.config.settings import SETTINGS, Settings
+from server.jobs import admin as job_admin
 from server.jobs import queue as jobs
-from server.jobs.queue import TASKS
+from server.jobs import worker as job_worker
+from server.jobs.queue import JOBS
 from server.observability import system
 from server.observability.metrics import METRICS, PoolSnapshot
 from server.observability.system import LoopMonitor
@@ -36,7 +38,7 @@ from server.ratelimit.limiter import RATE_LIMITER, RateLimiter
 from server.ratelimit.loginguard import LOGIN_GUARD, LoginGuard
 from server.schema import migrations
 from server.services.health import HEALTH, HealthService
-from server.worker import handlers as tasks
+from server.worker import handlers
 
 
 def pool_snapshot(app: web.Application) -> PoolSnapshot | None:
@@ -117,20 +119,20 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     """The queue (and, when asked, a worker in this process) on the app's Redis."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         assert settings.redis_url is not None
         saq_queue = jobs.create_queue(settings.redis_url.get_secret_value())
-        catalogue = jobs.Tasks(saq_queue, tasks.specs(settings), app[METRICS])
-        app[TASKS] = catalogue
+        catalogue = jobs.Jobs(saq_queue, handlers.specs(settings), app[METRICS])
+        app[JOBS] = catalogue
         stop_monitor = asyncio.Event()
-        monitor = asyncio.create_task(jobs.monitor_queue(catalogue, stop_monitor))
+        monitor = asyncio.create_task(job_admin.monitor_queue(catalogue, stop_monitor))
         try:
             if run_worker:
-                worker = jobs.build_worker(
+                worker = job_worker.build_worker(
                     catalogue,
                     settings=settings,
                     mailer=app[MAILER],
@@ -141,8 +143,8 @@ def tasks_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[
                 )
                 worker.context["storage"] = app.get(STORAGE)  # uploads, for scans
                 worker.context["metrics"] = app[METRICS]
-                worker.context["tasks"] = catalogue
-                async with jobs.running_worker(worker):
+                worker.context["jobs"] = catalogue
+                async with job_worker.running_worker(worker):
                     yield
             else:
                 yield
@@ -168,7 +170,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         redis.health_check(app[REDIS]),
         *system.health_checks(settings, monitor),
         mail.health_check(app[MAILER].target),
-        jobs.health_check(app[TASKS], settings.worker_heartbeat_seconds),
+        job_admin.health_check(app[JOBS], settings.worker_heartbeat_seconds),
         clamd.health_check(settings),
     ]
     app[HEALTH] = HealthService(

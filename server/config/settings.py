@@ -561,15 +561,3 @@ def _describe(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {msg}")
     return "invalid configuration: " + "; ".join(lines)
-
-
-def is_loopback(address: str | None) -> bool:
-    """True when `address` is a loopback IP (or a unix socket peer, given as '')."""
-    if address is None:
-        return False
-    if address == "":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False

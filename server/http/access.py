@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from aiohttp import web
 from pydantic import SecretStr
 
-from server.config.settings import is_loopback
 from server.domain.errors import Forbidden, Unauthorized
 
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def is_loopback(address: str | None) -> bool:
+    """True when `address` is a loopback IP (or a unix socket peer, given as '')."""
+    if address is None:
+        return False
+    if address == "":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def direct_loopback(request: web.Request) -> bool:

@@ -17,8 +17,9 @@ from aiohttp_apigami.constants import SCHEMAS_ATTR
 from multidict import CIMultiDict, istr
 
 from server.config.settings import Settings
-from server.domain.errors import DomainError, InternalError, from_domain, from_http
+from server.domain.errors import DomainError, InternalError
 from server.http.keys import REQUEST_ID, USER_ID
+from server.http.problems import from_domain, from_http
 from server.http.ratelimit import RateLimits, client_ip
 from server.observability import sentry
 from server.observability.logging import access_wanted, get_logger, log_access, request_id_var

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from server.domain.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
+from server.http.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
 
 BEARER = "bearerAuth"
 

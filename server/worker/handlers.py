@@ -10,7 +10,8 @@ from typing import Any
 from saq import Job
 
 from server.config.settings import Settings
-from server.jobs.queue import Context, PermanentError, TaskFunction, TaskSpec, once
+from server.jobs.queue import Context, JobFunction, JobSpec, PermanentError
+from server.jobs.worker import once
 from server.platform.clamd import Clamd
 from server.platform.mail import Mailer
 from server.services import files as files_service
@@ -97,10 +98,10 @@ async def ping(ctx: Context, *, seconds: float = 0.0) -> dict[str, Any]:
     return {"pong": time.time(), "worker": str(getattr(worker, "id", ""))}
 
 
-def mail_link_spec(function: TaskFunction, settings: Settings) -> TaskSpec:
+def mail_link_spec(function: JobFunction, settings: Settings) -> JobSpec:
     """A task that makes a token and mails its link: mail's retries, and a key per
     recipient and window so that repeats within the window are the resend cooldown."""
-    return TaskSpec(
+    return JobSpec(
         function,
         timeout=int(settings.smtp_timeout * 2) + 10,
         retries=settings.mail_retries,
@@ -130,7 +131,7 @@ async def scan_file(ctx: Context, *, file_id: str) -> dict[str, Any]:
     notify = result.pop("notify", None)
     if notify is not None:  # its own job: a mail failure retries the mail, not the scan
         to = notify.pop("to")
-        await ctx["tasks"].enqueue(
+        await ctx["jobs"].enqueue(
             "send_email",
             key=f"file-quarantined:{file_id}",
             template="file-quarantined",
@@ -160,9 +161,9 @@ async def check_similarity(
     return result
 
 
-def specs(settings: Settings) -> list[TaskSpec]:
+def specs(settings: Settings) -> list[JobSpec]:
     return [
-        TaskSpec(
+        JobSpec(
             send_email,
             timeout=int(settings.smtp_timeout * 2) + 5,
             retries=settings.mail_retries,
@@ -173,9 +174,9 @@ def specs(settings: Settings) -> list[TaskSpec]:
         mail_link_spec(send_password_reset, settings),  # keyed per address and 2 minutes
         mail_link_spec(send_verification, settings),  # keyed per user and 2 minutes
         mail_link_spec(send_email_change, settings),  # keyed per user, address and 2 minutes
-        TaskSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
-        TaskSpec(check_similarity, timeout=300, retries=5, retry_delay=5.0, max_delay=300.0),
-        TaskSpec(
+        JobSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
+        JobSpec(check_similarity, timeout=300, retries=5, retry_delay=5.0, max_delay=300.0),
+        JobSpec(
             scan_file,
             timeout=int(settings.clamd_timeout) + 30,
             retries=settings.scan_retries,

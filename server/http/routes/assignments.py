@@ -12,13 +12,12 @@ from aiohttp_apigami import docs, match_info_schema, querystring_schema, request
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from server.cache.core import CACHE
+from server.domain.fields import printable, require
 from server.domain.grading import CODE
 from server.http.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
-from server.http.fields import require
 from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.http.ratelimit import alongside
 from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user, roles
-from server.http.routes.units import printable
 from server.platform.postgres import connection
 from server.services import assignments
 from server.services.units import Connect

@@ -15,12 +15,12 @@ from marshmallow import Schema, fields, validate
 
 from server.config.settings import SETTINGS
 from server.domain.errors import EmailUnverified, Forbidden, InvalidToken, Unauthorized
-from server.http.fields import MailAddress
+from server.domain.fields import MailAddress
 from server.http.guard import bearer_claims
 from server.http.keys import DENIED, USER_ID
 from server.http.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
 from server.http.ratelimit import limited
-from server.jobs.queue import TASKS
+from server.jobs.queue import JOBS
 from server.platform import tokens as token_infra
 from server.platform.denylist import DENYLIST
 from server.platform.passwords import MAX_LENGTH, PASSWORDS
@@ -254,7 +254,7 @@ class ChangeSchema(Schema):
 
 async def _tell_password_changed(request: web.Request, user: dict[str, Any]) -> None:
     settings = request.app[SETTINGS]
-    await request.app[TASKS].enqueue(
+    await request.app[JOBS].enqueue(
         "send_email", key=f"password-changed:{user['id']}:{user['token_version']}",
         template="password-changed", to=user["email"],
         context={"name": user["full_name"], "service": settings.service_id},
@@ -280,7 +280,7 @@ async def _tell_password_changed(request: web.Request, user: dict[str, Any]) -> 
 @routes.post("/api/v1/auth/password/forgot", name="auth_password_forgot")
 async def forgot(request: web.Request) -> web.Response:
     email = request["data"]["email"]
-    await request.app[TASKS].enqueue(
+    await request.app[JOBS].enqueue(
         "send_password_reset", key=f"password-reset:{address_key(email)}:{cooldown()}", email=email
     )
     return web.json_response(FORGOT_ANSWER, status=202, headers=NO_STORE)
@@ -368,7 +368,7 @@ class VerifySchema(Schema):
 
 
 async def _send_verification(request: web.Request, user_id: int) -> None:
-    await request.app[TASKS].enqueue(
+    await request.app[JOBS].enqueue(
         "send_verification", key=f"verify:{user_id}:{cooldown()}", user_id=user_id
     )
 
@@ -493,7 +493,7 @@ async def verify_confirm(request: web.Request) -> web.Response:
         db=lambda: connection(request), token=request["data"]["token"]
     )
     if replaced is not None:  # tell the old address where the account went
-        await request.app[TASKS].enqueue(
+        await request.app[JOBS].enqueue(
             "send_email", key=f"email-changed:{user['id']}:{address_key(user['email'])}",
             template="email-changed", to=replaced,
             context={"name": user["full_name"], "new_email": user["email"],

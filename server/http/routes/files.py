@@ -33,13 +33,13 @@ from server.domain.errors import (
     StorageUnavailable,
     UnsafeArchive,
     UnsupportedType,
-    from_domain,
 )
 from server.http.keys import REQUEST_ID
 from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
+from server.http.problems import from_domain
 from server.http.ratelimit import limited
 from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user
-from server.jobs.queue import TASKS
+from server.jobs.queue import JOBS
 from server.observability.logging import get_logger
 from server.observability.metrics import METRICS
 from server.platform.postgres import connection
@@ -217,7 +217,7 @@ async def _discard(storage: Storage, key: str) -> None:
 async def _queue_scan(request: web.Request, file_id: uuid.UUID) -> None:
     """The scan job; if the queue is down, the file stays pending (`btecctl files rescan`
     queues it later) and the upload still succeeds."""
-    await request.app[TASKS].follow_up(
+    await request.app[JOBS].follow_up(
         "scan_file", about={"file_id": str(file_id)}, file_id=str(file_id)
     )
 

@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 from marshmallow import Schema, fields, validate
 
-from server.http.fields import MailAddress
+from server.domain.fields import MailAddress
 from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.http.ratelimit import limited
 from server.http.routes.auth import (
@@ -17,7 +17,7 @@ from server.http.routes.auth import (
     cooldown,
     current_user,
 )
-from server.jobs.queue import TASKS
+from server.jobs.queue import JOBS
 from server.platform.passwords import MAX_LENGTH, PASSWORDS
 from server.platform.postgres import connection
 from server.services import users
@@ -90,7 +90,7 @@ async def update_me(request: web.Request) -> web.Response:
         current_password=body.get("current_password"),
     )  # fmt: skip
     if pending is not None:
-        await request.app[TASKS].enqueue(
+        await request.app[JOBS].enqueue(
             "send_email_change", key=f"email-change:{user['id']}:{address_key(pending)}:"
             f"{cooldown()}", user_id=user["id"], email=pending,
         )  # fmt: skip

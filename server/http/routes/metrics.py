@@ -10,9 +10,10 @@ from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs
 
 from server.config.settings import SETTINGS, Settings
-from server.domain.errors import DomainError, NotFound, from_domain, from_http
+from server.domain.errors import DomainError, NotFound
 from server.http.access import require_operator
 from server.http.openapi import BEARER, COMMON_PROBLEMS, problem_responses
+from server.http.problems import from_domain, from_http
 from server.observability.metrics import METRICS, METRICS_CONTENT_TYPE, Metrics
 
 routes = web.RouteTableDef()

@@ -11,11 +11,12 @@ from marshmallow import Schema, fields, validate
 
 from server.config.settings import SETTINGS
 from server.domain.errors import NotFound, ValidationFailed
+from server.domain.fields import MailAddress
 from server.http.access import require_operator
-from server.http.fields import MailAddress
 from server.http.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
 from server.http.ratelimit import limited
-from server.jobs.queue import TASKS, describe
+from server.jobs.admin import describe
+from server.jobs.queue import JOBS
 
 routes = web.RouteTableDef()
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -101,7 +102,7 @@ async def mail_test(request: web.Request) -> web.Response:
     body = request["data"]
     settings = request.app[SETTINGS]
     key = _job_key(request)
-    await request.app[TASKS].enqueue(
+    await request.app[JOBS].enqueue(
         "send_email",
         key=key,
         template="test",
@@ -133,7 +134,7 @@ async def mail_test(request: web.Request) -> web.Response:
 @routes.get("/api/v1/ops/jobs/{job_id}", name="ops_job")
 async def job_status(request: web.Request) -> web.Response:
     _authorise(request)
-    job = await request.app[TASKS].job(request.match_info["job_id"])
+    job = await request.app[JOBS].job(request.match_info["job_id"])
     if job is None:
         raise NotFound("no such job (finished jobs are kept for three days)")
     return web.json_response(describe(job))

@@ -13,11 +13,11 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from server.config.settings import SETTINGS
 from server.domain.errors import GradeChanged, ValidationFailed
-from server.http.fields import StrictBool
+from server.domain.fields import StrictBool
 from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.http.routes.assignments import ID, SIGNED_IN_PROBLEMS, AssignmentPath, free_text
 from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user, roles
-from server.jobs.queue import TASKS
+from server.jobs.queue import JOBS
 from server.observability.metrics import METRICS
 from server.platform.postgres import connection
 from server.services import submissions
@@ -232,7 +232,7 @@ async def submit(request: web.Request) -> web.Response:
     if outcome != "unchanged":  # a client's retry of the same work: nothing to check again
         late = "true" if document["late"] else "false"
         request.app[METRICS].submissions.labels(outcome, late).inc()
-        await request.app[TASKS].follow_up(
+        await request.app[JOBS].follow_up(
             "check_similarity",
             key=f"similarity:{document['id']}:{document['resubmissions']}",
             submission_id=document["id"], resubmissions=document["resubmissions"],
@@ -377,7 +377,7 @@ async def grade(request: web.Request) -> web.Response:
 async def _tell_student(request: web.Request, given: dict[str, Any], facts: dict[str, Any]) -> None:
     settings = request.app[SETTINGS]
     link = f"{settings.public_url.rstrip('/')}/submissions/{given['submission_id']}"
-    await request.app[TASKS].follow_up(
+    await request.app[JOBS].follow_up(
         "send_email", key=f"grade:{given['submission_id']}:{given['version']}",
         template="grade-released", to=facts["email"],
         context={

@@ -10,8 +10,9 @@ from aiohttp_apigami import docs, match_info_schema, querystring_schema, request
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from server.cache.core import CACHE
+from server.domain.fields import printable, require
+from server.domain.units import UnitSchema
 from server.http.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
-from server.http.fields import require
 from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.http.ratelimit import alongside
 from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user, roles
@@ -19,40 +20,6 @@ from server.platform.postgres import connection
 from server.services import units
 
 routes = web.RouteTableDef()
-CODE = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9/._-]{0,31}$",
-    error="1-32 of A-Z a-z 0-9 / . _ -, starting with a letter or digit.",
-)
-
-
-def printable(value: str) -> None:
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in value):
-        raise ValidationError("Control and format characters are not allowed.")
-
-
-class UnitSchema(Schema):
-    """A unit as an import row (and, later, a create or update body)."""
-
-    code = fields.Str(required=True, validate=CODE, metadata={"example": "K/615/1544"})
-    title = fields.Str(
-        required=True,
-        validate=[validate.Length(min=1, max=200), printable],
-        metadata={"example": "Programming"},
-    )
-    level = fields.Int(
-        required=True, strict=False, validate=validate.Range(1, 8), metadata={"example": 3}
-    )
-    credits = fields.Int(
-        required=True, strict=False, validate=validate.Range(1, 999), metadata={"example": 60}
-    )
-
-    @post_load
-    def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        if "title" in data:  # absent from a partial update
-            data["title"] = unicodedata.normalize("NFC", data["title"].strip())
-            if not data["title"]:
-                raise ValidationError({"title": ["Must not be blank."]})
-        return data
 
 
 class UnitChanges(UnitSchema):

@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
-from server.http.fields import MailAddress
+from server.domain.fields import MailAddress
 from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
 from server.http.routes.auth import NO_STORE, SIGNED_IN, USER_EXAMPLE, current_user, roles
 from server.platform.passwords import MAX_LENGTH, PASSWORDS

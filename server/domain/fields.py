@@ -1,7 +1,9 @@
-"""Marshmallow fields shared by the API's schemas."""
+"""Marshmallow fields and checks shared by every way data comes in: HTTP bodies, CSV imports
+and command arguments."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,3 +43,9 @@ def require(schema: Schema, names: Iterable[str], required: bool) -> None:
     required) and a change body (any of them)."""
     for name in names:
         schema.fields[name].required = schema.declared_fields[name].required = required
+
+
+def printable(value: str) -> None:
+    """A validator: text without control or format characters."""
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in value):
+        raise ValidationError("Control and format characters are not allowed.")
