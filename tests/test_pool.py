@@ -13,15 +13,18 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config.settings import Settings
+from server.http import deps
+from server.http.guard import public
 from server.observability.metrics import METRICS
-from server.platform.postgres import DB_POOL, connection
+from server.platform.postgres import DB_POOL
 
 PROBLEM = "application/problem+json"
 
 
+@public
 async def one_row(request: web.Request) -> web.Response:
     """A handler that needs a connection, the way every data endpoint gets one."""
-    async with connection(request) as conn:
+    async with deps.db(request)() as conn:
         return web.json_response({"one": await conn.fetchval("SELECT 1")})
 
 

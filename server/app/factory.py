@@ -17,7 +17,9 @@ from server.app.resources import (
     storage_ctx,
 )
 from server.config.settings import SETTINGS, Settings
-from server.http.middleware import SecurityHeaders, request_middleware
+from server.http.guard import GUARD, Guard
+from server.http.middleware import request_frame
+from server.http.middleware.security import SecurityHeaders
 from server.http.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.http.parsing import ProblemParser
 from server.http.ratelimit import RateLimits
@@ -26,7 +28,6 @@ from server.http.routes import (
     auth,
     files,
     health,
-    me,
     metrics,
     ops,
     submissions,
@@ -39,6 +40,9 @@ from server.platform.lifecycle import LIFECYCLE, Lifecycle
 
 API_DOCS_PATH = "/api/docs"
 API_SPEC_PATH = "/api/docs/openapi.json"
+# The API docs' own routes (apigami's): public, like the document they serve.
+DOCS_ROUTES = ("swagger.docs", "swagger.spec", "swagger.static")
+ROUTES = (health, metrics, ops, units, auth, users, files, assignments, submissions)
 
 
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
@@ -46,37 +50,25 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     With `worker`, a job worker runs in the same process (the `btecctl serve` default)."""
     app_metrics = app_metrics_for(settings)
     security = SecurityHeaders(settings)
+    guard = Guard(settings, public_names=DOCS_ROUTES)
+    limits = RateLimits(settings, app_metrics)
     app = web.Application(
-        middlewares=[request_middleware(app_metrics, security, RateLimits(settings, app_metrics))],
+        middlewares=[request_frame(app_metrics, security, limits, guard)],
         client_max_size=settings.max_body_bytes,
         handler_args={"max_field_size": 16384},
     )
     app[SETTINGS] = settings
     app[METRICS] = app_metrics
     app[LIFECYCLE] = Lifecycle()
+    app[GUARD] = guard
     app.on_response_prepare.append(security.hook())
     app.on_cleanup.append(_flush_reports)
     app.cleanup_ctx.extend(
-        [
-            pool_ctx,
-            redis_ctx,
-            auth_ctx,
-            mail_ctx,
-            storage_ctx,
-            jobs_ctx(run_worker=worker),
-            health_ctx,
-        ]
-    )
-    app.add_routes(health.routes)
-    app.add_routes(metrics.routes)
-    app.add_routes(ops.routes)
-    app.add_routes(units.routes)
-    app.add_routes(auth.routes)
-    app.add_routes(me.routes)  # before users: /users/me, not /users/{id}
-    app.add_routes(users.routes)
-    app.add_routes(files.routes)
-    app.add_routes(assignments.routes)
-    app.add_routes(submissions.routes)
+        [pool_ctx, redis_ctx, auth_ctx, mail_ctx, storage_ctx, jobs_ctx(run_worker=worker),
+         health_ctx]
+    )  # fmt: skip
+    for module in ROUTES:
+        app.add_routes(module.routes)
     _setup_docs(app, settings)
     return app
 

@@ -3,6 +3,7 @@ and command arguments."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
@@ -49,3 +50,15 @@ def printable(value: str) -> None:
     """A validator: text without control or format characters."""
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in value):
         raise ValidationError("Control and format characters are not allowed.")
+
+
+# Unicode's control characters (category Cc) but tab and line breaks, and lone surrogates (Cs),
+# which neither PostgreSQL nor mail can carry.
+NOT_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def free_text(value: str) -> None:
+    """Prose: line breaks and tabs allowed; other control characters and lone surrogates
+    refused. One regular expression: an answer may be 100,000 characters long."""
+    if NOT_PROSE.search(value):
+        raise ValidationError("Control characters other than line breaks and tabs are not allowed.")

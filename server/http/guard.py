@@ -1,26 +1,152 @@
-"""The password hasher and the token keys of an app, their cleanup_ctx, and a request's bearer
-token decoded once."""
+"""Who may call each route, decided in one place before its handler runs: deny by default.
+
+Every route needs a signed-in user whose address is verified, unless its registration says
+otherwise where the route is defined:
+- `@public`: anyone;
+- `@operator("ops_token")`: the bearer token of that setting (BTEC_OPS_TOKEN), or a direct
+  loopback caller while the setting is unset;
+- `@roles("admin", ...)`: signed in, with one of these roles as the account is now;
+- `@unverified_allowed`: signed in, even before the address is verified.
+A handler that declares nothing is for signed-in, verified users: forgetting a check can no
+longer make a route public. `Guard.admit` runs in the request frame; `Guard.access` answers
+for any route, so a test lists the public ones.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, TypeVar
+
 from aiohttp import web
 from multidict import istr
+from pydantic import SecretStr
 
-from server.http.keys import CLAIMS, DENIED
+from server.config.settings import Settings
+from server.domain.errors import EmailUnverified, Forbidden, InvalidToken, Unauthorized
+from server.http import deps
+from server.http.keys import CLAIMS, DENIED, USER, USER_ID
+from server.platform import tokens
 from server.platform.denylist import DENYLIST
-from server.platform.tokens import TOKEN_KEYS, AccessClaims, InvalidToken
+from server.platform.tokens import TOKEN_KEYS, AccessClaims
+from server.services import auth
 
 AUTHORIZATION = istr("Authorization")
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+ACCESS_ATTR = "__btec_access__"
+H = TypeVar("H", bound=Callable[..., Any])
 
 
-def bearer_claims(request: web.Request) -> AccessClaims | InvalidToken | None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Access:
+    """Who may call a route: `who`, and for signed-in users which roles and whether an
+    unverified address will do; for operators the setting that holds their token."""
+
+    who: Literal["user", "public", "operator"] = "user"
+    roles: frozenset[str] | None = None
+    unverified: bool = False
+    token_setting: str | None = None
+
+
+SIGNED_IN = Access()
+PUBLIC = Access(who="public")
+GUARD: web.AppKey[Guard] = web.AppKey("guard")
+
+
+def _mark(handler: H, **changes: Any) -> H:
+    declared: Access = getattr(handler, ACCESS_ATTR, SIGNED_IN)
+    setattr(handler, ACCESS_ATTR, dataclasses.replace(declared, **changes))
+    return handler
+
+
+def public(handler: H) -> H:
+    """Anyone may call this route, signed in or not."""
+    return _mark(handler, who="public")
+
+
+def operator(setting: str) -> Callable[[H], H]:
+    """Only operators: the bearer token of `setting` (a Settings field such as "ops_token")."""
+    return lambda handler: _mark(handler, who="operator", token_setting=setting)
+
+
+def roles(*names: str) -> Callable[[H], H]:
+    """Only signed-in users with one of these roles, as the account is at the request."""
+    return lambda handler: _mark(handler, roles=frozenset(names))
+
+
+def unverified_allowed(handler: H) -> H:
+    """Signed-in users whose address is not verified yet may call this route too."""
+    return _mark(handler, unverified=True)
+
+
+class Guard:
+    """Admits a request to its route or raises the problem that says why not. Each route's
+    Access is read once from its handler; `public_names` are routes whose handlers are not
+    ours to mark (the API docs)."""
+
+    def __init__(self, settings: Settings, public_names: Iterable[str] = ()) -> None:
+        self.settings = settings
+        self.public_names = frozenset(public_names)
+        self._routes: dict[web.AbstractRoute, Access] = {}
+
+    def access(self, route: web.AbstractRoute) -> Access:
+        """What `route` needs; the router's own 404 and 405 (a new route object each time,
+        never cached) need nothing, since they only refuse."""
+        if route.resource is None:
+            return PUBLIC
+        found = self._routes.get(route)
+        if found is None:
+            found = self._routes[route] = self._declared(route)
+        return found
+
+    def _declared(self, route: web.AbstractRoute) -> Access:
+        if route.name in self.public_names:
+            return PUBLIC
+        found: Access = getattr(route.handler, ACCESS_ATTR, SIGNED_IN)
+        if found.who != "user" and (found.roles is not None or found.unverified):
+            raise ValueError(f"route {route.name}: roles are for signed-in users, not {found.who}")
+        return PUBLIC if found == PUBLIC else found  # the frame skips PUBLIC by identity
+
+    async def admit(self, request: web.Request, access: Access) -> None:
+        """Raise unless this request may call a route that needs `access` (not PUBLIC)."""
+        if access.who == "operator":
+            assert access.token_setting is not None
+            token = getattr(self.settings, access.token_setting)
+            require_operator(request, token, variable=f"BTEC_{access.token_setting.upper()}")
+            return
+        user = await signed_in(request)
+        if user["email_verified_at"] is None and not access.unverified:
+            raise EmailUnverified(
+                "verify your email address first: see /api/v1/auth/verify/request"
+            )
+        if access.roles is not None and user["role"] not in access.roles:
+            raise Forbidden(f"this needs the role {' or '.join(sorted(access.roles))}")
+
+
+async def signed_in(request: web.Request) -> dict[str, Any]:
+    """The user of the request's bearer token (set as request[USER]); 401 with
+    WWW-Authenticate without a valid one."""
+    claims = bearer_claims(request)
+    if claims is None:
+        raise Unauthorized("a bearer access token is required")
+    if isinstance(claims, tokens.InvalidToken):
+        raise InvalidToken(str(claims))
+    user = await auth.authenticate(db=deps.db(request), claims=claims, denied=request.get(DENIED))
+    request[USER] = user
+    request[USER_ID] = str(user["id"])
+    return user
+
+
+def bearer_claims(request: web.Request) -> AccessClaims | tokens.InvalidToken | None:
     """The claims of the request's bearer token, or why it is not valid; None without one.
-    Decoded once per request: the rate limiter keys on the user, the handler then checks
+    Decoded once per request: the rate limiter keys on the user, the guard then checks
     revocation and the account. The logout check starts here (DENIED), so it joins the
     rate limiter's Redis round trip."""
     if CLAIMS in request:
         return request[CLAIMS]
-    found: AccessClaims | InvalidToken | None = None
+    found: AccessClaims | tokens.InvalidToken | None = None
     header = request.headers.get(AUTHORIZATION)
     if header is None:  # most requests: no token at all
         request[CLAIMS] = None
@@ -30,9 +156,47 @@ def bearer_claims(request: web.Request) -> AccessClaims | InvalidToken | None:
     if scheme.lower() == "bearer" and token:
         try:
             found = request.app[TOKEN_KEYS].decode(token)
-        except InvalidToken as exc:
+        except tokens.InvalidToken as exc:
             found = exc
         else:  # the logout check rides in the rate-limit decision's Redis batch
             request[DENIED] = request.app[DENYLIST].check_soon(found.jti)
     request[CLAIMS] = found
     return found
+
+
+def is_loopback(address: str | None) -> bool:
+    """True when `address` is a loopback IP (or a unix socket peer, given as '')."""
+    if address is None:
+        return False
+    if address == "":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def direct_loopback(request: web.Request) -> bool:
+    """A loopback peer that is not a reverse proxy forwarding someone else."""
+    return is_loopback(request.remote) and not any(h in request.headers for h in FORWARDING_HEADERS)
+
+
+def bearer_matches(request: web.Request, token: SecretStr) -> bool:
+    header = request.headers.get(AUTHORIZATION, "")
+    if not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[7:].encode(), token.get_secret_value().encode())
+
+
+def require_operator(request: web.Request, token: SecretStr | None, *, variable: str) -> None:
+    """Pass with the bearer token; with no token configured, only direct loopback callers."""
+    if token is None:
+        if direct_loopback(request):
+            return
+        raise Forbidden(f"only loopback callers are served while {variable} is unset")
+    if not request.headers.get(AUTHORIZATION, "").startswith("Bearer "):
+        raise Unauthorized(
+            "a bearer token is required", headers={"WWW-Authenticate": 'Bearer realm="btec"'}
+        )
+    if not bearer_matches(request, token):
+        raise Forbidden("this token is not accepted here")

@@ -10,7 +10,9 @@ from aiohttp import web
 from server.platform.tokens import AccessClaims, InvalidToken
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
-USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication
+USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication, for the log
+# The signed-in user the guard admitted (a users row), for http.deps.user.
+USER: web.RequestKey[dict[str, Any]] = web.RequestKey("user")
 # A bearer token's claims or why it is not valid, decoded once per request (None: no token).
 CLAIMS: web.RequestKey[AccessClaims | InvalidToken | None] = web.RequestKey("claims")
 # The logout (jti denylist) check of a valid bearer token, started with the claims.

@@ -20,7 +20,12 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         ),
     }
 }
-OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {BEARER: []}]
+Security = list[dict[str, list[str]]]
+# The security requirement each kind of route documents (see server.http.guard).
+SIGNED_IN: Security = [{BEARER: []}]
+OPERATOR: Security = [{BEARER: []}]
+PUBLIC: Security = [{}]
+OPTIONAL_BEARER: Security = [{}, {BEARER: []}]
 
 
 class ProblemSchema(Schema):
@@ -190,6 +195,8 @@ def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:
 
 
 COMMON_PROBLEMS = ("internal_error",)
+SIGNED_IN_PROBLEMS = ("unauthorized", "invalid_token", "email_unverified")
+STAFF_PROBLEMS = (*SIGNED_IN_PROBLEMS, "forbidden")
 LIMITED_PROBLEMS = ("rate_limited", "internal_error")
 RATELIMIT_HEADERS = {
     "RateLimit-Policy": {

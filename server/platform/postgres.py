@@ -10,9 +10,9 @@ import asyncpg
 from aiohttp import web
 from asyncpg.pool import PoolConnectionProxy
 
-from server.config.settings import SETTINGS, Settings
+from server.config.settings import Settings
 from server.domain.errors import DatabaseBusy, DatabaseUnavailable
-from server.observability.metrics import METRICS, Metrics
+from server.observability.metrics import Metrics
 from server.observability.probes import Check, Observation, timed
 
 DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
@@ -93,12 +93,6 @@ async def acquire(
         raise
     else:
         await conn_cm.__aexit__(None, None, None)
-
-
-def connection(request: web.Request) -> contextlib.AbstractAsyncContextManager[PoolConnectionProxy]:
-    """The request's way to a pooled connection: `async with connection(request) as conn:`."""
-    app = request.app
-    return acquire(app[DB_POOL], app[METRICS], app[SETTINGS].db_pool_acquire_timeout)
 
 
 @contextlib.asynccontextmanager

@@ -23,8 +23,8 @@ from server.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from server.services.units import ASSIGNMENTS_TAG, Connect
-from server.store import Conn
+from server.services.units import ASSIGNMENTS_TAG
+from server.store import Conn, Connect
 from server.store import assignments as store
 from server.store import units as units_store
 

@@ -18,8 +18,7 @@ from server.platform.denylist import Denylist
 from server.platform.passwords import Passwords
 from server.platform.tokens import AccessClaims, TokenKeys, digest
 from server.ratelimit.loginguard import LoginGuard
-from server.services.units import Connect
-from server.store import sessions
+from server.store import Connect, sessions
 from server.store import users as store
 
 log = get_logger("btec.auth")

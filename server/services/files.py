@@ -1,23 +1,78 @@
-"""What happens to an uploaded file after the upload: its virus scan and the verdict's effects."""
+"""Uploaded files after the upload: who may see, download and delete them, their virus scan
+and the verdict's effects. (Taking an upload in is server.services.uploads.)"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import asyncpg
+
+from server.domain.errors import FileInUse, FileNotAvailable, Forbidden, NotFound
+from server.observability.logging import get_logger
 from server.platform.clamd import Clamd, ScanError, Verdict
 from server.platform.storage import Storage, StorageError
-from server.store import Conn
+from server.store import Connect
 from server.store import files as store
 from server.store import users as users_store
 
-Db = Callable[[], AbstractAsyncContextManager[Conn]]
+log = get_logger("btec.files")
+READERS = frozenset({"assessor", "admin"})  # besides the owner
+
+
+async def visible(*, db: Connect, user: dict[str, Any], file_id: str) -> dict[str, Any]:
+    """The file, if this user may see it: the owner, assessors and admins. Anyone else gets
+    the same 404 as for a file that does not exist."""
+    try:
+        found = uuid.UUID(file_id)
+    except ValueError:
+        raise NotFound("no such file") from None
+    async with db() as conn:
+        row = await store.by_id(conn, found)
+    if row is None or (row["owner_id"] != user["id"] and user["role"] not in READERS):
+        raise NotFound("no such file")
+    return row
+
+
+async def for_download(
+    *, db: Connect, user: dict[str, Any], file_id: str, serves_unscanned: bool
+) -> dict[str, Any]:
+    """The file, if this user may see it and it may be downloaded: once a scan found it
+    clean, or `unscanned` where the deployment serves unscanned files."""
+    row = await visible(db=db, user=user, file_id=file_id)
+    status = row["scan_status"]
+    if not (status == "clean" or (status == "unscanned" and serves_unscanned)):
+        raise FileNotAvailable(f"the file's scan status is {status}")
+    return row
+
+
+async def delete(*, db: Connect, storage: Storage, user: dict[str, Any], file_id: str) -> None:
+    """The owner or an admin deletes a file: the row, then the stored bytes. A file that is
+    evidence in a submission stays."""
+    row = await visible(db=db, user=user, file_id=file_id)
+    if row["owner_id"] != user["id"] and user["role"] != "admin":
+        raise Forbidden("only the owner or an admin may delete a file")
+    async with db() as conn:
+        try:
+            gone = await store.delete(conn, row["id"])
+        except asyncpg.ForeignKeyViolationError:
+            raise FileInUse("a submission uses this file as evidence") from None
+    if gone is not None:
+        await asyncio.shield(discard(storage, gone["storage_key"]))
+
+
+async def discard(storage: Storage, key: str) -> None:
+    """Remove stored bytes whose row failed or went; a storage error is logged (the object
+    is orphaned, not recorded) and does not hide the caller's own failure."""
+    try:
+        await storage.delete(key)
+    except StorageError as exc:
+        log.warning("file_orphaned", storage_key=key, error=str(exc))
 
 
 async def scan(
-    *, db: Db, storage: Storage, scanner: Clamd, file_id: uuid.UUID, last_try: bool
+    *, db: Connect, storage: Storage, scanner: Clamd, file_id: uuid.UUID, last_try: bool
 ) -> dict[str, Any]:
     """Scan a pending file and record the verdict. A scanner failure raises (the job is
     retried) until `last_try`, when the file is marked `error`: never `clean`. An infected

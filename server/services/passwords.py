@@ -9,10 +9,12 @@ from typing import Any
 from urllib.parse import quote
 
 from server.domain.errors import DomainError, ValidationFailed
+from server.jobs.queue import Jobs
 from server.platform.passwords import Passwords, password_problem
-from server.platform.tokens import digest
-from server.services.units import Connect
-from server.store import resets, sessions
+from server.platform.tokens import TokenKeys, digest
+from server.services import notices
+from server.services.auth import Session, open_session
+from server.store import Connect, resets, sessions
 from server.store import users as store
 
 # The one answer of /password/forgot, whether or not the address has an account.
@@ -32,6 +34,13 @@ class WrongPassword(DomainError):
     status = 400
     code = "wrong_password"
     title = "The current password is wrong"
+
+
+async def request_reset(*, jobs: Jobs, email: str) -> dict[str, str]:
+    """Queue a reset link for the account using `email`, if one does; the same answer either
+    way (the job looks the account up, so both ways take the same work here)."""
+    await notices.password_reset(jobs, email)
+    return FORGOT_ANSWER
 
 
 async def issue_reset(
@@ -71,10 +80,11 @@ def _usable(reset: dict[str, Any] | None) -> bool:
 
 
 async def reset_password(
-    *, db: Connect, passwords: Passwords, token: str, password: str
+    *, db: Connect, passwords: Passwords, jobs: Jobs, token: str, password: str
 ) -> dict[str, Any]:
     """Set the password with a reset token: once, before it expires, and only while the
-    password is still the one it was issued under. Returns the user."""
+    password is still the one it was issued under; the account is told by mail. Returns the
+    user."""
     if why := password_problem(password):
         raise ValidationFailed(errors={"password": [why]})
     token_hash = digest(token)
@@ -89,14 +99,23 @@ async def reset_password(
         await _new_password(conn, reset["user_id"], hashed)
         user = await store.by_id(conn, reset["user_id"])
     assert user is not None
+    await notices.password_changed(jobs, user)
     return user
 
 
 async def change_password(
-    *, db: Connect, passwords: Passwords, user: dict[str, Any], current: str, new: str
-) -> dict[str, Any]:
+    *,
+    db: Connect,
+    passwords: Passwords,
+    jobs: Jobs,
+    keys: TokenKeys,
+    refresh_days: float,
+    user: dict[str, Any],
+    current: str,
+    new: str,
+) -> Session:
     """A new password from the signed-in user, who proves the current one. Every session
-    ends; returns the user as it is now (to open a new session)."""
+    ends, the account is told by mail, and this device gets a new session."""
     if why := password_problem(new):
         raise ValidationFailed(errors={"new_password": [why]})
     if not await passwords.verify(user["password_hash"], current):
@@ -106,4 +125,5 @@ async def change_password(
         await _new_password(conn, user["id"], hashed)
         changed = await store.by_id(conn, user["id"])
     assert changed is not None
-    return changed
+    await notices.password_changed(jobs, changed)
+    return await open_session(db=db, keys=keys, user=changed, refresh_days=refresh_days)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from server.domain import grading, similarity
@@ -33,11 +34,14 @@ from server.domain.errors import (
     NotAssessor,
     NotFound,
     SubmissionGraded,
+    ValidationFailed,
     WrongAssignment,
 )
+from server.jobs.queue import Jobs
+from server.observability.metrics import Metrics
+from server.services import notices
 from server.services.files import public
-from server.services.units import Connect
-from server.store import Conn
+from server.store import Conn, Connect
 from server.store import assignments as assignments_store
 from server.store import submissions as store
 
@@ -46,15 +50,54 @@ Outcome = Literal["first", "resubmission", "unchanged"]
 REFUSED_SCANS = frozenset({"infected", "error"})
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much one submission may carry (BTEC_SUBMISSION_MAX_CHARS and _MAX_FILES)."""
+
+    max_chars: int
+    max_files: int
+
+    def check(self, answer: str, file_ids: Sequence[uuid.UUID]) -> None:
+        if len(answer) > self.max_chars:
+            raise ValidationFailed(
+                f"the answer has {len(answer)} characters; at most {self.max_chars} are taken",
+                errors={"answer": [f"Longer than {self.max_chars} characters."]},
+            )
+        if len(file_ids) > self.max_files:
+            raise ValidationFailed(errors={"file_ids": [f"At most {self.max_files} files."]})
+
+
 async def submit(
     *,
+    db: Connect,
+    jobs: Jobs,
+    metrics: Metrics,
+    limits: Limits,
+    student: dict[str, Any],
+    assignment_id: int,
+    answer: str,
+    file_ids: Sequence[uuid.UUID],
+) -> tuple[dict[str, Any], Outcome]:
+    """Submit or resubmit within the limits; new work is counted and a similarity check
+    follows it. Returns the submission and what happened to it."""
+    limits.check(answer, file_ids)
+    document, outcome = await _save(db, student, assignment_id, answer, file_ids)
+    if outcome != "unchanged":  # a client's retry of the same work: nothing to check again
+        metrics.submissions.labels(outcome, "true" if document["late"] else "false").inc()
+        await jobs.follow_up(
+            "check_similarity", key=f"similarity:{document['id']}:{document['resubmissions']}",
+            submission_id=document["id"], resubmissions=document["resubmissions"],
+        )  # fmt: skip
+    return document, outcome
+
+
+async def _save(
     db: Connect,
     student: dict[str, Any],
     assignment_id: int,
     answer: str,
     file_ids: Sequence[uuid.UUID],
 ) -> tuple[dict[str, Any], Outcome]:
-    """Submit or resubmit; returns the submission and what happened to it."""
     async with db() as conn, conn.transaction():
         assignment = await assignments_store.lock(conn, assignment_id, share=True)
         if assignment is None:
@@ -227,6 +270,28 @@ def _code_order(code: str) -> tuple[int, int, str]:
 async def give_grade(
     *,
     db: Connect,
+    jobs: Jobs,
+    metrics: Metrics,
+    public_url: str,
+    assessor: dict[str, Any],
+    submission_id: int,
+    assignment_id: int,
+    marks: dict[str, bool],
+    feedback: str,
+    if_match: int | None,
+) -> dict[str, Any]:
+    """Grade a submission (or change its grade): the rules in this module's docstring. The
+    grade is counted and the student told by mail. Returns the grade."""
+    given, notice = await _grade(
+        db, assessor, submission_id, assignment_id, marks, feedback, if_match
+    )
+    metrics.grades.labels(given["overall"]).inc()
+    await notices.grade_released(jobs, given, notice, public_url)
+    return given
+
+
+async def _grade(
+    db: Connect,
     assessor: dict[str, Any],
     submission_id: int,
     assignment_id: int,
@@ -234,8 +299,6 @@ async def give_grade(
     feedback: str,
     if_match: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Grade a submission (or change its grade): the rules in this module's docstring.
-    Returns the grade and what the notice to the student says."""
     async with db() as conn, conn.transaction():
         actual = await store.assignment_of(conn, submission_id)
         if actual is None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,9 +10,9 @@ import asyncpg
 
 from server.cache.core import Cache, EncodedJSON, cached
 from server.domain.errors import NotFound, UnitCodeTaken, UnitInUse, ValidationFailed
+from server.store import Connect
 from server.store import units as store
 
-Connect = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
 TAG = "units"
 # Assignment documents carry their unit's code and title: a unit's change reaches them too.
 ASSIGNMENTS_TAG = "assignments"

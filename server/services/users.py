@@ -7,10 +7,11 @@ import unicodedata
 from typing import Any
 
 from server.domain.errors import EmailTaken, NotFound, ValidationFailed
+from server.jobs.queue import Jobs
 from server.platform.passwords import Passwords, password_problem
+from server.services import notices
 from server.services.passwords import WrongPassword
-from server.services.units import Connect
-from server.store import sessions
+from server.store import Connect, sessions
 from server.store import users as store
 
 ROLES = store.ROLES
@@ -76,6 +77,18 @@ async def create_user(
     if user is None:
         raise EmailTaken("an account uses this email address")
     return public(user)
+
+
+async def register(
+    *, db: Connect, passwords: Passwords, jobs: Jobs, email: str, full_name: str, password: str
+) -> dict[str, Any]:
+    """A student account of one's own, unverified until the link mailed to it is confirmed."""
+    user = await create_user(
+        db=db, passwords=passwords, email=email, full_name=full_name, role="student",
+        password=password, verified=False,
+    )  # fmt: skip
+    await notices.verification(jobs, user["id"])
+    return user
 
 
 async def _existing(db: Connect, email: str) -> dict[str, Any]:
@@ -153,15 +166,16 @@ async def update_me(
     *,
     db: Connect,
     passwords: Passwords,
+    jobs: Jobs,
     user: dict[str, Any],
     full_name: str | None,
     email: str | None,
     current_password: str | None,
-) -> tuple[dict[str, Any], str | None]:
+) -> dict[str, Any]:
     """The signed-in user's own changes: a new name at once; a new address only once it is
-    confirmed from a link mailed to it (the caller queues that mail), and only with the
-    current password, so a stolen access token cannot take the account over. Returns the
-    profile and the address waiting for confirmation, if any."""
+    confirmed from a link mailed to it, and only with the current password, so a stolen
+    access token cannot take the account over. Returns the profile with the address waiting
+    for confirmation (`pending_email`), if any."""
     problems: dict[str, list[str]] = {}
     if full_name is not None:
         full_name = _clean_name(full_name)
@@ -183,4 +197,6 @@ async def update_me(
     if full_name is not None and full_name != user["full_name"]:
         async with db() as conn:
             user = await store.update(conn, user["id"], {"full_name": full_name}) or user
-    return public(user), pending
+    if pending is not None:
+        await notices.email_change(jobs, user["id"], pending)
+    return public(user) | {"pending_email": pending}

@@ -10,10 +10,11 @@ from typing import Any
 from urllib.parse import quote
 
 from server.domain.errors import DomainError, EmailTaken
+from server.jobs.queue import Jobs
 from server.platform.tokens import digest
-from server.services.units import Connect
+from server.services import notices
+from server.store import Connect, verifications
 from server.store import users as store
-from server.store import verifications
 
 LIFETIME = dt.timedelta(hours=24)
 RESEND_ANSWER = {
@@ -74,9 +75,18 @@ async def preview(*, db: Connect, token: str) -> dict[str, Any]:
     return {"email": row["email"], "confirm": "POST this token to confirm the address"}
 
 
-async def confirm(*, db: Connect, token: str) -> tuple[dict[str, Any], str | None]:
+async def resend(*, jobs: Jobs, user: dict[str, Any]) -> dict[str, str]:
+    """The verification link again, while the address needs it; the same answer either way
+    (the job's key is the cooldown)."""
+    if user["email_verified_at"] is None:
+        await notices.verification(jobs, user["id"])
+    return RESEND_ANSWER
+
+
+async def confirm(*, db: Connect, jobs: Jobs, token: str) -> dict[str, Any]:
     """Mark the address verified: once, within 24 hours, for the address it was sent to.
-    Returns the user and, when the token carried a new address, the address it replaced."""
+    When the token carried a new address, the old one is told where the account went.
+    Returns the user."""
     async with db() as conn, conn.transaction():
         row = await verifications.find(conn, digest(token), lock=True)
         if row is None or not _usable(row):
@@ -85,4 +95,6 @@ async def confirm(*, db: Connect, token: str) -> tuple[dict[str, Any], str | Non
             raise EmailTaken("another account uses this email address now")
         user = await store.by_id(conn, row["user_id"])
     assert user is not None
-    return user, row["current_email"] if row["new_address"] else None
+    if row["new_address"]:
+        await notices.email_changed(jobs, user, row["current_email"])
+    return user

@@ -35,7 +35,7 @@ async def send_email(
             template=template,
             to=to,
             sender=settings.smtp_from,
-            context=context,
+            context={"service": settings.service_id, **context},
             request_id=job.meta.get("request_id"),
         )
     except (ValueError, TypeError, LookupError) as exc:  # bad address or template data

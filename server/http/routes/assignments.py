@@ -3,7 +3,6 @@ and the assessors named on them (rules in server.services.assignments)."""
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Any
 
@@ -11,33 +10,25 @@ from aiohttp import web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from server.cache.core import CACHE
-from server.domain.fields import printable, require
+from server.domain.fields import free_text, printable, require
 from server.domain.grading import CODE
+from server.http import deps
 from server.http.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
-from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
+from server.http.guard import roles
+from server.http.openapi import (
+    LIMITED_PROBLEMS,
+    SIGNED_IN,
+    SIGNED_IN_PROBLEMS,
+    STAFF_PROBLEMS,
+    json_response,
+    problem_responses,
+)
 from server.http.ratelimit import alongside
-from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user, roles
-from server.platform.postgres import connection
+from server.http.responses import answer, no_content
 from server.services import assignments
-from server.services.units import Connect
 
 routes = web.RouteTableDef()
 ID = validate.Range(1, 2**63 - 1)
-SIGNED_IN_PROBLEMS = ("unauthorized", "invalid_token", "email_unverified")
-STAFF_PROBLEMS = (*SIGNED_IN_PROBLEMS, "forbidden")
-
-
-# Unicode's control characters (category Cc) but tab and line breaks, and lone surrogates (Cs),
-# which neither PostgreSQL nor mail can carry.
-NOT_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def free_text(value: str) -> None:
-    """Prose: line breaks and tabs allowed; other control characters and lone surrogates
-    refused. One regular expression: an answer may be 100,000 characters long."""
-    if NOT_PROSE.search(value):
-        raise ValidationError("Control characters other than line breaks and tabs are not allowed.")
 
 
 def _title(value: str) -> str:
@@ -167,10 +158,6 @@ SUMMARY_EXAMPLE = {
 }
 
 
-def _db(request: web.Request) -> Connect:
-    return lambda: connection(request)
-
-
 @docs(
     tags=["assignments"],
     summary="List assignments (anyone signed in)",
@@ -193,11 +180,10 @@ def _db(request: web.Request) -> Connect:
 @alongside
 @routes.get("/api/v1/assignments", name="assignments")
 async def catalogue(request: web.Request) -> web.Response:
-    await current_user(request)
-    query = request["querystring"]
+    q = deps.query(request)
     page = await assignments.catalogue(
-        db=_db(request), cache=request.app[CACHE], unit_id=query.get("unit"),
-        q=query["q"], limit=query["limit"], offset=query["offset"],
+        db=deps.db(request), cache=deps.cache(request), unit_id=q.get("unit"), q=q["q"],
+        limit=q["limit"], offset=q["offset"],
     )  # fmt: skip
     return cacheable_json(request, page)
 
@@ -220,9 +206,8 @@ async def catalogue(request: web.Request) -> web.Response:
 @alongside
 @routes.get("/api/v1/assignments/{id}", name="assignment")
 async def one(request: web.Request) -> web.Response:
-    await current_user(request)
     found = await assignments.assignment(
-        db=_db(request), cache=request.app[CACHE], assignment_id=request["match_info"]["id"]
+        db=deps.db(request), cache=deps.cache(request), assignment_id=deps.path(request)["id"]
     )
     return cacheable_json(request, found)
 
@@ -244,12 +229,11 @@ async def one(request: web.Request) -> web.Response:
 @roles("admin", "assessor")
 @routes.post("/api/v1/assignments", name="assignments_create")
 async def create(request: web.Request) -> web.Response:
-    user = await current_user(request)
     made = await assignments.create(
-        db=_db(request), cache=request.app[CACHE], user=user, data=request["data"]
-    )
-    headers = {"Location": f"/api/v1/assignments/{made['id']}", **NO_STORE}
-    return web.json_response(made, status=201, headers=headers)
+        db=deps.db(request), cache=deps.cache(request), user=deps.user(request),
+        data=deps.body(request),
+    )  # fmt: skip
+    return answer(made, 201, location=f"/api/v1/assignments/{made['id']}")
 
 
 @docs(
@@ -277,12 +261,11 @@ async def create(request: web.Request) -> web.Response:
 @roles("admin", "assessor")
 @routes.patch("/api/v1/assignments/{id}", name="assignments_update")
 async def update(request: web.Request) -> web.Response:
-    user = await current_user(request)
     changed = await assignments.update(
-        db=_db(request), cache=request.app[CACHE], user=user,
-        assignment_id=request["match_info"]["id"], changes=dict(request["data"]),
+        db=deps.db(request), cache=deps.cache(request), user=deps.user(request),
+        assignment_id=deps.path(request)["id"], changes=dict(deps.body(request)),
     )  # fmt: skip
-    return web.json_response(changed, headers=NO_STORE)
+    return answer(changed)
 
 
 @docs(
@@ -306,9 +289,8 @@ async def update(request: web.Request) -> web.Response:
 @roles("admin", "assessor")
 @routes.delete("/api/v1/assignments/{id}", name="assignments_delete")
 async def delete(request: web.Request) -> web.Response:
-    user = await current_user(request)
     await assignments.delete(
-        db=_db(request), cache=request.app[CACHE], user=user,
-        assignment_id=request["match_info"]["id"],
+        db=deps.db(request), cache=deps.cache(request), user=deps.user(request),
+        assignment_id=deps.path(request)["id"],
     )  # fmt: skip
-    return web.Response(status=204, headers=NO_STORE)
+    return no_content()

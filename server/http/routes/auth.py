@@ -1,48 +1,34 @@
 """Accounts over HTTP: registration and email verification, signing in and out, refresh,
-password reset and change, the signed-in user's profile, and the one bearer check every
-protected route makes (including what unverified users may do)."""
+and password reset and change (rules in server.services: auth, users, verification,
+passwords)."""
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 from marshmallow import Schema, fields, validate
 
-from server.config.settings import SETTINGS
-from server.domain.errors import EmailUnverified, Forbidden, InvalidToken, Unauthorized
 from server.domain.fields import MailAddress
-from server.http.guard import bearer_claims
-from server.http.keys import DENIED, USER_ID
-from server.http.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
+from server.http import deps
+from server.http.examples import REFRESH_EXAMPLE, SESSION_EXAMPLE, USER_EXAMPLE
+from server.http.guard import public, unverified_allowed
+from server.http.openapi import (
+    LIMITED_PROBLEMS,
+    PUBLIC,
+    SIGNED_IN,
+    json_response,
+    problem_responses,
+)
 from server.http.ratelimit import limited
-from server.jobs.queue import JOBS
-from server.platform import tokens as token_infra
-from server.platform.denylist import DENYLIST
-from server.platform.passwords import MAX_LENGTH, PASSWORDS
-from server.platform.postgres import connection
-from server.platform.tokens import TOKEN_KEYS, AccessClaims
-from server.ratelimit.loginguard import LOGIN_GUARD
-from server.services import auth, verification
+from server.http.responses import answer, no_content
+from server.platform.passwords import MAX_LENGTH
+from server.services import auth, users, verification
 from server.services import passwords as password_service
 from server.services.passwords import FORGOT_ANSWER
-from server.services.users import create_user
 
 routes = web.RouteTableDef()
-H = TypeVar("H", bound=Callable[..., Any])
-ROLES_ATTR = "__btec_roles__"
-NO_STORE = {"Cache-Control": "no-store"}
-SIGNED_IN: list[dict[str, list[str]]] = [{BEARER: []}]
-# What a signed-in user whose address is not verified yet may do; every other protected
-# route answers 403 email_unverified (checked in signed_in, the one bearer check).
-UNVERIFIED_MAY = frozenset(
-    {"users_me", "users_me_update", "auth_verify_request", "auth_logout", "auth_logout_all"}
-)
-REFRESH_EXAMPLE = "q2Xo4l0o1o4-5pY0i3M9g0dT6a8u1bQx2n6Jc0Wk3rE"
 
 
 def _refresh_field(**options: Any) -> fields.Str:
@@ -70,59 +56,6 @@ class LogoutSchema(Schema):
     refresh_token = _refresh_field(load_default=None)
 
 
-async def signed_in(request: web.Request) -> tuple[dict[str, Any], AccessClaims]:
-    """The signed-in user and the token's claims; 401 with WWW-Authenticate else."""
-    claims = bearer_claims(request)
-    if claims is None:
-        raise Unauthorized("a bearer access token is required")
-    if isinstance(claims, token_infra.InvalidToken):
-        raise InvalidToken(str(claims))
-    user = await auth.authenticate(
-        db=lambda: connection(request), claims=claims, denied=request.get(DENIED)
-    )
-    request[USER_ID] = str(user["id"])
-    if user["email_verified_at"] is None and request.match_info.route.name not in UNVERIFIED_MAY:
-        raise EmailUnverified("verify your email address first: see /api/v1/auth/verify/request")
-    needed = getattr(request.match_info.handler, ROLES_ATTR, None)
-    if needed is not None and user["role"] not in needed:
-        raise Forbidden(f"this needs the role {' or '.join(sorted(needed))}")
-    return user, claims
-
-
-def roles(*names: str) -> Callable[[H], H]:
-    """Declare who may call a route where it is defined: `@roles("admin")`. Checked in
-    signed_in, with the account's role as it is now."""
-
-    def mark(handler: H) -> H:
-        setattr(handler, ROLES_ATTR, frozenset(names))
-        return handler
-
-    return mark
-
-
-async def current_user(request: web.Request) -> dict[str, Any]:
-    return (await signed_in(request))[0]
-
-
-SESSION_EXAMPLE = {
-    "access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImswIn0.eyJzdWIiOiI3In0.c2ln",
-    "token_type": "Bearer",
-    "expires_in": 900,
-    "refresh_token": REFRESH_EXAMPLE,
-    "refresh_expires_in": 2592000,
-}
-USER_EXAMPLE = {
-    "id": 7,
-    "email": "assessor@college.example.ac.uk",
-    "full_name": "Sam Assessor",
-    "role": "assessor",
-    "is_active": True,
-    "email_verified_at": "2026-09-01T08:05:00+00:00",
-    "created_at": "2026-09-01T08:00:00+00:00",
-    "updated_at": "2026-09-01T08:05:00+00:00",
-}
-
-
 @docs(
     tags=["auth"],
     summary="Sign in with email and password",
@@ -132,7 +65,7 @@ USER_EXAMPLE = {
     "same work. Limited per client IP, and per account: after BTEC_LOGIN_BACKOFF_AFTER "
     "failures in a row an address must wait (429 `login_throttled` with `Retry-After`), "
     "twice as long after each further failure, up to BTEC_LOGIN_BACKOFF_MAX_SECONDS.",
-    security=[{}],
+    security=PUBLIC,
     responses={
         200: json_response("Signed in", SESSION_EXAMPLE),
         **problem_responses(
@@ -147,16 +80,16 @@ USER_EXAMPLE = {
 @request_schema(LoginSchema, example={"email": "assessor@college.example.ac.uk",
                                       "password": "correct horse battery staple"})  # fmt: skip
 @limited("auth_login", "10/60:closed")
+@public
 @routes.post("/api/v1/auth/login", name="auth_login")
 async def login(request: web.Request) -> web.Response:
-    body, app = request["data"], request.app
+    body = deps.body(request)
     session = await auth.login(
-        db=lambda: connection(request), passwords=app[PASSWORDS],
-        keys=app[TOKEN_KEYS], guard=app[LOGIN_GUARD], email=body["email"],
-        password=body["password"],
-        refresh_days=app[SETTINGS].refresh_token_days,
+        db=deps.db(request), passwords=deps.passwords(request), keys=deps.token_keys(request),
+        guard=deps.login_guard(request), email=body["email"], password=body["password"],
+        refresh_days=deps.settings(request).refresh_token_days,
     )  # fmt: skip
-    return web.json_response(session.as_dict(), headers=NO_STORE)
+    return answer(session.as_dict())
 
 
 @docs(
@@ -164,7 +97,7 @@ async def login(request: web.Request) -> web.Response:
     summary="Trade a refresh token for a new access and refresh token",
     description="Each refresh token works once. Presenting one that was already used revokes "
     "every token of that sign-in (it was stolen or replayed): sign in again.",
-    security=[{}],
+    security=PUBLIC,
     responses={
         200: json_response("A new pair", SESSION_EXAMPLE),
         **problem_responses(
@@ -174,15 +107,15 @@ async def login(request: web.Request) -> web.Response:
 )
 @request_schema(RefreshSchema, example={"refresh_token": REFRESH_EXAMPLE})
 @limited("auth_refresh", "30/60:closed")
+@public
 @routes.post("/api/v1/auth/refresh", name="auth_refresh")
 async def refresh(request: web.Request) -> web.Response:
-    app = request.app
     session = await auth.refresh(
-        db=lambda: connection(request), keys=app[TOKEN_KEYS],
-        refresh_token=request["data"]["refresh_token"],
-        refresh_days=app[SETTINGS].refresh_token_days,
+        db=deps.db(request), keys=deps.token_keys(request),
+        refresh_token=deps.body(request)["refresh_token"],
+        refresh_days=deps.settings(request).refresh_token_days,
     )  # fmt: skip
-    return web.json_response(session.as_dict(), headers=NO_STORE)
+    return answer(session.as_dict())
 
 
 @docs(
@@ -199,14 +132,14 @@ async def refresh(request: web.Request) -> web.Response:
     },
 )
 @request_schema(LogoutSchema, example={"refresh_token": REFRESH_EXAMPLE})
+@unverified_allowed
 @routes.post("/api/v1/auth/logout", name="auth_logout")
 async def logout(request: web.Request) -> web.Response:
-    user, claims = await signed_in(request)
     await auth.logout(
-        db=lambda: connection(request), denylist=request.app[DENYLIST],
-        user_id=user["id"], claims=claims, refresh_token=request["data"]["refresh_token"],
+        db=deps.db(request), denylist=deps.denylist(request), user_id=deps.user(request)["id"],
+        claims=deps.claims(request), refresh_token=deps.body(request)["refresh_token"],
     )  # fmt: skip
-    return web.Response(status=204, headers=NO_STORE)
+    return no_content()
 
 
 @docs(
@@ -219,11 +152,11 @@ async def logout(request: web.Request) -> web.Response:
         **problem_responses("unauthorized", "invalid_token", *LIMITED_PROBLEMS),
     },
 )
+@unverified_allowed
 @routes.post("/api/v1/auth/logout-all", name="auth_logout_all")
 async def logout_all(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    await auth.logout_all(db=lambda: connection(request), user_id=user["id"])
-    return web.Response(status=204, headers=NO_STORE)
+    await auth.logout_all(db=deps.db(request), user_id=deps.user(request)["id"])
+    return no_content()
 
 
 class ForgotSchema(Schema):
@@ -252,22 +185,13 @@ class ChangeSchema(Schema):
     )  # fmt: skip
 
 
-async def _tell_password_changed(request: web.Request, user: dict[str, Any]) -> None:
-    settings = request.app[SETTINGS]
-    await request.app[JOBS].enqueue(
-        "send_email", key=f"password-changed:{user['id']}:{user['token_version']}",
-        template="password-changed", to=user["email"],
-        context={"name": user["full_name"], "service": settings.service_id},
-    )  # fmt: skip
-
-
 @docs(
     tags=["auth"],
     summary="Ask for a password-reset link by mail",
     description="Always 202 with the same body, whether or not an account uses the address; "
     "the link (valid BTEC_RESET_TOKEN_MINUTES, once) goes by mail through the job queue. At "
     "most one message per address every 2 minutes; limited per client IP.",
-    security=[{}],
+    security=PUBLIC,
     responses={
         202: json_response("Accepted", FORGOT_ANSWER),
         **problem_responses(
@@ -277,13 +201,13 @@ async def _tell_password_changed(request: web.Request, user: dict[str, Any]) -> 
 )
 @request_schema(ForgotSchema)
 @limited("auth_forgot", "5/300:closed")
+@public
 @routes.post("/api/v1/auth/password/forgot", name="auth_password_forgot")
 async def forgot(request: web.Request) -> web.Response:
-    email = request["data"]["email"]
-    await request.app[JOBS].enqueue(
-        "send_password_reset", key=f"password-reset:{address_key(email)}:{cooldown()}", email=email
+    said = await password_service.request_reset(
+        jobs=deps.jobs(request), email=deps.body(request)["email"]
     )
-    return web.json_response(FORGOT_ANSWER, status=202, headers=NO_STORE)
+    return answer(said, 202)
 
 
 @docs(
@@ -292,7 +216,7 @@ async def forgot(request: web.Request) -> web.Response:
     description="The token works once, within BTEC_RESET_TOKEN_MINUTES, and only while the "
     "password is the one it was issued under. Every session of the account ends and a "
     "notice is mailed; sign in again with the new password.",
-    security=[{}],
+    security=PUBLIC,
     responses={
         200: json_response("Changed", {"status": "password_changed"}),
         **problem_responses(
@@ -302,15 +226,15 @@ async def forgot(request: web.Request) -> web.Response:
 )
 @request_schema(ResetSchema)
 @limited("auth_reset", "10/300:closed")
+@public
 @routes.post("/api/v1/auth/password/reset", name="auth_password_reset")
 async def reset(request: web.Request) -> web.Response:
-    body = request["data"]
-    user = await password_service.reset_password(
-        db=lambda: connection(request), passwords=request.app[PASSWORDS],
+    body = deps.body(request)
+    await password_service.reset_password(
+        db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
         token=body["token"], password=body["password"],
     )  # fmt: skip
-    await _tell_password_changed(request, user)
-    return web.json_response({"status": "password_changed"}, headers=NO_STORE)
+    return answer({"status": "password_changed"})
 
 
 @docs(
@@ -335,18 +259,13 @@ async def reset(request: web.Request) -> web.Response:
 @limited("auth_change", "10/300:closed")
 @routes.post("/api/v1/auth/password/change", name="auth_password_change")
 async def change(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    body, app = request["data"], request.app
-    changed = await password_service.change_password(
-        db=lambda: connection(request), passwords=app[PASSWORDS], user=user,
-        current=body["current_password"], new=body["new_password"],
+    body = deps.body(request)
+    session = await password_service.change_password(
+        db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
+        keys=deps.token_keys(request), refresh_days=deps.settings(request).refresh_token_days,
+        user=deps.user(request), current=body["current_password"], new=body["new_password"],
     )  # fmt: skip
-    await _tell_password_changed(request, changed)
-    session = await auth.open_session(
-        db=lambda: connection(request), keys=app[TOKEN_KEYS], user=changed,
-        refresh_days=app[SETTINGS].refresh_token_days,
-    )  # fmt: skip
-    return web.json_response(session.as_dict(), headers=NO_STORE)
+    return answer(session.as_dict())
 
 
 class RegisterSchema(Schema):
@@ -367,29 +286,13 @@ class VerifySchema(Schema):
     )  # fmt: skip
 
 
-async def _send_verification(request: web.Request, user_id: int) -> None:
-    await request.app[JOBS].enqueue(
-        "send_verification", key=f"verify:{user_id}:{cooldown()}", user_id=user_id
-    )
-
-
-def cooldown() -> int:
-    """The 2-minute window a link mail is keyed on: repeats within it send nothing more."""
-    return int(time.time() // 120)
-
-
-def address_key(email: str) -> str:
-    """An address in a job key, without the address itself (job keys show in saq's UI)."""
-    return hashlib.sha256(email.lower().encode()).hexdigest()[:16]
-
-
 @docs(
     tags=["auth"],
     summary="Create a student account",
     description="The account starts unverified: a verification link goes by mail through the "
     "job queue. Until it is confirmed, signing in works but only the profile, resending the "
     "link and signing out are allowed. 409 `email_taken` if an account uses the address.",
-    security=[{}],
+    security=PUBLIC,
     responses={
         201: json_response(
             "Created", USER_EXAMPLE | {"role": "student", "email_verified_at": None}
@@ -405,16 +308,15 @@ def address_key(email: str) -> str:
 )
 @request_schema(RegisterSchema)
 @limited("auth_register", "5/3600:closed")
+@public
 @routes.post("/api/v1/auth/register", name="auth_register")
 async def register(request: web.Request) -> web.Response:
-    body = request["data"]
-    user = await create_user(
-        db=lambda: connection(request), passwords=request.app[PASSWORDS],
-        email=body["email"], full_name=body["full_name"], role="student",
-        password=body["password"], verified=False,
+    body = deps.body(request)
+    user = await users.register(
+        db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
+        email=body["email"], full_name=body["full_name"], password=body["password"],
     )  # fmt: skip
-    await _send_verification(request, user["id"])
-    return web.json_response(user, status=201, headers=NO_STORE)
+    return answer(user, 201)
 
 
 @docs(
@@ -431,12 +333,11 @@ async def register(request: web.Request) -> web.Response:
     },
 )
 @limited("auth_verify_request", "5/86400:closed")
+@unverified_allowed
 @routes.post("/api/v1/auth/verify/request", name="auth_verify_request")
 async def verify_request(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    if user["email_verified_at"] is None:
-        await _send_verification(request, user["id"])
-    return web.json_response(verification.RESEND_ANSWER, status=202, headers=NO_STORE)
+    said = await verification.resend(jobs=deps.jobs(request), user=deps.user(request))
+    return answer(said, 202)
 
 
 @docs(
@@ -444,7 +345,7 @@ async def verify_request(request: web.Request) -> web.Response:
     summary="What confirming this verification link would do",
     description="Changes nothing (link scanners only GET): the page shows the address and "
     "asks the user to confirm, which POSTs the token.",
-    security=[{}],
+    security=PUBLIC,
     parameters=[{"in": "query", "name": "token", "required": True, "schema": {"type": "string"}}],
     responses={
         200: json_response(
@@ -457,11 +358,11 @@ async def verify_request(request: web.Request) -> web.Response:
         **problem_responses("invalid_verify_token", *LIMITED_PROBLEMS),
     },
 )
+@public
 @routes.get("/api/v1/auth/verify/confirm", name="auth_verify_preview")
 async def verify_preview(request: web.Request) -> web.Response:
     token = request.query.get("token", "")[:200]
-    found = await verification.preview(db=lambda: connection(request), token=token)
-    return web.json_response(found, headers=NO_STORE)
+    return answer(await verification.preview(db=deps.db(request), token=token))
 
 
 @docs(
@@ -470,7 +371,7 @@ async def verify_preview(request: web.Request) -> web.Response:
     description="Once, within 24 hours, and only for the address the link was sent to. A "
     "link for a new address (from `PATCH /users/me`) makes it the account's address and mails "
     "a notice to the old one; 409 `email_taken` if another account took it meanwhile.",
-    security=[{}],
+    security=PUBLIC,
     responses={
         200: json_response(
             "Verified", {"status": "verified", "email": "student@college.example.ac.uk"}
@@ -487,16 +388,10 @@ async def verify_preview(request: web.Request) -> web.Response:
 )
 @request_schema(VerifySchema)
 @limited("auth_verify_confirm", "20/300:closed")
+@public
 @routes.post("/api/v1/auth/verify/confirm", name="auth_verify_confirm")
 async def verify_confirm(request: web.Request) -> web.Response:
-    user, replaced = await verification.confirm(
-        db=lambda: connection(request), token=request["data"]["token"]
+    user = await verification.confirm(
+        db=deps.db(request), jobs=deps.jobs(request), token=deps.body(request)["token"]
     )
-    if replaced is not None:  # tell the old address where the account went
-        await request.app[JOBS].enqueue(
-            "send_email", key=f"email-changed:{user['id']}:{address_key(user['email'])}",
-            template="email-changed", to=replaced,
-            context={"name": user["full_name"], "new_email": user["email"],
-                     "service": request.app[SETTINGS].service_id},
-        )  # fmt: skip
-    return web.json_response({"status": "verified", "email": user["email"]}, headers=NO_STORE)
+    return answer({"status": "verified", "email": user["email"]})

@@ -1,57 +1,37 @@
-"""Uploaded files: upload (streamed, checked, stored), read, download and delete.
+"""Uploaded files over HTTP: upload, read, download and delete (rules in
+server.services.uploads and server.services.files).
 
-An upload streams into a private temporary file with a running byte count and SHA-256;
-nothing reaches storage or the database until the whole file has arrived and passed the
-checks (size, quota, type by extension and content, Office ZIP caps). Any failure, a client
-that goes away included, removes the temporary file.
+An upload streams into a private temporary file with a running byte count and SHA-256; the
+uploads service then checks, stores and records it. Any failure, a client that goes away
+included, removes the temporary file.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
-import uuid
-from typing import Any
 
-import asyncpg
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp_apigami import docs
 
-from server.config.settings import SETTINGS, Settings
-from server.domain import filetypes
 from server.domain.errors import (
     DomainError,
-    FileInUse,
-    FileNotAvailable,
     FileTooLarge,
-    Forbidden,
     MalformedUpload,
     NotFound,
     QuotaExceeded,
     StorageUnavailable,
-    UnsafeArchive,
-    UnsupportedType,
 )
-from server.http.keys import REQUEST_ID
-from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
+from server.domain.filetypes import clean_filename
+from server.http import deps
+from server.http.openapi import LIMITED_PROBLEMS, SIGNED_IN, json_response, problem_responses
 from server.http.problems import from_domain
 from server.http.ratelimit import limited
-from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user
-from server.jobs.queue import JOBS
+from server.http.responses import NO_STORE, answer, no_content
 from server.observability.logging import get_logger
-from server.observability.metrics import METRICS
-from server.platform.postgres import connection
-from server.platform.storage import (
-    STORAGE,
-    Storage,
-    StorageError,
-    attachment,
-    new_key,
-)
-from server.services.files import public
-from server.store import files as store
+from server.platform.storage import StorageError, attachment
+from server.services import files, uploads
 
 log = get_logger("btec.files")
 routes = web.RouteTableDef()
@@ -59,7 +39,6 @@ CHUNK = 256 * 1024
 # What a multipart body carries beyond the file: boundaries and the part's headers.
 MULTIPART_OVERHEAD = 64 * 1024
 UNREADABLE = (ValueError, AssertionError, RuntimeError, HttpProcessingError)
-READERS = frozenset({"assessor", "admin"})  # besides the owner
 
 FILE_EXAMPLE = {
     "id": "0b8f8f5e-5d7c-4d83-9a43-3a6f0d0f6d11",
@@ -100,11 +79,6 @@ FILE_PATH_PARAM = [
 ]
 
 
-def _initial_status(settings: Settings) -> str:
-    """`pending` when a scanner is configured (a scan job follows), else `unscanned`."""
-    return "pending" if settings.clamd_url else "unscanned"
-
-
 @docs(
     tags=["files"],
     summary="Upload a file (multipart/form-data, one part named `file`)",
@@ -137,100 +111,58 @@ def _initial_status(settings: Settings) -> str:
 @limited("files_upload", "60/3600")
 @routes.post("/api/v1/files", name="files_upload")
 async def upload(request: web.Request) -> web.StreamResponse:
-    user = await current_user(request)
-    uploads = request.app[METRICS].uploads
     try:
-        return await _upload(request, user)
+        return await _upload(request)
     except DomainError as exc:
-        uploads.labels(exc.code).inc()
+        deps.metrics(request).uploads.labels(exc.code).inc()
         raise
 
 
-async def _upload(request: web.Request, user: dict[str, Any]) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    limit = settings.upload_max_bytes
+async def _upload(request: web.Request) -> web.StreamResponse:
+    rules, owner = uploads.Rules.of(deps.settings(request)), deps.user(request)["id"]
     declared = request.content_length
-    if declared is not None and declared > limit + MULTIPART_OVERHEAD:
-        return _refuse(request, FileTooLarge(f"files may be at most {limit} bytes"))
-    async with connection(request) as conn:
-        used = await store.used_bytes(conn, user["id"])
-    quota = settings.upload_quota_bytes
-    if declared is not None and used + max(declared - MULTIPART_OVERHEAD, 0) > quota:
-        return _refuse(request, _over_quota(used, quota, declared - MULTIPART_OVERHEAD))
-    reader, part = await _file_part(request)
-    filename = filetypes.clean_filename(part.filename)
-    storage = request.app[STORAGE]
-    fd, temp = storage.temporary()
-    stored_key: str | None = None  # in storage: removed again if anything after fails
+    body = None if declared is None else max(declared - MULTIPART_OVERHEAD, 0)
     try:
-        try:
-            size, digest = await _receive(part, fd, limit)
-        except FileTooLarge as exc:
-            return _refuse(request, exc)
-        await _no_more_parts(reader)
-        kind = await _check(settings, temp, filename)
-        key = new_key()
-        try:
-            await storage.put(temp, key)
-        except StorageError as exc:
-            raise StorageUnavailable(str(exc), retry_after=5) from None
-        stored_key = key
-        row = {
-            "id": uuid.uuid4(),
-            "owner_id": user["id"],
-            "filename": filename,
-            "kind": kind.name,
-            "content_type": kind.content_type,
-            "size_bytes": size,
-            "sha256": digest,
-            "storage": storage.name,
-            "storage_key": stored_key,
-            "scan_status": _initial_status(settings),
-        }
-        async with connection(request) as conn, conn.transaction():
-            saved = await store.insert_within_quota(conn, row, quota)
-        if saved is None:
-            raise _over_quota(used, quota, size)
-        if saved["scan_status"] == "pending":
-            await _queue_scan(request, saved["id"])
-    except BaseException:
-        if stored_key is not None:
-            await asyncio.shield(_discard(storage, stored_key))
-        raise
+        used = await uploads.room(db=deps.db(request), rules=rules, owner_id=owner, declared=body)
+        received = await _receive_file(request, rules, used)
+    except (FileTooLarge, QuotaExceeded) as exc:
+        return _refuse(request, exc)
+    try:
+        saved = await uploads.accept(
+            db=deps.db(request), storage=deps.storage(request), jobs=deps.jobs(request),
+            rules=rules, owner_id=owner, upload=received,
+        )  # fmt: skip
     finally:
-        temp.unlink(missing_ok=True)  # gone already once stored
-    request.app[METRICS].uploads.labels("stored").inc()
-    request.app[METRICS].upload_bytes.inc(size)
-    location = f"/api/v1/files/{saved['id']}"
-    return web.json_response(public(saved), status=201, headers={"Location": location, **NO_STORE})
+        received.temp.unlink(missing_ok=True)  # gone already once stored
+    _count_stored(request, received.size)
+    return answer(saved, 201, location=f"/api/v1/files/{saved['id']}")
 
 
-async def _discard(storage: Storage, key: str) -> None:
-    """Remove a stored file whose upload failed after all; a storage error is logged (the
-    object is orphaned, not recorded) and does not hide the upload's own failure."""
+async def _receive_file(request: web.Request, rules: uploads.Rules, used: int) -> uploads.Received:
+    """The one file part, streamed into a temporary file of the storage; the file goes
+    again on any failure (FileTooLarge past the limit)."""
+    reader, part = await _file_part(request)
+    fd, temp = deps.storage(request).temporary()
     try:
-        await storage.delete(key)
-    except StorageError as exc:
-        log.warning("file_orphaned", storage_key=key, error=str(exc))
+        size, digest = await _receive(part, fd, rules)
+        await _no_more_parts(reader)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return uploads.Received(clean_filename(part.filename), temp, size, digest, used)
 
 
-async def _queue_scan(request: web.Request, file_id: uuid.UUID) -> None:
-    """The scan job; if the queue is down, the file stays pending (`btecctl files rescan`
-    queues it later) and the upload still succeeds."""
-    await request.app[JOBS].follow_up(
-        "scan_file", about={"file_id": str(file_id)}, file_id=str(file_id)
-    )
-
-
-def _over_quota(used: int, quota: int, size: int) -> QuotaExceeded:
-    return QuotaExceeded(f"you keep {used} of {quota} bytes; this file needs {size}")
+def _count_stored(request: web.Request, size: int) -> None:
+    found = deps.metrics(request)
+    found.uploads.labels("stored").inc()
+    found.upload_bytes.inc(size)
 
 
 def _refuse(request: web.Request, exc: FileTooLarge | QuotaExceeded) -> web.Response:
     """A refusal before the body was read: the connection closes after it, so the rest of
     a large body is not read just to be thrown away."""
-    request.app[METRICS].uploads.labels(exc.code).inc()
-    response = from_domain(exc, request[REQUEST_ID])
+    deps.metrics(request).uploads.labels(exc.code).inc()
+    response = from_domain(exc, deps.request_id(request))
     response.force_close()
     return response
 
@@ -266,51 +198,22 @@ def _reason(exc: Exception) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
-async def _receive(part: BodyPartReader, fd: int, limit: int) -> tuple[int, bytes]:
+async def _receive(part: BodyPartReader, fd: int, rules: uploads.Rules) -> tuple[int, bytes]:
     """Stream the part into `fd` with a running count (aiohttp's body limit does not apply
-    to multipart reads) and hash; FileTooLarge past `limit`."""
+    to multipart reads) and hash; FileTooLarge past the limit."""
     digest = hashlib.sha256()
     size = 0
     with os.fdopen(fd, "wb", buffering=0) as out:
         try:
             while chunk := await part.read_chunk(CHUNK):
                 size += len(chunk)
-                if size > limit:
-                    raise FileTooLarge(f"files may be at most {limit} bytes")
+                if size > rules.max_bytes:
+                    raise rules.too_large()
                 digest.update(chunk)
                 out.write(chunk)
         except UNREADABLE as exc:  # a truncated or malformed part
             raise MalformedUpload(f"the file part cannot be read: {_reason(exc)}") from None
     return size, digest.digest()
-
-
-async def _check(settings: Settings, temp: Any, filename: str) -> filetypes.Kind:
-    limits = filetypes.ZipLimits(
-        settings.upload_zip_max_entries,
-        settings.upload_zip_max_bytes,
-        settings.upload_zip_max_ratio,
-    )
-    allowed = filetypes.parse_allowed(settings.upload_types)
-    try:
-        return await asyncio.to_thread(filetypes.check, temp, filename, allowed, limits)
-    except filetypes.Rejected as exc:
-        if exc.code == "unsafe_archive":
-            raise UnsafeArchive(str(exc)) from None
-        raise UnsupportedType(str(exc)) from None
-
-
-async def _visible(request: web.Request, user: dict[str, Any]) -> dict[str, Any]:
-    """The file of the path, if this user may see it: the owner, assessors and admins.
-    Anyone else gets the same 404 as for a file that does not exist."""
-    try:
-        file_id = uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no such file") from None
-    async with connection(request) as conn:
-        row = await store.by_id(conn, file_id)
-    if row is None or (row["owner_id"] != user["id"] and user["role"] not in READERS):
-        raise NotFound("no such file")
-    return row
 
 
 @docs(
@@ -327,12 +230,10 @@ async def _visible(request: web.Request, user: dict[str, Any]) -> dict[str, Any]
 )
 @routes.get("/api/v1/files/{id}", name="files_one")
 async def one(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    return web.json_response(public(await _visible(request, user)), headers=NO_STORE)
-
-
-def downloadable(settings: Settings, status: str) -> bool:
-    return status == "clean" or (status == "unscanned" and settings.serves_unscanned)
+    found = await files.visible(
+        db=deps.db(request), user=deps.user(request), file_id=request.match_info["id"]
+    )
+    return answer(files.public(found))
 
 
 @docs(
@@ -372,27 +273,23 @@ def downloadable(settings: Settings, status: str) -> bool:
 )
 @routes.get("/api/v1/files/{id}/content", name="files_content")
 async def content(request: web.Request) -> web.StreamResponse:
-    user = await current_user(request)
-    row = await _visible(request, user)
-    settings = request.app[SETTINGS]
-    if not downloadable(settings, row["scan_status"]):
-        raise FileNotAvailable(f"the file's scan status is {row['scan_status']}")
-    storage = request.app[STORAGE]
-    key, headers = (
-        row["storage_key"],
-        {
-            "Content-Type": row["content_type"],
-            "Content-Disposition": attachment(row["filename"]),
-            "Content-Security-Policy": "sandbox",
-            **NO_STORE,
-        },
-    )
+    row = await files.for_download(
+        db=deps.db(request), user=deps.user(request), file_id=request.match_info["id"],
+        serves_unscanned=deps.settings(request).serves_unscanned,
+    )  # fmt: skip
+    storage, key = deps.storage(request), row["storage_key"]
+    headers = {
+        "Content-Type": row["content_type"],
+        "Content-Disposition": attachment(row["filename"]),
+        "Content-Security-Policy": "sandbox",
+        **NO_STORE,
+    }
     path = storage.local_path(key)
     if path is not None:
         if not path.is_file():
             raise NotFound("the file's content is missing from storage")
         return web.FileResponse(path, chunk_size=CHUNK, headers=headers)
-    if settings.s3_presigned_downloads:
+    if deps.settings(request).s3_presigned_downloads:
         url = await storage.presigned_url(key, filename=row["filename"],
                                           content_type=row["content_type"], seconds=60)  # fmt: skip
         if url is not None:
@@ -441,15 +338,8 @@ async def content(request: web.Request) -> web.StreamResponse:
 )
 @routes.delete("/api/v1/files/{id}", name="files_delete")
 async def delete(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    row = await _visible(request, user)
-    if row["owner_id"] != user["id"] and user["role"] != "admin":
-        raise Forbidden("only the owner or an admin may delete a file")
-    async with connection(request) as conn:
-        try:
-            gone = await store.delete(conn, row["id"])
-        except asyncpg.ForeignKeyViolationError:
-            raise FileInUse("a submission uses this file as evidence") from None
-    if gone is not None:
-        await _discard(request.app[STORAGE], gone["storage_key"])
-    return web.Response(status=204, headers=NO_STORE)
+    await files.delete(
+        db=deps.db(request), storage=deps.storage(request), user=deps.user(request),
+        file_id=request.match_info["id"],
+    )  # fmt: skip
+    return no_content()

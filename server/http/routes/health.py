@@ -9,11 +9,16 @@ from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, fields
 
-from server.config.settings import SETTINGS, Settings
-from server.http.access import bearer_matches, direct_loopback
-from server.http.openapi import COMMON_PROBLEMS, OPTIONAL_BEARER, json_response, problem_responses
-from server.platform.lifecycle import LIFECYCLE
-from server.services.health import HEALTH
+from server.config.settings import Settings
+from server.http import deps
+from server.http.guard import bearer_matches, direct_loopback, public
+from server.http.openapi import (
+    COMMON_PROBLEMS,
+    OPTIONAL_BEARER,
+    PUBLIC,
+    json_response,
+    problem_responses,
+)
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 _LIVE_BODY = b'{"status":"pass"}'
@@ -83,12 +88,13 @@ FAIL_EXAMPLE = {"status": "fail"}
     tags=["health"],
     summary="Liveness: the event loop answers",
     description="No I/O. For a liveness probe: restart the process only when this fails.",
-    security=[{}],
+    security=PUBLIC,
     responses={
         200: json_response("Alive", PASS_EXAMPLE, HEALTH_CONTENT_TYPE),
         **problem_responses(*COMMON_PROBLEMS),
     },
 )
+@public
 @routes.get("/api/v1/health/live", name="health_live")
 async def live(request: web.Request) -> web.Response:
     return web.Response(body=_LIVE_BODY, content_type=HEALTH_CONTENT_TYPE)
@@ -106,12 +112,12 @@ async def live(request: web.Request) -> web.Response:
         **{k: v for k, v in problem_responses(*COMMON_PROBLEMS).items() if k != 503},
     },
 )
+@public
 @routes.get("/api/v1/health/ready", name="health_ready")
 async def ready(request: web.Request) -> web.Response:
-    app = request.app
-    if app[LIFECYCLE].draining:
+    if deps.lifecycle(request).draining:
         return health_response({"status": "fail", "notes": ["draining"]}, 503)
-    report = await app[HEALTH].report()
+    report = await deps.health(request).report()
     status = "pass" if report.ready else "fail"
     return health_response({"status": status}, 200 if report.ready else 503)
 
@@ -130,17 +136,17 @@ async def ready(request: web.Request) -> web.Response:
     },
 )
 @querystring_schema(HealthQuery)
+@public
 @routes.get("/api/v1/health", name="health")
 async def health(request: web.Request) -> web.Response:
-    app = request.app
-    settings = app[SETTINGS]
+    settings = deps.settings(request)
     detailed = may_see_details(request, settings)
-    fresh = bool(request["querystring"]["fresh"]) and detailed
-    report = await app[HEALTH].report(fresh=fresh)
+    fresh = bool(deps.query(request)["fresh"]) and detailed
+    report = await deps.health(request).report(fresh=fresh)
     code = 503 if report.status == "fail" else 200
     if not detailed:
         return health_response({"status": report.status}, code)
-    lifecycle = app[LIFECYCLE]
+    lifecycle = deps.lifecycle(request)
     body = report.document(
         version=settings.release,
         release=settings.release,

@@ -6,13 +6,14 @@ BTEC_WORKER_METRICS_PORT (`worker_metrics_app`), for the counts only the worker 
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from aiohttp_apigami import docs
 
 from server.config.settings import SETTINGS, Settings
 from server.domain.errors import DomainError, NotFound
-from server.http.access import require_operator
-from server.http.openapi import BEARER, COMMON_PROBLEMS, problem_responses
+from server.http import deps
+from server.http.guard import Guard, operator
+from server.http.openapi import COMMON_PROBLEMS, OPERATOR, problem_responses
 from server.http.problems import from_domain, from_http
 from server.observability.metrics import METRICS, METRICS_CONTENT_TYPE, Metrics
 
@@ -32,7 +33,7 @@ METRICS_EXAMPLE = (
     "direct loopback callers are served. Excluded from the HTTP metrics themselves. A 404 "
     "`not_found` while BTEC_METRICS_ENABLED=false. The metrics catalogue is in "
     "runbooks/observability.md.",
-    security=[{BEARER: []}],
+    security=OPERATOR,
     responses={
         200: {
             "description": "Metrics",
@@ -41,35 +42,40 @@ METRICS_EXAMPLE = (
         **problem_responses("unauthorized", "forbidden", "not_found", *COMMON_PROBLEMS),
     },
 )
+@operator("metrics_token")
 @routes.get("/metrics", name="metrics")
 async def metrics(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
-    found = request.app[METRICS]
+    found = deps.metrics(request)
     if not found.enabled:
         raise NotFound("metrics are off (BTEC_METRICS_ENABLED=false)")
-    require_operator(request, settings.metrics_token, variable="BTEC_METRICS_TOKEN")
     response = web.Response(body=found.render())
     # CONTENT_TYPE_LATEST carries a charset, which web.Response(content_type=...) rejects.
     response.headers["Content-Type"] = METRICS_CONTENT_TYPE
     return response
 
 
-@web.middleware
-async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The worker's listener has no request middleware: refusals still leave as problem+json."""
-    try:
-        return await handler(request)
-    except DomainError as exc:
-        return from_domain(exc, None)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return from_http(exc, None)
+def _guarded(guard: Guard) -> Middleware:
+    """The worker's listener has no request frame: the guard still admits each request, and
+    refusals still leave as problem+json."""
+
+    @web.middleware
+    async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            await guard.admit(request, guard.access(request.match_info.route))
+            return await handler(request)
+        except DomainError as exc:
+            return from_domain(exc, None)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return from_http(exc, None)
+
+    return guarded
 
 
 def worker_metrics_app(settings: Settings, found: Metrics) -> web.Application:
     """/metrics alone, for `btecctl worker`."""
-    app = web.Application(middlewares=[_problems])
+    app = web.Application(middlewares=[_guarded(Guard(settings))])
     app[SETTINGS] = settings
     app[METRICS] = found
     app.router.add_get("/metrics", metrics)

@@ -9,14 +9,14 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 from marshmallow import Schema, fields, validate
 
-from server.config.settings import SETTINGS
 from server.domain.errors import NotFound, ValidationFailed
 from server.domain.fields import MailAddress
-from server.http.access import require_operator
-from server.http.openapi import BEARER, LIMITED_PROBLEMS, json_response, problem_responses
+from server.http import deps
+from server.http.guard import operator
+from server.http.openapi import LIMITED_PROBLEMS, OPERATOR, json_response, problem_responses
 from server.http.ratelimit import limited
 from server.jobs.admin import describe
-from server.jobs.queue import JOBS
+from server.services import notices
 
 routes = web.RouteTableDef()
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -29,11 +29,6 @@ class MailTestSchema(Schema):
         validate=validate.Length(max=500),
         metadata={"example": "checking the relay after the DNS change"},
     )
-
-
-def _authorise(request: web.Request) -> None:
-    token = request.app[SETTINGS].ops_token
-    require_operator(request, token, variable="BTEC_OPS_TOKEN")
 
 
 def _job_key(request: web.Request) -> str:
@@ -59,7 +54,6 @@ JOB_EXAMPLE = {
     "result": {"to": "assessor@college.example.ac.uk", "smtp_reply": "250 OK"},
     "error": None,
 }
-OPERATOR: list[dict[str, list[str]]] = [{BEARER: []}]
 
 
 @docs(
@@ -96,24 +90,15 @@ OPERATOR: list[dict[str, list[str]]] = [{BEARER: []}]
 )
 @request_schema(MailTestSchema, example={"to": "assessor@college.example.ac.uk", "note": "hi"})
 @limited("ops_mail", "20/3600:closed")
+@operator("ops_token")
 @routes.post("/api/v1/ops/mail/test", name="ops_mail_test")
 async def mail_test(request: web.Request) -> web.Response:
-    _authorise(request)
-    body = request["data"]
-    settings = request.app[SETTINGS]
-    key = _job_key(request)
-    await request.app[JOBS].enqueue(
-        "send_email",
-        key=key,
-        template="test",
-        to=body["to"],
-        context={
-            "service": settings.service_id,
-            "public_url": settings.public_url,
-            "requested_by": request.remote or "an operator",
-            "note": body["note"],
-        },
-    )
+    body, key = deps.body(request), _job_key(request)
+    await notices.test_message(
+        deps.jobs(request), key=key, to=body["to"], note=body["note"],
+        requested_by=request.remote or "an operator",
+        public_url=deps.settings(request).public_url,
+    )  # fmt: skip
     status_url = str(request.app.router["ops_job"].url_for(job_id=key))
     return web.json_response({"job_id": key, "status_url": status_url}, status=202)
 
@@ -131,10 +116,10 @@ async def mail_test(request: web.Request) -> web.Response:
     },
     security=OPERATOR,
 )
+@operator("ops_token")
 @routes.get("/api/v1/ops/jobs/{job_id}", name="ops_job")
 async def job_status(request: web.Request) -> web.Response:
-    _authorise(request)
-    job = await request.app[JOBS].job(request.match_info["job_id"])
+    job = await deps.jobs(request).job(request.match_info["job_id"])
     if job is None:
         raise NotFound("no such job (finished jobs are kept for three days)")
     return web.json_response(describe(job))

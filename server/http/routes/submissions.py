@@ -11,20 +11,22 @@ from aiohttp import web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from server.config.settings import SETTINGS
-from server.domain.errors import GradeChanged, ValidationFailed
-from server.domain.fields import StrictBool
-from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
-from server.http.routes.assignments import ID, SIGNED_IN_PROBLEMS, AssignmentPath, free_text
-from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user, roles
-from server.jobs.queue import JOBS
-from server.observability.metrics import METRICS
-from server.platform.postgres import connection
+from server.domain.errors import GradeChanged
+from server.domain.fields import StrictBool, free_text
+from server.http import deps
+from server.http.guard import roles
+from server.http.openapi import (
+    LIMITED_PROBLEMS,
+    SIGNED_IN,
+    SIGNED_IN_PROBLEMS,
+    json_response,
+    problem_responses,
+)
+from server.http.responses import NO_STORE, answer
+from server.http.routes.assignments import ID, AssignmentPath
 from server.services import submissions
-from server.services.units import Connect
 
 routes = web.RouteTableDef()
-GRADE_NAMES = {"D": "Distinction", "M": "Merit", "P": "Pass", "U": "Unclassified"}
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -172,19 +174,6 @@ VERSION_HEADER = {
 }
 
 
-def _db(request: web.Request) -> Connect:
-    return lambda: connection(request)
-
-
-def _max_chars(request: web.Request, answer: str) -> None:
-    limit = request.app[SETTINGS].submission_max_chars
-    if len(answer) > limit:
-        raise ValidationFailed(
-            f"the answer has {len(answer)} characters; at most {limit} are taken",
-            errors={"answer": [f"Longer than {limit} characters."]},
-        )
-
-
 @docs(
     tags=["submissions"],
     summary="Submit or resubmit your work (students)",
@@ -217,28 +206,15 @@ def _max_chars(request: web.Request, answer: str) -> None:
 @roles("student")
 @routes.put("/api/v1/assignments/{id}/submission", name="submission_put")
 async def submit(request: web.Request) -> web.Response:
-    student = await current_user(request)
-    body = request["data"]
-    settings = request.app[SETTINGS]
-    _max_chars(request, body["answer"])
-    if len(body["file_ids"]) > settings.submission_max_files:
-        raise ValidationFailed(
-            errors={"file_ids": [f"At most {settings.submission_max_files} files."]}
-        )
+    body, settings = deps.body(request), deps.settings(request)
     document, outcome = await submissions.submit(
-        db=_db(request), student=student, assignment_id=request["match_info"]["id"],
+        db=deps.db(request), jobs=deps.jobs(request), metrics=deps.metrics(request),
+        limits=submissions.Limits(settings.submission_max_chars, settings.submission_max_files),
+        student=deps.user(request), assignment_id=deps.path(request)["id"],
         answer=body["answer"], file_ids=body["file_ids"],
     )  # fmt: skip
-    if outcome != "unchanged":  # a client's retry of the same work: nothing to check again
-        late = "true" if document["late"] else "false"
-        request.app[METRICS].submissions.labels(outcome, late).inc()
-        await request.app[JOBS].follow_up(
-            "check_similarity",
-            key=f"similarity:{document['id']}:{document['resubmissions']}",
-            submission_id=document["id"], resubmissions=document["resubmissions"],
-        )  # fmt: skip
-    headers = {"Location": f"/api/v1/submissions/{document['id']}", **NO_STORE}
-    return web.json_response(document, status=201 if outcome == "first" else 200, headers=headers)
+    location = f"/api/v1/submissions/{document['id']}"
+    return answer(document, 201 if outcome == "first" else 200, location=location)
 
 
 @docs(
@@ -257,11 +233,10 @@ async def submit(request: web.Request) -> web.Response:
 @roles("student")
 @routes.get("/api/v1/assignments/{id}/submission", name="submission_mine")
 async def mine(request: web.Request) -> web.Response:
-    student = await current_user(request)
     found = await submissions.mine(
-        db=_db(request), student=student, assignment_id=request["match_info"]["id"]
+        db=deps.db(request), student=deps.user(request), assignment_id=deps.path(request)["id"]
     )
-    return web.json_response(found, headers=NO_STORE)
+    return answer(found)
 
 
 @docs(
@@ -279,13 +254,12 @@ async def mine(request: web.Request) -> web.Response:
 @querystring_schema(ListQuery)
 @routes.get("/api/v1/submissions", name="submissions_list")
 async def listing(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    q = request["querystring"]
+    q = deps.query(request)
     items, total = await submissions.listing(
-        db=_db(request), user=user, filters=q, limit=q["limit"], offset=q["offset"]
-    )
-    body = {"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]}
-    return web.json_response(body, headers=NO_STORE)
+        db=deps.db(request), user=deps.user(request), filters=q, limit=q["limit"],
+        offset=q["offset"],
+    )  # fmt: skip
+    return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
 
 
 @docs(
@@ -308,11 +282,10 @@ async def listing(request: web.Request) -> web.Response:
 @match_info_schema(SubmissionPath)
 @routes.get("/api/v1/submissions/{id}", name="submission")
 async def one(request: web.Request) -> web.Response:
-    user = await current_user(request)
     found = await submissions.one(
-        db=_db(request), user=user, submission_id=request["match_info"]["id"]
+        db=deps.db(request), user=deps.user(request), submission_id=deps.path(request)["id"]
     )
-    return web.json_response(found, headers=NO_STORE)
+    return answer(found)
 
 
 def _if_match(request: web.Request) -> int | None:
@@ -360,33 +333,14 @@ def _if_match(request: web.Request) -> int | None:
 @roles("assessor", "admin")
 @routes.put("/api/v1/submissions/{id}/grade", name="grade_put")
 async def grade(request: web.Request) -> web.Response:
-    assessor = await current_user(request)
-    body = request["data"]
-    submission_id = request["match_info"]["id"]
-    given, notice = await submissions.give_grade(
-        db=_db(request), assessor=assessor, submission_id=submission_id,
-        assignment_id=body["assignment_id"], marks=body["criteria"],
-        feedback=body["feedback"], if_match=_if_match(request),
+    body = deps.body(request)
+    given = await submissions.give_grade(
+        db=deps.db(request), jobs=deps.jobs(request), metrics=deps.metrics(request),
+        public_url=deps.settings(request).public_url, assessor=deps.user(request),
+        submission_id=deps.path(request)["id"], assignment_id=body["assignment_id"],
+        marks=body["criteria"], feedback=body["feedback"], if_match=_if_match(request),
     )  # fmt: skip
-    request.app[METRICS].grades.labels(given["overall"]).inc()
-    await _tell_student(request, given, notice)
-    headers = {"ETag": f'"{given["version"]}"', **NO_STORE}
-    return web.json_response(given, headers=headers)
-
-
-async def _tell_student(request: web.Request, given: dict[str, Any], facts: dict[str, Any]) -> None:
-    settings = request.app[SETTINGS]
-    link = f"{settings.public_url.rstrip('/')}/submissions/{given['submission_id']}"
-    await request.app[JOBS].follow_up(
-        "send_email", key=f"grade:{given['submission_id']}:{given['version']}",
-        template="grade-released", to=facts["email"],
-        context={
-            "name": facts["full_name"], "title": facts["title"], "unit_code": facts["unit_code"],
-            "overall": given["overall"], "grade_name": GRADE_NAMES[given["overall"]],
-            "criteria": given["criteria"], "feedback": given["feedback"],
-            "version": given["version"], "link": link, "service": settings.service_id,
-        },
-    )  # fmt: skip
+    return answer(given, ETag=f'"{given["version"]}"')
 
 
 @docs(
@@ -409,11 +363,10 @@ async def _tell_student(request: web.Request, given: dict[str, Any], facts: dict
 @match_info_schema(SubmissionPath)
 @routes.get("/api/v1/submissions/{id}/grade", name="grade_get")
 async def read_grade(request: web.Request) -> web.Response:
-    user = await current_user(request)
     found = await submissions.grade_of(
-        db=_db(request), user=user, submission_id=request["match_info"]["id"]
+        db=deps.db(request), user=deps.user(request), submission_id=deps.path(request)["id"]
     )
-    return web.json_response(found, headers={"ETag": f'"{found["version"]}"', **NO_STORE})
+    return answer(found, ETag=f'"{found["version"]}"')
 
 
 def _cell(value: Any) -> Any:
@@ -461,9 +414,10 @@ def _cell(value: Any) -> Any:
 @roles("assessor", "admin")
 @routes.get("/api/v1/assignments/{id}/grades.csv", name="grades_export")
 async def export(request: web.Request) -> web.StreamResponse:
-    user = await current_user(request)
-    assignment_id = request["match_info"]["id"]
-    header, rows = await submissions.export(db=_db(request), user=user, assignment_id=assignment_id)
+    assignment_id = deps.path(request)["id"]
+    header, rows = await submissions.export(
+        db=deps.db(request), user=deps.user(request), assignment_id=assignment_id
+    )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",

@@ -9,14 +9,20 @@ from aiohttp import web
 from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from server.cache.core import CACHE
 from server.domain.fields import printable, require
 from server.domain.units import UnitSchema
+from server.http import deps
 from server.http.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
-from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
+from server.http.guard import public, roles
+from server.http.openapi import (
+    LIMITED_PROBLEMS,
+    PUBLIC,
+    SIGNED_IN,
+    json_response,
+    problem_responses,
+)
 from server.http.ratelimit import alongside
-from server.http.routes.auth import NO_STORE, SIGNED_IN, current_user, roles
-from server.platform.postgres import connection
+from server.http.responses import answer, no_content
 from server.services import units
 
 routes = web.RouteTableDef()
@@ -67,11 +73,6 @@ UNIT_EXAMPLE = {
     "created_at": "2026-09-01T08:00:00+00:00",
     "updated_at": "2026-09-01T08:00:00+00:00",
 }
-PUBLIC: list[dict[str, list[str]]] = [{}]
-
-
-def _db(request: web.Request) -> units.Connect:
-    return lambda: connection(request)
 
 
 @docs(
@@ -94,17 +95,14 @@ def _db(request: web.Request) -> units.Connect:
 )
 @querystring_schema(CatalogueQuery)
 @alongside
+@public
 @routes.get("/api/v1/units", name="units")
 async def catalogue(request: web.Request) -> web.Response:
-    query = request["querystring"]
+    q = deps.query(request)
     page = await units.catalogue(
-        db=_db(request),
-        cache=request.app[CACHE],
-        level=query.get("level"),
-        q=query["q"],
-        limit=query["limit"],
-        offset=query["offset"],
-    )
+        db=deps.db(request), cache=deps.cache(request), level=q.get("level"), q=q["q"],
+        limit=q["limit"], offset=q["offset"],
+    )  # fmt: skip
     return cacheable_json(request, page)
 
 
@@ -122,10 +120,12 @@ async def catalogue(request: web.Request) -> web.Response:
 )
 @match_info_schema(UnitPath)
 @alongside
+@public
 @routes.get("/api/v1/units/{id}", name="unit")
 async def one(request: web.Request) -> web.Response:
-    unit_id = request["match_info"]["id"]
-    found = await units.unit(db=_db(request), cache=request.app[CACHE], unit_id=unit_id)
+    found = await units.unit(
+        db=deps.db(request), cache=deps.cache(request), unit_id=deps.path(request)["id"]
+    )
     return cacheable_json(request, found)
 
 
@@ -153,10 +153,10 @@ STAFF_PROBLEMS = ("unauthorized", "invalid_token", "forbidden", "email_unverifie
 @roles("admin", "assessor")
 @routes.post("/api/v1/units", name="units_create")
 async def create(request: web.Request) -> web.Response:
-    await current_user(request)
-    made = await units.create_unit(db=_db(request), cache=request.app[CACHE], unit=request["data"])
-    headers = {"Location": f"/api/v1/units/{made['id']}", **NO_STORE}
-    return web.json_response(made, status=201, headers=headers)
+    made = await units.create_unit(
+        db=deps.db(request), cache=deps.cache(request), unit=deps.body(request)
+    )
+    return answer(made, 201, location=f"/api/v1/units/{made['id']}")
 
 
 @docs(
@@ -182,12 +182,11 @@ async def create(request: web.Request) -> web.Response:
 @roles("admin", "assessor")
 @routes.patch("/api/v1/units/{id}", name="units_update")
 async def update(request: web.Request) -> web.Response:
-    await current_user(request)
     changed = await units.update_unit(
-        db=_db(request), cache=request.app[CACHE], unit_id=request["match_info"]["id"],
-        changes=dict(request["data"]),
+        db=deps.db(request), cache=deps.cache(request), unit_id=deps.path(request)["id"],
+        changes=dict(deps.body(request)),
     )  # fmt: skip
-    return web.json_response(changed, headers=NO_STORE)
+    return answer(changed)
 
 
 @docs(
@@ -206,8 +205,7 @@ async def update(request: web.Request) -> web.Response:
 @roles("admin", "assessor")
 @routes.delete("/api/v1/units/{id}", name="units_delete")
 async def delete(request: web.Request) -> web.Response:
-    await current_user(request)
     await units.delete_unit(
-        db=_db(request), cache=request.app[CACHE], unit_id=request["match_info"]["id"]
+        db=deps.db(request), cache=deps.cache(request), unit_id=deps.path(request)["id"]
     )
-    return web.Response(status=204, headers=NO_STORE)
+    return no_content()

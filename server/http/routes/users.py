@@ -1,4 +1,6 @@
-"""Accounts for admins: list, read, create (assessors and admins), update and deactivate."""
+"""Accounts over HTTP: the signed-in user's own profile (read it, change the name, move to a
+new address), and for admins: list, read, create, update and deactivate accounts (rules in
+server.services.users)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,85 @@ from aiohttp_apigami import docs, match_info_schema, querystring_schema, request
 from marshmallow import Schema, fields, validate
 
 from server.domain.fields import MailAddress
-from server.http.openapi import LIMITED_PROBLEMS, json_response, problem_responses
-from server.http.routes.auth import NO_STORE, SIGNED_IN, USER_EXAMPLE, current_user, roles
-from server.platform.passwords import MAX_LENGTH, PASSWORDS
-from server.platform.postgres import connection
+from server.http import deps
+from server.http.examples import USER_EXAMPLE
+from server.http.guard import roles, unverified_allowed
+from server.http.openapi import LIMITED_PROBLEMS, SIGNED_IN, json_response, problem_responses
+from server.http.ratelimit import limited
+from server.http.responses import answer
+from server.platform.passwords import MAX_LENGTH
 from server.services import users
-from server.services.units import Connect
 
 routes = web.RouteTableDef()
 ROLE = validate.OneOf(users.ROLES)
 ADMIN_PROBLEMS = ("unauthorized", "invalid_token", "forbidden", "email_unverified")
+
+
+@docs(
+    tags=["users"],
+    summary="The signed-in user's profile",
+    security=SIGNED_IN,
+    responses={
+        200: json_response("The profile", USER_EXAMPLE),
+        **problem_responses("unauthorized", "invalid_token", *LIMITED_PROBLEMS),
+    },
+)
+@unverified_allowed
+@routes.get("/api/v1/users/me", name="users_me")
+async def me(request: web.Request) -> web.Response:
+    return answer(users.public(deps.user(request)))
+
+
+class MeChanges(Schema):
+    full_name = fields.Str(
+        validate=validate.Length(min=1, max=200), metadata={"example": "Sam Student-Smith"}
+    )
+    email = MailAddress(metadata={"example": "sam.smith@college.example.ac.uk"})
+    current_password = fields.Str(
+        validate=validate.Length(min=1, max=MAX_LENGTH),
+        metadata={"example": "correct horse battery staple",
+                  "description": "Required with a new email address."},
+    )  # fmt: skip
+
+
+@docs(
+    tags=["users"],
+    summary="Change the signed-in user's name or email address",
+    description="`full_name` changes at once. A new `email` needs `current_password` and "
+    "changes nothing yet: a link goes to the new address (the answer's `pending_email`), and "
+    "confirming it (`POST /auth/verify/confirm`) makes it the sign-in address and mails a "
+    "notice to the old one. Until then the account signs in with the old address. Allowed "
+    "before the address is verified, to fix a mistyped one.",
+    security=SIGNED_IN,
+    responses={
+        200: json_response(
+            "The profile and the address waiting for confirmation",
+            USER_EXAMPLE | {"pending_email": "sam.smith@college.example.ac.uk"},
+        ),
+        **problem_responses(
+            "unauthorized",
+            "invalid_token",
+            "wrong_password",
+            "email_taken",
+            "validation_failed",
+            "malformed_body",
+            "queue_unavailable",
+            *LIMITED_PROBLEMS,
+        ),
+    },
+)
+@request_schema(MeChanges)
+@limited("users_me_update", "10/3600:closed")
+@unverified_allowed
+@routes.patch("/api/v1/users/me", name="users_me_update")
+async def update_me(request: web.Request) -> web.Response:
+    body = deps.body(request)
+    profile = await users.update_me(
+        db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
+        user=deps.user(request), full_name=body.get("full_name"), email=body.get("email"),
+        current_password=body.get("current_password"),
+    )  # fmt: skip
+    return answer(profile)
 
 
 class ListQuery(Schema):
@@ -50,10 +121,6 @@ class UserChanges(Schema):
     is_active = fields.Bool(metadata={"example": False})
 
 
-def _db(request: web.Request) -> Connect:
-    return lambda: connection(request)
-
-
 @docs(
     tags=["users"],
     summary="List accounts (admins)",
@@ -70,14 +137,12 @@ def _db(request: web.Request) -> Connect:
 @roles("admin")
 @routes.get("/api/v1/users", name="users_list")
 async def list_users(request: web.Request) -> web.Response:
-    await current_user(request)
-    q = request["querystring"]
+    q = deps.query(request)
     items, total = await users.list_users(
-        db=_db(request), role=q.get("role"), active=q.get("active"), limit=q["limit"],
+        db=deps.db(request), role=q.get("role"), active=q.get("active"), limit=q["limit"],
         offset=q["offset"],
     )  # fmt: skip
-    body = {"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]}
-    return web.json_response(body, headers=NO_STORE)
+    return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
 
 
 @docs(
@@ -97,13 +162,12 @@ async def list_users(request: web.Request) -> web.Response:
 @roles("admin")
 @routes.post("/api/v1/users", name="users_create")
 async def create(request: web.Request) -> web.Response:
-    await current_user(request)
-    body = request["data"]
+    body = deps.body(request)
     made = await users.create_user(
-        db=_db(request), passwords=request.app[PASSWORDS], email=body["email"],
+        db=deps.db(request), passwords=deps.passwords(request), email=body["email"],
         full_name=body["full_name"], role=body["role"], password=body["password"], verified=True,
     )  # fmt: skip
-    return web.json_response(made, status=201, headers=NO_STORE)
+    return answer(made, 201)
 
 
 @docs(
@@ -119,9 +183,7 @@ async def create(request: web.Request) -> web.Response:
 @roles("admin")
 @routes.get("/api/v1/users/{id:\\d+}", name="users_get")
 async def get(request: web.Request) -> web.Response:
-    await current_user(request)
-    found = await users.get_user(db=_db(request), user_id=request["match_info"]["id"])
-    return web.json_response(found, headers=NO_STORE)
+    return answer(await users.get_user(db=deps.db(request), user_id=deps.path(request)["id"]))
 
 
 @docs(
@@ -142,11 +204,10 @@ async def get(request: web.Request) -> web.Response:
 @roles("admin")
 @routes.patch("/api/v1/users/{id:\\d+}", name="users_update")
 async def update(request: web.Request) -> web.Response:
-    await current_user(request)
     changed = await users.update_user(
-        db=_db(request), user_id=request["match_info"]["id"], changes=dict(request["data"])
+        db=deps.db(request), user_id=deps.path(request)["id"], changes=dict(deps.body(request))
     )
-    return web.json_response(changed, headers=NO_STORE)
+    return answer(changed)
 
 
 @docs(
@@ -163,8 +224,7 @@ async def update(request: web.Request) -> web.Response:
 @roles("admin")
 @routes.post("/api/v1/users/{id:\\d+}/deactivate", name="users_deactivate")
 async def deactivate(request: web.Request) -> web.Response:
-    await current_user(request)
     changed = await users.update_user(
-        db=_db(request), user_id=request["match_info"]["id"], changes={"is_active": False}
+        db=deps.db(request), user_id=deps.path(request)["id"], changes={"is_active": False}
     )
-    return web.json_response(changed, headers=NO_STORE)
+    return answer(changed)

@@ -1,0 +1,108 @@
+"""The request frame: the one middleware every request passes, composed here from named steps
+in their order. One frame instead of a middleware per step keeps the per-request cost low (a
+measured choice); each step lives in its own module:
+
+1. request_id: the request's id, for the log, Sentry and the response;
+2. ratelimit (server.http.ratelimit): the decision is sent to Redis, and awaited before the
+   handler (or beside it, for `alongside` GETs of clients with budget to spare);
+3. guard (server.http.guard): who may call the route, deny by default;
+4. validation: apigami's schemas, for handlers that declare them;
+5. the handler;
+6. problems (server.http.problems) and unexpected: every error as problem+json;
+7. security: the headers every response carries, and the rate-limit headers;
+8. the RED metrics and access_log, for every request but /metrics.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from server.domain.errors import DomainError
+from server.http.guard import PUBLIC, Guard
+from server.http.middleware import access_log, request_id, validation
+from server.http.middleware.request_id import REQUEST_ID_HEADER
+from server.http.middleware.security import SecurityHeaders
+from server.http.middleware.unexpected import internal_error
+from server.http.problems import from_domain, from_http
+from server.http.ratelimit import RateLimits
+from server.observability.metrics import UNMATCHED_ROUTE, Metrics
+from server.ratelimit.limiter import RATELIMIT, RATELIMIT_POLICY
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNTRACKED_PATHS = frozenset({"/metrics"})
+
+
+def route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+def request_frame(
+    metrics: Metrics, security: SecurityHeaders, limits: RateLimits, guard: Guard
+) -> Middleware:
+    """The frame around every handler: the steps of this module's docstring, in order."""
+    http = metrics.http
+    counted = metrics.enabled
+    call = validation.validating()
+
+    @web.middleware
+    async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request_id.assign(request)
+        tracked = request.path not in UNTRACKED_PATHS
+        started = time.perf_counter()
+        if tracked and counted:
+            http.in_progress += 1
+        status = 500
+        sent: int | None = None  # body bytes, when known before sending
+        decision = pending = None
+        try:
+            try:
+                pending = limits.begin(request)
+                if pending is not None and not pending.early:
+                    decision = await limits.settle(request, pending)
+                try:
+                    access = guard.access(request.match_info.route)
+                    if access is not PUBLIC:
+                        await guard.admit(request, access)
+                    response = await call(request, handler)
+                except Exception:  # a refusal wins over the handler's own failure
+                    if pending is not None and decision is None:
+                        decision = await limits.settle(request, pending)
+                    raise
+                if pending is not None and decision is None:  # ran alongside its decision
+                    decision = await limits.settle(request, pending)
+            except DomainError as exc:
+                response = from_domain(exc, rid)
+            except web.HTTPException as exc:
+                if exc.status < 400:  # redirects leave as raised
+                    status = exc.status
+                    raise
+                response = from_http(exc, rid)
+            except Exception as exc:
+                response = internal_error(request, exc, rid)
+            status = response.status
+            sent = response.content_length
+            if not response.prepared:  # a handler that streamed has sent its headers already
+                headers = response.headers
+                headers[REQUEST_ID_HEADER] = rid
+                security.apply(request.path, headers)
+                if decision is not None and pending is not None:
+                    headers[RATELIMIT_POLICY] = pending.policy.policy_header
+                    headers[RATELIMIT] = decision.state(pending.policy)
+            return response
+        finally:
+            if tracked:
+                elapsed = time.perf_counter() - started
+                method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+                route = route_template(request)
+                if counted:
+                    http.in_progress -= 1
+                    http.observe(method, route, status, elapsed)
+                access_log.log_request(
+                    request, method, route, status, elapsed, sent, limits.trusted
+                )
+
+    return frame

@@ -1,0 +1,62 @@
+"""The headers every response carries (OWASP secure headers): applied in the request frame,
+and by an on_response_prepare hook to what a handler prepared itself and to aiohttp's own
+answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from multidict import CIMultiDict, istr
+
+from server.config.settings import Settings
+
+SERVER = istr("Server")
+CSP = istr("Content-Security-Policy")
+CACHE_CONTROL = istr("Cache-Control")
+DOCS_PREFIXES = ("/api/docs", "/static/swagger")
+PrepareHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
+STRICT_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+)
+NOSNIFF = istr("X-Content-Type-Options")
+
+
+class SecurityHeaders:
+    """The headers every response carries (OWASP secure headers), applied in one call."""
+
+    def __init__(self, settings: Settings) -> None:
+        fixed = CIMultiDict(
+            {
+                NOSNIFF: "nosniff",
+                istr("X-Frame-Options"): "DENY",
+                istr("Referrer-Policy"): "no-referrer",
+                istr("Cross-Origin-Opener-Policy"): "same-origin",
+                istr("Cross-Origin-Resource-Policy"): "same-site",
+            }
+        )
+        if settings.https:
+            fixed[istr("Strict-Transport-Security")] = "max-age=63072000; includeSubDomains"
+        self.fixed = fixed
+
+    def apply(self, path: str, headers: CIMultiDict[str]) -> None:
+        headers.update(self.fixed)
+        is_docs = path.startswith(DOCS_PREFIXES)
+        if CSP not in headers:
+            headers[CSP] = DOCS_CSP if is_docs else STRICT_CSP
+        if not is_docs and CACHE_CONTROL not in headers:
+            headers[CACHE_CONTROL] = "no-store"
+
+    def hook(self) -> PrepareHook:
+        """on_response_prepare: drop aiohttp's Server header (it is added during prepare, so
+        only this hook can remove it) and cover responses a handler prepared itself."""
+
+        async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+            headers = response.headers
+            headers.popall(SERVER, None)
+            if NOSNIFF not in headers:
+                self.apply(request.path, headers)
+
+        return on_prepare

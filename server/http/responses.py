@@ -1,0 +1,24 @@
+"""How handlers answer: JSON that no cache keeps (`Cache-Control: no-store`), with the
+`Location` of what a create made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def answer(
+    data: Any, status: int = 200, *, location: str | None = None, **headers: str
+) -> web.Response:
+    """`data` as JSON, never stored by caches; `location` for a 201's Location header."""
+    extra = {**NO_STORE, **headers}
+    if location is not None:
+        extra["Location"] = location
+    return web.json_response(data, status=status, headers=extra)
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204, headers=NO_STORE)
