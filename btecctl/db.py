@@ -11,6 +11,7 @@ from rich.table import Table
 
 from btecctl.health import default_url
 from btecctl.output import (
+    CONFIG,
     FAILED,
     UNREACHABLE,
     USAGE,
@@ -217,7 +218,10 @@ def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from server.schema import lint as migration_lint
 
     settings = settings_of(ctx)
-    findings = migration_lint.check_migrations(settings.migrations_dir)
+    try:
+        findings = migration_lint.check_migrations(settings.migrations_dir)
+    except migration_lint.SquawkError as exc:
+        fail(str(exc), code=CONFIG, as_json=as_json)
     if as_json:
         emit_json({"ok": not findings, "findings": [f.as_dict() for f in findings]})
     elif findings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -512,3 +513,166 @@ def test_cli_check_reports_findings_and_exits_1(cli: Any, tmp_path: Path) -> Non
     assert table.exit_code == 1
     assert "index-not-concurrent" in table.stdout
     assert "lint: allow" in table.output
+
+
+# -- every rule through `btecctl db check --json`, squawk included ---------------------------
+
+
+def check_json(cli: Any, directory: Path) -> tuple[int, list[dict[str, Any]]]:
+    env = {"BTEC_ENV_FILE": "", "BTEC_MIGRATIONS_DIR": str(directory)}
+    result = cli("db", "check", "--json", env=env)
+    body = json.loads(result.stdout)
+    assert body["ok"] is (result.exit_code == 0)
+    return result.exit_code, body["findings"]
+
+
+def found_by_cli(
+    cli: Any, directory: Path, files: dict[str, str | bytes]
+) -> list[tuple[str, int, str]]:
+    code, findings = check_json(cli, write(directory, files))
+    assert code == (1 if findings else 0)
+    assert all(set(f) == {"file", "line", "rule", "message", "why"} for f in findings)
+    return [(f["file"], f["line"], f["rule"]) for f in findings]
+
+
+EVERYTHING_WRONG = (
+    "-- A migration that gets every statement rule wrong.\n"  # 1
+    "ALTER TABLE users ADD COLUMN nickname text;\n"
+    "SET lock_timeout = '5s';\n"
+    "CREATE INDEX users_email ON users (email);\n"
+    "ALTER TABLE users ADD COLUMN age int NOT NULL;\n"  # 5
+    "ALTER TABLE users ALTER COLUMN age TYPE bigint;\n"
+    "ALTER TABLE users RENAME COLUMN age TO years;\n"
+    "ALTER TABLE users RENAME TO people;\n"
+    "ALTER TABLE people DROP COLUMN legacy;\n"
+    "ALTER TABLE people ADD CONSTRAINT years_ok CHECK (years > 0);\n"  # 10
+    "ALTER TABLE people ADD CONSTRAINT email_key UNIQUE (email);\n"
+    "ALTER TABLE people ALTER COLUMN email SET NOT NULL;\n"
+    "CREATE INDEX CONCURRENTLY people_login ON people (login);\n"
+    "-- lint: allow column-drop\n"
+    "ALTER TABLE people\n"  # 15: squawk points inside; the finding is on the first line
+    "  ADD COLUMN org int REFERENCES orgs (id),\n"
+    "  ADD COLUMN score int CHECK (score >= 0),\n"
+    "  ADD COLUMN code text UNIQUE,\n"
+    "  ALTER COLUMN nickname TYPE varchar(40),\n"
+    "  ADD COLUMN serial_no bigint PRIMARY KEY;\n"  # 20
+    "DROP INDEX CONCURRENTLY people_old;\n"
+    "REINDEX INDEX CONCURRENTLY people_login;\n"
+    'SELECT \'ééé 🎓\'; ALTER TABLE "café" DROP COLUMN "größe";\n'
+    "/* squawk-ignore ban-drop-column */ ALTER TABLE people DROP COLUMN nickname;\n"
+)
+
+
+def test_cli_reports_every_statement_rule_on_its_line(cli: Any, tmp_path: Path) -> None:
+    found = found_by_cli(cli, tmp_path, pair("0001.bad", EVERYTHING_WRONG))
+    assert [(line, rule) for _, line, rule in found] == [
+        (2, "missing-lock-timeout"),
+        (4, "index-not-concurrent"),
+        (5, "not-null-without-default"),
+        (6, "column-type-change"),
+        (7, "column-rename"),
+        (8, "table-rename"),
+        (9, "column-drop"),
+        (10, "constraint-not-valid"),
+        (11, "constraint-needs-index"),
+        (12, "set-not-null"),
+        (13, "concurrently-in-transaction"),
+        (14, "bad-opt-out"),
+        (15, "column-type-change"),
+        (15, "constraint-needs-index"),
+        (15, "constraint-needs-index"),
+        (15, "constraint-not-valid"),
+        (15, "constraint-not-valid"),
+        (15, "not-null-without-default"),
+        (21, "concurrently-in-transaction"),
+        (22, "concurrently-in-transaction"),
+        (23, "column-drop"),
+        (24, "bad-opt-out"),
+        (24, "column-drop"),
+    ]
+
+
+def test_cli_names_what_each_finding_is_about(cli: Any, tmp_path: Path) -> None:
+    _, findings = check_json(cli, write(tmp_path, pair("0001.bad", EVERYTHING_WRONG)))
+    messages = {(f["line"], f["message"]) for f in findings}
+    assert (9, "DROP COLUMN people.legacy") in messages
+    assert (23, "DROP COLUMN café.größe") in messages
+    assert (15, "ADD COLUMN people.score CHECK") in messages
+    assert (15, "ALTER COLUMN people.nickname TYPE") in messages
+    assert (7, "RENAME COLUMN users.age TO years") in messages
+    assert all(f["why"] for f in findings)
+
+
+def test_cli_reports_every_file_and_history_rule(cli: Any, tmp_path: Path) -> None:
+    files = {
+        **pair("0001.a"),
+        "0002.b.sql": "SELECT 1;\n",
+        "0003.c.rollback.sql": "SELECT 1;\n",
+        **pair("0004.d"),
+        **pair("0004.e"),
+        **pair("0005.f", "SELECT 1;\nSELEC 2;\n"),
+    }
+    assert found_by_cli(cli, tmp_path, files) == [
+        ("0002.b.sql", 1, "missing-rollback"),
+        ("0003.c.rollback.sql", 1, "orphan-rollback"),
+        ("0004.e.sql", 1, "multiple-heads"),
+        ("0005.f.sql", 2, "syntax-error"),
+    ]
+
+
+def test_cli_reports_an_unknown_dependency(cli: Any, tmp_path: Path) -> None:
+    files = {**pair("0001.a"), **pair("0002.b", "-- note\n-- depends: 0001.a 0001.zz\nSELECT 1;")}
+    assert found_by_cli(cli, tmp_path, files) == [("0002.b.sql", 2, "unknown-dependency")]
+
+
+def test_cli_covers_every_rule(cli: Any, tmp_path: Path) -> None:
+    """Between them, the examples above fire every rule of the catalogue."""
+    rules: set[str] = set()
+    for name, files in [
+        ("statements", pair("0001.bad", EVERYTHING_WRONG)),
+        ("files", {**pair("0001.a"), **pair("0001.b", "SELEC"), "0002.c.sql": ""}),
+        ("orphan", {"0001.a.rollback.sql": "", **pair("0002.b", "-- depends: 0001.x\n")}),
+    ]:
+        (tmp_path / name).mkdir()
+        rules |= {rule for _, _, rule in found_by_cli(cli, tmp_path / name, files)}
+    assert rules == set(RULES)
+
+
+def test_cli_squawk_config_in_the_tree_changes_nothing(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squawk gets an explicit (empty) config, never a .squawk.toml it finds, even a broken one."""
+    (tmp_path / ".squawk.toml").write_text('excluded_rules = ["ban-drop-column"]\n[[broken\n')
+    monkeypatch.chdir(tmp_path)
+    files = pair("0001.a", TIMEOUT + "ALTER TABLE users DROP COLUMN age;\n")
+    assert found_by_cli(cli, tmp_path, files) == [("0001.a.sql", 2, "column-drop")]
+
+
+def test_cli_reports_set_not_null_after_any_validated_constraint(cli: Any, tmp_path: Path) -> None:
+    """squawk stays silent on SET NOT NULL after any VALIDATE CONSTRAINT on the table, even
+    of an unrelated foreign key; no finding of the old lint is lost, so ours reports it."""
+    sql = (
+        TIMEOUT + "ALTER TABLE users VALIDATE CONSTRAINT users_team_fk;\n"
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n"
+    )
+    assert found_by_cli(cli, tmp_path, pair("0001.a", sql)) == [("0001.a.sql", 3, "set-not-null")]
+
+
+def test_cli_without_squawk_exits_4_naming_the_package(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No squawk beside the interpreter (moved to an empty directory) and none on PATH."""
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    write(tmp_path, pair("0001.a"))
+    env = {"BTEC_ENV_FILE": "", "BTEC_MIGRATIONS_DIR": str(tmp_path), "PATH": ""}
+    result = cli("db", "check", "--json", env=env)
+    assert result.exit_code == 4
+    body = json.loads(result.stdout)
+    assert body["ok"] is False
+    assert "squawk-cli" in body["error"]
+
+
+def test_cli_real_migrations_are_clean_in_text_mode(cli: Any) -> None:
+    result = cli("db", "check", env={"BTEC_ENV_FILE": ""})
+    assert result.exit_code == 0, result.output
+    assert "no findings" in result.output
