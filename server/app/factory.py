@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[METRICS] = app_metrics
     app[LIFECYCLE] = Lifecycle()
     app[GUARD] = guard
+    app.on_startup.append(guard.check_routes)
     app.on_response_prepare.append(security.hook())
     app.on_cleanup.append(_flush_reports)
     app.cleanup_ctx.extend(

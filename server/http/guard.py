@@ -91,6 +91,12 @@ class Guard:
         self.public_names = frozenset(public_names)
         self._routes: dict[web.AbstractRoute, Access] = {}
 
+    async def check_routes(self, app: web.Application) -> None:
+        """on_startup: every route's access, worked out before the first request; a route
+        that declares a contradiction (roles on a public route) stops the start."""
+        for route in app.router.routes():
+            self.access(route)
+
     def access(self, route: web.AbstractRoute) -> Access:
         """What `route` needs; the router's own 404 and 405 (a new route object each time,
         never cached) need nothing, since they only refuse."""
