@@ -90,27 +90,22 @@ class RateLimits:
         self.overrides = _overrides(settings.ratelimit_policies)
         self.trusted = settings.trusted_networks
         self.metrics = metrics
-        self._routes: dict[object, _Route | None] = {}  # routed: a bounded set
-        self._unmatched = _Route(self.default, alongside=False)
+        self._unmatched = Limit(self.default, alongside=False)
         self._room: dict[str, int] = {}  # each bucket's remaining budget at its last decision
 
-    def _route(self, request: web.Request) -> _Route | None:
-        """The policy of the request's route (None: exempt), worked out once per route."""
+    def limit_of(self, request: web.Request) -> Limit | None:
+        """The policy of the request's route (None: exempt), for the request frame to keep
+        per route (the router's 404/405, made anew for each request, go by the path)."""
+        if not self.enabled:
+            return None
         route = request.match_info.route
-        if route.resource is None:  # 404/405: a new system route every time
+        if route.resource is None:
             return None if request.path.startswith(EXEMPT_PREFIXES) else self._unmatched
-        found = self._routes.get(route, MISSING)
-        if found is MISSING:
-            found = self._routes[route] = self._route_of(route)
-        return found  # type: ignore[return-value]
-
-    def _route_of(self, route: web.AbstractRoute) -> _Route | None:
-        assert route.resource is not None
         if route.resource.canonical.startswith(EXEMPT_PREFIXES):
             return None
         declared: Policy = getattr(route.handler, POLICY_ATTR, self.default)
         early = route.method in ("GET", "HEAD") and getattr(route.handler, ALONGSIDE_ATTR, False)
-        return _Route(self.overrides.get(declared.name, declared), alongside=early)
+        return Limit(self.overrides.get(declared.name, declared), alongside=early)
 
     def principal(self, request: web.Request) -> str:
         """The user of a valid bearer token (checked for revocation later, by the handler),
@@ -120,13 +115,10 @@ class RateLimits:
             return f"user:{claims.user_id}"
         return f"ip:{client_ip(request, self.trusted)}"
 
-    def begin(self, request: web.Request) -> Pending | None:
-        """Send the request's decision with this loop turn's Redis batch, without waiting
-        for it; None when the request is exempt. `early`: the handler may run while the
-        decision is on its way (see `alongside`)."""
-        found = self._route(request) if self.enabled else None
-        if found is None:
-            return None
+    def begin(self, request: web.Request, found: Limit) -> Pending:
+        """Send the request's decision under its route's policy with this loop turn's Redis
+        batch, without waiting for it. `early`: the handler may run while the decision is on
+        its way (see `alongside`)."""
         policy = found.policy
         bucket = f"{policy.name}:{self.principal(request)}"
         reply = request.app[RATE_LIMITER].submit(bucket, policy)
@@ -163,11 +155,10 @@ class RateLimits:
         self._room[bucket] = remaining
 
 
-MISSING = object()
-
-
 @dataclass(slots=True, frozen=True)
-class _Route:
+class Limit:
+    """A route's policy, and whether its decision may run alongside the handler."""
+
     policy: Policy
     alongside: bool
 

@@ -1,6 +1,6 @@
 """The request frame: the one middleware every request passes, composed here from named steps
 in their order. One frame instead of a middleware per step keeps the per-request cost low (a
-measured choice); each step lives in its own module:
+measured choice: see perf/frame_bench.py); each step lives in its own module:
 
 1. request_id: the request's id, for the log, Sentry and the response;
 2. ratelimit (server.http.ratelimit): the decision is sent to Redis, and awaited before the
@@ -11,6 +11,10 @@ measured choice); each step lives in its own module:
 6. problems (server.http.problems) and unexpected: every error as problem+json;
 7. security: the headers every response carries, and the rate-limit headers;
 8. the RED metrics and access_log, for every request but /metrics.
+
+What each step decides about a route (its policy, its access, whether it validates, its
+template, its headers) is worked out once per route into a Plan, so a request costs one
+lookup for all of them.
 """
 
 from __future__ import annotations
@@ -22,22 +26,18 @@ from aiohttp.typedefs import Handler, Middleware
 
 from server.domain.errors import DomainError
 from server.http.guard import PUBLIC, Guard
-from server.http.middleware import access_log, request_id, validation
+from server.http.middleware import access_log, request_id
+from server.http.middleware.plan import Planner
 from server.http.middleware.request_id import REQUEST_ID_HEADER
 from server.http.middleware.security import SecurityHeaders
 from server.http.middleware.unexpected import internal_error
+from server.http.middleware.validation import validate
 from server.http.problems import from_domain, from_http
 from server.http.ratelimit import RateLimits
-from server.observability.metrics import UNMATCHED_ROUTE, Metrics
+from server.observability.metrics import Metrics
 from server.ratelimit.limiter import RATELIMIT, RATELIMIT_POLICY
 
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNTRACKED_PATHS = frozenset({"/metrics"})
-
-
-def route_template(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_frame(
@@ -46,28 +46,31 @@ def request_frame(
     """The frame around every handler: the steps of this module's docstring, in order."""
     http = metrics.http
     counted = metrics.enabled
-    call = validation.validating()
+    plan_of = Planner(security, limits, guard).plan
 
     @web.middleware
     async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = request_id.assign(request)
-        tracked = request.path not in UNTRACKED_PATHS
+        plan = plan_of(request)
         started = time.perf_counter()
-        if tracked and counted:
+        if plan.tracked and counted:
             http.in_progress += 1
         status = 500
         sent: int | None = None  # body bytes, when known before sending
         decision = pending = None
         try:
             try:
-                pending = limits.begin(request)
-                if pending is not None and not pending.early:
-                    decision = await limits.settle(request, pending)
+                if plan.limit is not None:
+                    pending = limits.begin(request, plan.limit)
+                    if not pending.early:
+                        decision = await limits.settle(request, pending)
                 try:
-                    access = guard.access(request.match_info.route)
-                    if access is not PUBLIC:
-                        await guard.admit(request, access)
-                    response = await call(request, handler)
+                    if plan.access is not PUBLIC:
+                        await guard.admit(request, plan.access)
+                    if plan.validated:
+                        response = await validate(request, handler)
+                    else:
+                        response = await handler(request)
                 except Exception:  # a refusal wins over the handler's own failure
                     if pending is not None and decision is None:
                         decision = await limits.settle(request, pending)
@@ -88,21 +91,18 @@ def request_frame(
             if not response.prepared:  # a handler that streamed has sent its headers already
                 headers = response.headers
                 headers[REQUEST_ID_HEADER] = rid
-                security.apply(request.path, headers)
+                plan.headers.apply(headers)
                 if decision is not None and pending is not None:
                     headers[RATELIMIT_POLICY] = pending.policy.policy_header
                     headers[RATELIMIT] = decision.state(pending.policy)
             return response
         finally:
-            if tracked:
+            if plan.tracked:
                 elapsed = time.perf_counter() - started
-                method = request.method if request.method in _KNOWN_METHODS else "OTHER"
-                route = route_template(request)
+                method = request.method if request.method in KNOWN_METHODS else "OTHER"
                 if counted:
                     http.in_progress -= 1
-                    http.observe(method, route, status, elapsed)
-                access_log.log_request(
-                    request, method, route, status, elapsed, sent, limits.trusted
-                )
+                    http.observe(method, plan.template, status, elapsed)
+                access_log.log_request(request, method, plan, status, elapsed, sent, limits.trusted)
 
     return frame

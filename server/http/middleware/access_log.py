@@ -3,7 +3,7 @@ client behind trusted proxies and the signed-in user."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -11,26 +11,27 @@ from server.http.keys import USER_ID
 from server.http.ratelimit import client_ip
 from server.observability.logging import access_wanted, log_access
 
-PROBE_PREFIX = "/api/v1/health"
+if TYPE_CHECKING:
+    from server.http.middleware.plan import Plan
 
 
 def log_request(
     request: web.Request,
     method: str,
-    route: str,
+    plan: Plan,
     status: int,
     elapsed: float,
     sent: int | None,
     trusted: list[Any],
 ) -> None:
-    level = 10 if status < 500 and request.path.startswith(PROBE_PREFIX) else 20
+    level = 10 if status < 500 and plan.probe else 20
     if not access_wanted(level):  # probes at INFO: nothing to build
         return
     log_access(
         level,
         {
             "method": method,
-            "route": route,
+            "route": plan.template,
             "path": request.path,
             "status": status,
             "duration_s": round(elapsed, 6),

@@ -5,6 +5,7 @@ answers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from multidict import CIMultiDict, istr
@@ -24,6 +25,23 @@ DOCS_CSP = (
 NOSNIFF = istr("X-Content-Type-Options")
 
 
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """The security headers of one kind of response; a handler's own CSP or Cache-Control
+    (a download's sandbox, a catalogue's no-cache) stays."""
+
+    fixed: CIMultiDict[str]
+    csp: str
+    cache_control: str | None
+
+    def apply(self, headers: CIMultiDict[str]) -> None:
+        headers.update(self.fixed)
+        if CSP not in headers:
+            headers[CSP] = self.csp
+        if self.cache_control is not None and CACHE_CONTROL not in headers:
+            headers[CACHE_CONTROL] = self.cache_control
+
+
 class SecurityHeaders:
     """The headers every response carries (OWASP secure headers), applied in one call."""
 
@@ -41,13 +59,15 @@ class SecurityHeaders:
             fixed[istr("Strict-Transport-Security")] = "max-age=63072000; includeSubDomains"
         self.fixed = fixed
 
+    def for_path(self, path: str) -> Headers:
+        """The set a response to `path` carries: the API docs' CSP lets Swagger UI run and
+        their answers may be cached; every other answer is `no-store` under a strict CSP."""
+        if path.startswith(DOCS_PREFIXES):
+            return Headers(self.fixed, DOCS_CSP, None)
+        return Headers(self.fixed, STRICT_CSP, "no-store")
+
     def apply(self, path: str, headers: CIMultiDict[str]) -> None:
-        headers.update(self.fixed)
-        is_docs = path.startswith(DOCS_PREFIXES)
-        if CSP not in headers:
-            headers[CSP] = DOCS_CSP if is_docs else STRICT_CSP
-        if not is_docs and CACHE_CONTROL not in headers:
-            headers[CACHE_CONTROL] = "no-store"
+        self.for_path(path).apply(headers)
 
     def hook(self) -> PrepareHook:
         """on_response_prepare: drop aiohttp's Server header (it is added during prepare, so
