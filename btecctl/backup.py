@@ -1,32 +1,70 @@
-"""btecctl db backup / restore / verify / backups / prune: verified backups and restore drills."""
+"""btecctl db backup / restore / verify / backups / prune / offsite-fetch: verified backups and
+restore drills. btecctl/main.py adds COMMANDS to the `db` group."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from btecctl.db import app, database
+from btecctl.context import database, library_warnings, session
 from btecctl.output import (
-    FAILED,
     USAGE,
     JsonOpt,
-    emit_json,
+    YesOpt,
+    confirm,
     err_console,
     fail,
     mask_url,
     out_console,
     progress,
-    settings_of,
+    report,
 )
 from server.backup import core as backups
 from server.config.settings import Settings
 
-T = TypeVar("T")
-BackupArg = Annotated[str, typer.Argument(help="Backup name (in BTEC_BACKUP_DIR) or path.")]
+BackupArg = Annotated[
+    str, typer.Argument(metavar="BACKUP", help="Backup name (in BTEC_BACKUP_DIR) or path.")
+]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The off-site copy's backup name.")]
+LabelOpt = Annotated[
+    str, typer.Option(metavar="LABEL", help="Suffix for the backup's name, e.g. before-release-12.")
+]
+PushOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offsite", help="Also copy it to the uploads' S3 bucket, under backups/<name>/."
+    ),
+]
+OffsiteListOpt = Annotated[
+    bool,
+    typer.Option("--offsite", help="List the complete off-site copies in the S3 bucket instead."),
+]
+IntoOpt = Annotated[
+    str | None,
+    typer.Option(metavar="DB", help="New database to restore into. Default: <db>_restore_<time>."),
+]
+SwapOpt = Annotated[
+    bool, typer.Option("--swap", help="After a good restore, rename it to the configured database.")
+]
+CleanOpt = Annotated[
+    bool,
+    typer.Option(
+        "--clean", help="Restore into the configured database itself, in one transaction."
+    ),
+]
+DailyOpt = Annotated[
+    int, typer.Option(min=0, metavar="N", help="Newest days to keep one backup of.")
+]
+WeeklyOpt = Annotated[
+    int, typer.Option(min=0, metavar="N", help="Newest ISO weeks to keep one of.")
+]
+MonthlyOpt = Annotated[int, typer.Option(min=0, metavar="N", help="Newest months to keep one of.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")]
 
 
 def _size(n: float) -> str:
@@ -37,116 +75,92 @@ def _size(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-@app.command("backup")
 def backup_command(
-    ctx: typer.Context,
-    label: Annotated[
-        str, typer.Option(help="Suffix for the backup's name, e.g. before-release-12.")
-    ] = "",
-    offsite: Annotated[
-        bool,
-        typer.Option(help="Also copy it to the uploads' S3 bucket, under backups/<name>/."),
-    ] = False,
-    as_json: JsonOpt = False,
+    ctx: typer.Context, label: LabelOpt = "", offsite: PushOpt = False, as_json: JsonOpt = False
 ) -> None:
     """Dump the database with pg_dump into a checksummed backup with a manifest."""
     if label and not label.replace("-", "").isalnum():
         fail("--label may hold letters, digits and dashes only", code=USAGE, as_json=as_json)
-    if offsite and settings_of(ctx).storage_backend != "s3":
-        fail("--offsite needs BTEC_STORAGE_BACKEND=s3 (and BTEC_S3_BUCKET)", code=USAGE,
-             as_json=as_json)  # fmt: skip
-    with (
-        database(settings_of(ctx), as_json) as settings,
-        progress("dumping", None, "tables") as tick,
-    ):
-        made = _guard(lambda: backups.backup(settings, tick, label=label), as_json)
-    m = made.manifest
-    copied: dict[str, object] = {}
-    if offsite:
-        from server.backup import offsite as remote
+    with session(ctx, as_json, postgres=True, prepare=library_warnings(as_json)) as s:
+        if offsite and s.settings.storage_backend != "s3":
+            fail("--offsite needs BTEC_STORAGE_BACKEND=s3 (and BTEC_S3_BUCKET)", code=USAGE,
+                 as_json=as_json)  # fmt: skip
+        s.reach_database()
+        with progress("dumping", None, "tables") as tick:
+            made = backups.backup(s.settings, tick, label=label)
+        copied = _push(s.settings, made) if offsite else {}
+    done = {"ok": True, **made.summary(), "duration_s": made.manifest["duration_s"], **copied}
+    report(as_json, done, lambda: _print_backup(made, copied))
 
-        with progress("copying off-site", len(m["files"]) + 1, "files") as tick:
-            copied = _guard(lambda: asyncio.run(remote.push(settings, made, tick)), as_json)
-    if as_json:
-        emit_json({"ok": True, **made.summary(), "duration_s": m["duration_s"], **copied})
-        return
-    err_console.print(
-        f"[green]backup[/] {made.name}: {len(m['tables'])} tables, "
-        f"{sum(m['tables'].values())} rows, {_size(m['size_bytes'])} in {m['duration_s']} s"
-    )
+
+def _push(settings: Settings, made: backups.Backup) -> dict[str, Any]:
+    from server.backup import offsite as remote
+
+    with progress("copying off-site", len(made.manifest["files"]) + 1, "files") as tick:
+        return asyncio.run(remote.push(settings, made, tick))
+
+
+def _print_backup(made: backups.Backup, copied: dict[str, Any]) -> None:
+    m = made.manifest
+    err_console.print(f"[green]backup[/] {made.name}: {len(m['tables'])} tables, "
+                      f"{sum(m['tables'].values())} rows, {_size(m['size_bytes'])} in "
+                      f"{m['duration_s']} s")  # fmt: skip
     if copied:
         err_console.print(f"[green]copied off-site[/] to {copied['offsite']}")
     out_console.print(str(made.path))
 
 
-@app.command("offsite-fetch")
-def offsite_fetch_command(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The off-site copy's backup name.")],
-    as_json: JsonOpt = False,
-) -> None:
+def offsite_fetch_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     """Bring an off-site copy back into BTEC_BACKUP_DIR, checked against its manifest (then
     `db verify` or `db restore` it)."""
     from server.backup import offsite as remote
 
-    settings = settings_of(ctx)
-    with progress("fetching", None, "files") as tick:
-        found = _guard(lambda: asyncio.run(remote.fetch(settings, name, tick)), as_json)
-    if as_json:
-        emit_json({"ok": True, **found.summary()})
-        return
+    with session(ctx, as_json) as s, progress("fetching", None, "files") as tick:
+        found = asyncio.run(remote.fetch(s.settings, name, tick))
+    report(as_json, {"ok": True, **found.summary()}, lambda: _print_fetched(found))
+
+
+def _print_fetched(found: backups.Backup) -> None:
     err_console.print(f"[green]fetched[/] {found.name}; every file matches its manifest")
     out_console.print(str(found.path))
 
 
-def _guard(work: Callable[[], T], as_json: bool) -> T:
-    try:
-        return work()
-    except backups.BackupCorrupt as exc:
-        fail(f"refused, the backup is damaged: {exc}. Nothing was touched.", as_json=as_json)
-    except backups.BackupError as exc:
-        fail(str(exc), as_json=as_json)
-
-
-@app.command("backups")
 def list_command(
-    ctx: typer.Context,
-    offsite: Annotated[
-        bool, typer.Option(help="List the complete off-site copies in the S3 bucket instead.")
-    ] = False,
-    as_json: JsonOpt = False,
+    ctx: typer.Context, offsite: OffsiteListOpt = False, as_json: JsonOpt = False
 ) -> None:
     """List backups, newest first, with their last restore drill."""
-    settings = settings_of(ctx)
-    if offsite:
-        from server.backup import offsite as remote
+    with session(ctx, as_json) as s:
+        if offsite:
+            _list_offsite(s.settings, as_json)
+            return
+        found, partial = backups.list_backups(s.settings)
+    listed = {"backup_dir": str(s.settings.backups_path), "backups": [b.summary() for b in found],
+              "incomplete": [str(p) for p in partial]}  # fmt: skip
+    report(as_json, listed, lambda: _print_backups(s.settings.backups_path, found, partial))
 
-        names = _guard(lambda: asyncio.run(remote.copies(settings)), as_json)
-        if as_json:
-            emit_json({"bucket": settings.s3_bucket, "offsite": names})
-        else:
-            for name in names:
-                out_console.print(name)
-        return
-    found, partial = backups.list_backups(settings)
-    if as_json:
-        emit_json(
-            {
-                "backup_dir": str(settings.backups_path),
-                "backups": [b.summary() for b in found],
-                "incomplete": [str(p) for p in partial],
-            }
-        )
-        return
-    table = Table(title=f"backups in {settings.backups_path}", title_justify="left")
+
+def _list_offsite(settings: Settings, as_json: bool) -> None:
+    from server.backup import offsite as remote
+
+    names = asyncio.run(remote.copies(settings))
+    report(as_json, {"bucket": settings.s3_bucket, "offsite": names}, lambda: _print_names(names))
+
+
+def _print_names(names: list[str]) -> None:
+    for name in names:
+        out_console.print(name)
+
+
+def _print_backups(where: Path, found: list[backups.Backup], partial: list[Path]) -> None:
+    table = Table(title=f"backups in {where}", title_justify="left")
     for col in ("name", "created (UTC)", "size", "rows", "migration head", "last drill"):
         table.add_column(col)
     for b in found:
-        s = b.summary()
-        drill = s["last_drill"]
+        info = b.summary()
+        drill = info["last_drill"]
         drilled = "never" if drill is None else ("ok " if drill["ok"] else "FAILED ") + drill["at"]
-        table.add_row(b.name, s["created"], _size(s["size_bytes"]), str(s["rows"]),
-                      str(s["migration_head"]), drilled)  # fmt: skip
+        table.add_row(b.name, info["created"], _size(info["size_bytes"]), str(info["rows"]),
+                      str(info["migration_head"]), drilled)  # fmt: skip
     out_console.print(table)
     for p in partial:
         err_console.print(
@@ -154,72 +168,45 @@ def list_command(
         )
 
 
-@app.command("verify")
 def verify_command(ctx: typer.Context, name: BackupArg, as_json: JsonOpt = False) -> None:
     """Restore drill: restore into a scratch database, compare with the manifest, drop it."""
-    with database(settings_of(ctx), as_json) as settings:
-        found = _guard(lambda: backups.resolve(settings, name), as_json)
-        total = len(found.manifest["tables"])
-        with progress("restoring", total, "tables") as tick:
-            drill = _guard(lambda: backups.verify(settings, found, tick), as_json)
-    if as_json:
-        emit_json({"ok": True, "backup": found.name, **drill})
-        return
+    with database(ctx, as_json) as s:
+        found = backups.resolve(s.settings, name)
+        with progress("restoring", len(found.manifest["tables"]), "tables") as tick:
+            drill = backups.verify(s.settings, found, tick)
+    report(as_json, {"ok": True, "backup": found.name, **drill}, lambda: _print_drill(found, drill))
+
+
+def _print_drill(found: backups.Backup, drill: dict[str, Any]) -> None:
     err_console.print(
         f"[green]drill passed[/]: {found.name} restored {drill['rows']} rows in "
         f"{drill['tables']} tables in {drill['seconds']} s; the scratch database is dropped."
     )
 
 
-@app.command("restore")
 def restore_command(
-    ctx: typer.Context,
-    name: BackupArg,
-    into: Annotated[
-        str | None,
-        typer.Option(help="New database to restore into [default: <db>_restore_<time>]."),
-    ] = None,
-    swap: Annotated[
-        bool, typer.Option(help="After a good restore, rename it to the configured database.")
-    ] = False,
-    clean: Annotated[
-        bool, typer.Option(help="Restore into the configured database itself, in one transaction.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
+    ctx: typer.Context, name: BackupArg, into: IntoOpt = None, swap: SwapOpt = False,
+    clean: CleanOpt = False, yes: YesOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
     """Restore a backup: checksums first, then into a new database (or --clean), then counts."""
     if clean and (swap or into):
         fail("--clean restores in place: it takes neither --into nor --swap", code=USAGE,
              as_json=as_json)  # fmt: skip
-    with database(settings_of(ctx), as_json) as settings:
-        found = _guard(lambda: backups.resolve(settings, name), as_json)
-        _guard(lambda: backups.verify_files(found), as_json)
-        plan = _guard(
-            lambda: backups.plan_restore(settings, found, into=into, clean=clean, swap=swap),
-            as_json,
-        )
-        _confirm(settings, plan, yes, as_json)
+    with database(ctx, as_json) as s:
+        found = backups.resolve(s.settings, name)
+        backups.verify_files(found)
+        plan = backups.plan_restore(s.settings, found, into=into, clean=clean, swap=swap)
+        if not yes:
+            confirm("Proceed?", as_json=as_json, show=lambda: _print_plan(plan))
         with progress("restoring", len(found.manifest["tables"]), "tables") as tick:
-            result = _guard(lambda: backups.restore(settings, plan, tick), as_json)
-    if as_json:
-        emit_json({"ok": True, "backup": found.name, **result})
-        return
-    err_console.print(f"[green]restored[/] {found.name} into {result['restored_into']}; "
-                      "row counts match the manifest.")  # fmt: skip
-    if result.get("previous"):
-        err_console.print(f"the previous database is kept as {result['previous']}")
-    elif not clean and not swap:
-        err_console.print("point BTEC_DATABASE_URL at it, or run again with --swap to rename it.")
+            result = backups.restore(s.settings, plan, tick)
+    report(as_json, {"ok": True, "backup": found.name, **result},
+           lambda: _print_restored(found.name, result, moved=clean or swap))  # fmt: skip
 
 
-def _confirm(settings: Settings, plan: backups.RestorePlan, yes: bool, as_json: bool) -> None:
-    if yes:
-        return
-    if as_json:
-        fail("confirmation needed: pass --yes", code=USAGE, as_json=True)
-    target = mask_url(plan.server_url)
-    m = plan.backup.manifest
+def _print_plan(plan: backups.RestorePlan) -> None:
+    """What a restore would replace, before the operator is asked."""
+    m, target = plan.backup.manifest, mask_url(plan.server_url)
     err_console.print(f"Restore [bold]{plan.backup.name}[/] ({m['finished_at']}, "
                       f"{sum(m['tables'].values())} rows) on {target}")  # fmt: skip
     if plan.clean:
@@ -230,36 +217,55 @@ def _confirm(settings: Settings, plan: backups.RestorePlan, yes: bool, as_json: 
     if plan.clean or plan.swap:
         for table, rows in sorted(plan.target_tables.items()):
             err_console.print(f"  {table}: {rows} rows")
-    if not typer.confirm("Proceed?", default=False, err=True):
-        raise typer.Exit(FAILED)
 
 
-@app.command("prune")
+def _print_restored(name: str, result: dict[str, Any], *, moved: bool) -> None:
+    err_console.print(f"[green]restored[/] {name} into {result['restored_into']}; "
+                      "row counts match the manifest.")  # fmt: skip
+    if result.get("previous"):
+        err_console.print(f"the previous database is kept as {result['previous']}")
+    elif not moved:
+        err_console.print("point BTEC_DATABASE_URL at it, or run again with --swap to rename it.")
+
+
 def prune_command(
-    ctx: typer.Context,
-    daily: Annotated[int, typer.Option(min=0, help="Newest days to keep one backup of.")] = 7,
-    weekly: Annotated[int, typer.Option(min=0, help="Newest ISO weeks to keep one of.")] = 4,
-    monthly: Annotated[int, typer.Option(min=0, help="Newest months to keep one of.")] = 6,
-    dry_run: Annotated[bool, typer.Option(help="Only show what would be deleted.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
+    ctx: typer.Context, daily: DailyOpt = 7, weekly: WeeklyOpt = 4, monthly: MonthlyOpt = 6,
+    dry_run: DryRunOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
     """Delete backups outside the retention policy (and leftovers of interrupted ones)."""
-    settings = settings_of(ctx)
-    found, partial = backups.list_backups(settings)
-    kept, pruned = backups.retention(found, daily=daily, weekly=weekly, monthly=monthly)
-    if not dry_run:
-        for b in pruned:
-            backups.delete(b)
-        for p in partial:
-            backups.remove_partial(p)
-    if as_json:
-        emit_json({"ok": True, "dry_run": dry_run, "kept": [b.name for b in kept],
-                   "pruned": [b.name for b in pruned],
-                   "incomplete_removed": [str(p) for p in partial]})  # fmt: skip
-        return
-    verb = "would delete" if dry_run else "deleted"
+    with session(ctx, as_json) as s:
+        found, partial = backups.list_backups(s.settings)
+        kept, pruned = backups.retention(found, daily=daily, weekly=weekly, monthly=monthly)
+        if not dry_run:
+            _delete(pruned, partial)
+    report(as_json, {"ok": True, "dry_run": dry_run, "kept": [b.name for b in kept],
+                     "pruned": [b.name for b in pruned],
+                     "incomplete_removed": [str(p) for p in partial]},
+           lambda: _print_pruned(len(kept), pruned, partial, dry_run=dry_run))  # fmt: skip
+
+
+def _delete(pruned: list[backups.Backup], partial: list[Path]) -> None:
     for b in pruned:
-        err_console.print(f"[yellow]{verb}[/] {b.name}")
+        backups.delete(b)
     for p in partial:
-        err_console.print(f"[yellow]{verb}[/] incomplete {p.name}")
-    err_console.print(f"{len(kept)} kept, {len(pruned)} {verb}.")
+        backups.remove_partial(p)
+
+
+def _print_pruned(
+    kept: int, pruned: list[backups.Backup], partial: list[Path], *, dry_run: bool
+) -> None:
+    verb = "would delete" if dry_run else "deleted"
+    for line in [b.name for b in pruned] + [f"incomplete {p.name}" for p in partial]:
+        err_console.print(f"[yellow]{verb}[/] {line}")
+    err_console.print(f"{kept} kept, {len(pruned)} {verb}.")
+
+
+# The commands btecctl/main.py adds to the `db` group, by name, in the order help lists them.
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("backup", backup_command),
+    ("offsite-fetch", offsite_fetch_command),
+    ("backups", list_command),
+    ("verify", verify_command),
+    ("restore", restore_command),
+    ("prune", prune_command),
+)

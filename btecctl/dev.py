@@ -2,70 +2,99 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from btecctl.output import FAILED, JsonOpt, emit_json, err_console, out_console, settings_of
-from server.platform.embedded import EmbeddedError, all_servers
+from btecctl.context import session
+from btecctl.output import FAILED, JsonOpt, err_console, noun, out_console, report
+from server.platform.embedded import EmbeddedError, EmbeddedServer, ServerState, all_servers
 
-app = typer.Typer(no_args_is_help=True, help="Embedded development servers under BTEC_DATA_DIR.")
+app = noun("Embedded development servers under BTEC_DATA_DIR.")
+
+
+ForceOpt = Annotated[bool, typer.Option(help="Also stop servers a running btecctl still uses.")]
 
 
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show whether each embedded server runs, who owns it, and whether it is stale."""
-    settings = settings_of(ctx)
-    states = [s.state() for s in all_servers(settings.data_dir)]
-    if as_json:
-        emit_json({"data_dir": str(settings.data_dir), "servers": [s.as_dict() for s in states]})
-        return
-    table = Table(title=f"embedded servers in {settings.data_dir}", title_justify="left")
-    for col in ("server", "state", "pid", "used by", "url"):
-        table.add_column(col)
-    for s in states:
-        state = "[red]stale[/]" if s.stale else "[green]running[/]" if s.running else "stopped"
-        users = ", ".join(str(u) for u in s.users)
-        table.add_row(s.name, state, str(s.pid or ""), users, s.url)
+    with session(ctx, as_json) as s:
+        where = s.settings.data_dir
+        states = [server.state() for server in all_servers(where)]
+    found = {"data_dir": str(where), "servers": [st.as_dict() for st in states]}
+    report(as_json, found, lambda: _print_states(states, where))
+
+
+def _print_states(states: list[ServerState], where: Path) -> None:
+    table = Table("server", "state", "pid", "used by", "url",
+                  title=f"embedded servers in {where}", title_justify="left")  # fmt: skip
+    for st in states:
+        state = "[red]stale[/]" if st.stale else "[green]running[/]" if st.running else "stopped"
+        table.add_row(st.name, state, str(st.pid or ""), ", ".join(map(str, st.users)), st.url)
     out_console.print(table)
 
 
 @app.command("stop")
-def stop(
-    ctx: typer.Context,
-    force: Annotated[
-        bool, typer.Option(help="Also stop servers a running btecctl still uses.")
-    ] = False,
-    as_json: JsonOpt = False,
-) -> None:
+def stop(ctx: typer.Context, force: ForceOpt = False, as_json: JsonOpt = False) -> None:
     """Stop embedded servers left behind by a killed btecctl (stale ones)."""
-    settings = settings_of(ctx)
-    stopped: list[str] = []
-    in_use: list[str] = []
-    errors: list[str] = []
-    for server in all_servers(settings.data_dir):
+    with session(ctx, as_json) as s:
+        outcome = _stop_all(all_servers(s.settings.data_dir), force)
+    report(as_json, {"ok": not outcome["errors"], **outcome}, lambda: _print_stopped(**outcome))
+    if outcome["errors"]:
+        raise typer.Exit(FAILED)
+
+
+def _print_stopped(stopped: list[str], in_use: list[str], errors: list[str]) -> None:
+    for name in stopped:
+        err_console.print(f"[green]stopped[/] {name}")
+    for item in in_use:
+        err_console.print(f"[yellow]left running[/] {item}; use --force to stop it")
+    for item in errors:
+        err_console.print(f"[red]failed[/] {item}")
+    if not (stopped or in_use or errors):
+        err_console.print("no embedded server is running.")
+
+
+def _stop_all(servers: list[EmbeddedServer], force: bool) -> dict[str, list[str]]:
+    """Stop each running server nobody uses (any, with `force`): what stopped, what was left
+    in use, and what failed."""
+    outcome: dict[str, list[str]] = {"stopped": [], "in_use": [], "errors": []}
+    for server in servers:
         state = server.state()
-        if not state.running:
-            continue
-        if state.users and not force:
-            in_use.append(f"{state.name} (used by pid {', '.join(map(str, state.users))})")
-            continue
-        try:
-            server.stop()
-            stopped.append(state.name)
-        except EmbeddedError as exc:
-            errors.append(f"{state.name}: {exc}")
-    if as_json:
-        emit_json({"ok": not errors, "stopped": stopped, "in_use": in_use, "errors": errors})
-    else:
-        for name in stopped:
-            err_console.print(f"[green]stopped[/] {name}")
-        for item in in_use:
-            err_console.print(f"[yellow]left running[/] {item}; use --force to stop it")
-        for item in errors:
-            err_console.print(f"[red]failed[/] {item}")
-        if not (stopped or in_use or errors):
-            err_console.print("no embedded server is running.")
-    if errors:
+        if state.running and state.users and not force:
+            users = ", ".join(map(str, state.users))
+            outcome["in_use"].append(f"{state.name} (used by pid {users})")
+        elif state.running:
+            try:
+                server.stop()
+                outcome["stopped"].append(state.name)
+            except EmbeddedError as exc:
+                outcome["errors"].append(f"{state.name}: {exc}")
+    return outcome
+
+
+CheckOpt = Annotated[
+    bool, typer.Option("--check", help="Change nothing; exit 1 if a committed page is stale.")
+]
+
+
+@app.command("docs")
+def docs(ctx: typer.Context, check: CheckOpt = False, as_json: JsonOpt = False) -> None:
+    """Write the generated references in docs/: the CLI (cli.md), the configuration
+    (configuration.md) and the HTTP API (api.md), from the code itself."""
+    from btecctl import reference
+    from btecctl.main import app as cli_app
+    from server.app.factory import openapi_document
+    from server.config.settings import Settings
+
+    with session(ctx, as_json):
+        pages = reference.pages(cli_app, openapi_document(Settings.model_construct()))
+        changed = reference.stale(pages) if check else reference.write(pages)
+    verb = "stale" if check else "written"
+    report(as_json, {"ok": not (check and changed), verb: changed},
+           lambda: err_console.print(f"{verb}: {', '.join(changed) or 'none'}"))  # fmt: skip
+    if check and changed:
         raise typer.Exit(FAILED)

@@ -1,31 +1,56 @@
-"""btecctl health: the server's health document as a table or JSON, with exit codes.
+"""btecctl health: the server's health document as a table or JSON, with exit codes; and the
+reading of a running server that `db pool-stats` and `cache stats` share.
 
-Exit codes: 0 pass, 0 warn (2 with --strict), 1 fail, 3 unreachable.
+Exit codes: 0 pass, 0 warn (2 with --strict), 1 fail, 2 a bad --url, 3 unreachable.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
+from btecctl.context import session
 from btecctl.output import (
     FAILED,
     OK,
     UNREACHABLE,
+    USAGE,
     JsonOpt,
     emit_json,
     err_console,
+    fail,
     out_console,
-    settings_of,
 )
 from server.config.settings import Settings
 
+if TYPE_CHECKING:
+    from prometheus_client import Metric
+    from pydantic import SecretStr
+    from rich.console import RenderableType
+
 WARN_STRICT = 2
 STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(metavar="URL", help="Server base URL. Default: from BTEC_HOST/BTEC_PORT."),
+]
+WatchOpt = Annotated[
+    float | None, typer.Option(min=0.5, metavar="N", help="Repeat every N seconds until Ctrl-C.")
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 2 on warn.")]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="Ask for fresh checks, bypassing the cache.")
+]
+TimeoutOpt = Annotated[float, typer.Option(min=0.1, metavar="SECONDS", help="Request timeout.")]
 
 
 def default_url(settings: Settings) -> str:
@@ -34,46 +59,88 @@ def default_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def fetch(base_url: str, token: str | None, timeout: float, fresh: bool) -> dict[str, Any]:
-    """GET /api/v1/health; a 503 still carries the document."""
+def base_url(url: str, as_json: bool) -> str:
+    """A server's base URL as given, or exit 2 if it is not an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and parts.hostname and parts.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        usable = False
+    if not usable:
+        fail(f"--url {url!r}: need http(s)://HOST[:PORT]", code=USAGE, as_json=as_json)
+    return url.rstrip("/")
+
+
+def get(url: str, token: str | None, timeout: float, accept: str = "*/*") -> tuple[int, bytes]:
+    """Status and body of a GET to a running server; ConnectionError when nobody answers."""
     import urllib.error
     import urllib.request
 
-    url = base_url.rstrip("/") + "/api/v1/health" + ("?fresh=true" if fresh else "")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("--url must start with http:// or https://")
-    req = urllib.request.Request(url, headers={"Accept": "application/health+json"})  # noqa: S310
+    request = urllib.request.Request(url, headers={"Accept": accept})  # noqa: S310
     if token:
-        req.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-            body = resp.read()
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            return int(resp.status), resp.read()
     except urllib.error.HTTPError as exc:
-        if exc.code != 503:
-            raise
-        body = exc.read()
-    doc = json.loads(body)
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"no server answered at {url} ({reason})") from None
+
+
+def scrape(base: str, token: SecretStr | None) -> list[Metric]:
+    """The metric families of a running server's /metrics; LookupError if it refuses."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, body = get(base + "/metrics", token.get_secret_value() if token else None, 5)
+    if status != 200:
+        raise LookupError(f"{base}/metrics answered {status}")
+    return list(text_string_to_metric_families(body.decode()))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One look at /api/v1/health: its document, or why there was none."""
+
+    url: str
+    doc: dict[str, Any] | None
+    error: str = ""
+
+    def code(self, strict: bool) -> int:
+        status = self.doc["status"] if self.doc else None
+        if status == "warn":
+            return WARN_STRICT if strict else OK
+        return {"pass": OK, None: UNREACHABLE}.get(status, FAILED)
+
+    def as_json(self) -> dict[str, Any]:
+        return self.doc or {"status": "unreachable", "url": self.url, "error": self.error}
+
+    def __rich__(self) -> RenderableType:
+        if self.doc is None:
+            return Text.assemble(("unreachable: ", "red"), self.error)
+        return render(self.doc, self.url)
+
+
+def read(url: str, token: str | None, timeout: float, fresh: bool) -> Reading:
+    """GET /api/v1/health; a 503 still carries the document."""
+    where = url + "/api/v1/health" + ("?fresh=true" if fresh else "")
+    try:
+        status, body = get(where, token, timeout, accept="application/health+json")
+        doc = json.loads(body) if status in (200, 503) else None
+    except (ConnectionError, ValueError) as exc:
+        return Reading(url, None, str(exc))
     if not isinstance(doc, dict) or "status" not in doc:
-        raise ValueError("the answer is not a health document")
-    return doc
+        return Reading(url, None, f"{where} answered {status}, not a health document")
+    return Reading(url, doc)
 
 
-def exit_code(status: str, strict: bool) -> int:
-    if status == "pass":
-        return OK
-    if status == "warn":
-        return WARN_STRICT if strict else OK
-    return FAILED
-
-
-def render(doc: dict[str, Any], url: str) -> None:
+def render(doc: dict[str, Any], url: str) -> Table:
     status = str(doc.get("status"))
     title = f"btec health at {url}: [{STYLE.get(status, 'white')}]{status}[/]"
     if "uptime" in doc:
         title += f"  (release {doc.get('releaseId')}, up {doc['uptime']:.0f} s)"
-    table = Table(title=title, title_justify="left")
-    for col in ("check", "status", "observed", "output"):
-        table.add_column(col)
+    table = Table("check", "status", "observed", "output", title=title, title_justify="left")
     for key, entries in sorted(doc.get("checks", {}).items()):
         for e in entries:
             value = e.get("observedValue")
@@ -82,54 +149,56 @@ def render(doc: dict[str, Any], url: str) -> None:
             table.add_row(key, f"[{STYLE.get(st, 'white')}]{st}[/]", observed, e.get("output", ""))
     if not doc.get("checks"):
         table.add_row("(details hidden)", status, "", "set BTEC_HEALTH_TOKEN to see checks")
-    out_console.print(table)
-
-
-def _once(url: str, token: str | None, timeout: float, fresh: bool, as_json: bool) -> str | None:
-    """Print one reading; return its status, or None when unreachable."""
-    import urllib.error
-
-    try:
-        doc = fetch(url, token, timeout, fresh)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if as_json:
-            emit_json({"status": "unreachable", "url": url, "error": str(reason)})
-        else:
-            err_console.print(f"[red]unreachable:[/] {url} ({reason})", highlight=False)
-        return None
-    if as_json:
-        emit_json(doc)
-    else:
-        render(doc, url)
-    return str(doc["status"])
+    return table
 
 
 def health(
-    ctx: typer.Context,
-    url: Annotated[
-        str | None, typer.Option(help="Server base URL [default: from BTEC_HOST/BTEC_PORT].")
-    ] = None,
-    watch: Annotated[
-        float | None, typer.Option(min=0.5, help="Repeat every N seconds until Ctrl-C.")
-    ] = None,
-    strict: Annotated[bool, typer.Option(help="Exit 2 on warn.")] = False,
-    fresh: Annotated[bool, typer.Option(help="Ask for fresh checks, bypassing the cache.")] = False,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Request timeout in seconds.")] = 5.0,
-    as_json: JsonOpt = False,
-) -> None:
+    ctx: typer.Context, url: UrlOpt = None, watch: WatchOpt = None, strict: StrictOpt = False,
+    fresh: FreshOpt = False, timeout: TimeoutOpt = 5.0, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
     """Show the server's health. Exit 0 pass or warn (2 with --strict), 1 fail, 3 unreachable."""
-    settings = settings_of(ctx)
-    base = url or default_url(settings)
-    token = settings.health_token.get_secret_value() if settings.health_token else None
-    code = UNREACHABLE
+    with session(ctx, as_json) as s:
+        base = base_url(url or default_url(s.settings), as_json)
+        token = s.settings.health_token.get_secret_value() if s.settings.health_token else None
+    look = functools.partial(read, base, token, timeout, fresh)
+    last = _watch(look, watch, as_json) if watch else _show(look(), as_json)
+    raise typer.Exit(last.code(strict))
+
+
+def _show(reading: Reading, as_json: bool) -> Reading:
+    if as_json:
+        emit_json(reading.as_json())
+    elif reading.doc is None:
+        err_console.print(reading, highlight=False)
+    else:
+        out_console.print(reading)
+    return reading
+
+
+def _watch(look: Callable[[], Reading], every: float, as_json: bool) -> Reading:
+    """Read every `every` seconds until Ctrl-C: one JSON line a round, or one table redrawn
+    in place; the last reading decides the exit code."""
+    from rich.live import Live
+
+    reading = look()
     try:
-        while True:
-            seen = _once(base, token, timeout, fresh, as_json)
-            code = UNREACHABLE if seen is None else exit_code(seen, strict)
-            if watch is None:
-                break
-            time.sleep(watch)
+        with _Lines() if as_json else Live(console=out_console, auto_refresh=False) as live:
+            while True:
+                live.update(reading, refresh=True)
+                time.sleep(every)
+                reading = look()
     except KeyboardInterrupt:
-        pass
-    raise typer.Exit(code)
+        return reading
+
+
+class _Lines:
+    """Live's interface for --json: each reading is one more JSON line."""
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, reading: Reading, refresh: bool = True) -> None:
+        emit_json(reading.as_json())

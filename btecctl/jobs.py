@@ -1,118 +1,70 @@
-"""btecctl tasks: the job queue's counts, failures and workers; retry, abort, and ping."""
+"""btecctl jobs: the job queue's counts, failures and workers; retry, abort, and ping. (Also
+answers as `btecctl tasks`, its name before.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from btecctl.output import (
-    FAILED,
-    UNREACHABLE,
-    USAGE,
-    JsonOpt,
-    emit_json,
-    err_console,
-    fail,
-    out_console,
-    settings_of,
-)
-from server.config.settings import Settings
-from server.platform.embedded import EmbeddedError, embedded_services
+from btecctl.context import Session, session
+from btecctl.output import FAILED, JsonOpt, err_console, noun, out_console, report
 
 if TYPE_CHECKING:
-    from server.jobs.queue import JobQueue, Jobs
+    from saq import Job
 
-T = TypeVar("T")
-app = typer.Typer(
+    from server.jobs.queue import JobQueue
+
+app = noun(
+    "The job queue: counts, failures, workers; retry, abort, ping.",
     no_args_is_help=False,
     invoke_without_command=True,
-    help="The job queue: counts, failures, workers; retry, abort, ping.",
 )
-JobId = Annotated[str, typer.Argument(help="The job's id (as `btecctl tasks` shows it).")]
-
-
-@contextlib.contextmanager
-def _redis(settings: Settings, as_json: bool) -> Iterator[Settings]:
-    try:
-        with embedded_services(settings, postgres=False) as resolved:
-            yield resolved
-    except EmbeddedError as exc:
-        fail(f"embedded Redis: {exc}", as_json=as_json)
-
-
-@contextlib.asynccontextmanager
-async def _queue(settings: Settings) -> AsyncIterator[JobQueue]:
-    from server.jobs.queue import create_queue
-
-    assert settings.redis_url is not None
-    queue = create_queue(settings.redis_url.get_secret_value())
-    try:
-        yield queue
-    finally:
-        await queue.disconnect()
-
-
-@contextlib.asynccontextmanager
-async def catalogue(settings: Settings) -> AsyncIterator[Jobs]:
-    """The task catalogue on the settings' Redis: for commands that queue jobs."""
-    from server.jobs.queue import Jobs
-    from server.worker import handlers as task_specs
-
-    async with _queue(settings) as queue:
-        yield Jobs(queue, task_specs.specs(settings), None)
-
-
-def _run(settings: Settings, as_json: bool, work: Callable[[JobQueue], Awaitable[T]]) -> T:
-    import redis.exceptions
-
-    async def main(resolved: Settings) -> T:
-        async with _queue(resolved) as queue:
-            return await work(queue)
-
-    with _redis(settings, as_json) as resolved:
-        try:
-            return asyncio.run(main(resolved))
-        except (redis.exceptions.ConnectionError, OSError) as exc:
-            fail(f"Redis unreachable: {type(exc).__name__}", code=UNREACHABLE, as_json=as_json)
+JobId = Annotated[
+    str, typer.Argument(metavar="ID", help="The job's id (as `btecctl jobs` shows it).")
+]
+SecondsOpt = Annotated[
+    float, typer.Option(min=0, max=300, metavar="SECONDS", help="Work the job pretends.")
+]
+WaitOpt = Annotated[
+    float, typer.Option(min=0.5, metavar="SECONDS", help="Give up waiting after this.")
+]
+JobTimeoutOpt = Annotated[
+    int | None,
+    typer.Option(min=1, metavar="SECONDS", help="The job's own timeout, to see timeouts handled."),
+]
 
 
 @app.callback()
 def overview(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Queue counts, recent failures and live workers (the same as `btecctl tasks list`)."""
+    """Queue counts, recent failures and live workers (the same as `btecctl jobs list`)."""
     if ctx.invoked_subcommand is None:
-        _overview(settings_of(ctx), as_json)
+        list_command(ctx, as_json)
 
 
 @app.command("list")
 def list_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Queue counts (queued, active, scheduled, failed), recent failures and live workers."""
-    _overview(settings_of(ctx), as_json)
+    with session(ctx, as_json, redis=True) as s:
+        data = s.run(_overview(s.jobs.queue))
+    report(as_json, data, lambda: _render(data))
 
 
-def _overview(settings: Settings, as_json: bool) -> None:
+async def _overview(queue: JobQueue) -> dict[str, Any]:
     from server.jobs import admin
 
-    async def read(queue: JobQueue) -> dict[str, Any]:
-        counts = await admin.counts(queue)
-        failures = await admin.recent_failures(queue)
-        workers = await admin.workers(queue)
-        return {
-            "queues": [{"name": queue.name, **counts.as_dict()}],
-            "failures": [admin.describe(j) for j in failures],
-            "workers": [_worker(k, v) for k, v in workers.items()],
-        }
-
-    data = _run(settings, as_json, read)
-    if as_json:
-        emit_json(data)
-        return
-    _render(data)
+    counts = await admin.counts(queue)
+    return {
+        "queues": [{"name": queue.name, **counts.as_dict()}],
+        "failures": [admin.describe(j) for j in await admin.recent_failures(queue)],
+        "workers": [_worker(k, v) for k, v in (await admin.workers(queue)).items()],
+    }
 
 
 def _worker(worker_id: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -128,28 +80,34 @@ def _worker(worker_id: str, info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _table(
+    title: str, columns: tuple[str, ...], rows: list[list[Any]], numbers: bool = False
+) -> Table:
+    """A table whose first column, an id, never wraps."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(columns[0], no_wrap=True)
+    for col in columns[1:]:
+        table.add_column(col, overflow="fold", justify="right" if numbers else "left")
+    for row in rows:
+        table.add_row(*map(str, row))
+    return table
+
+
 def _render(data: dict[str, Any]) -> None:
-    queues = Table(title="queues", title_justify="left")
-    for col in ("queue", "queued", "active", "scheduled", "failed"):
-        queues.add_column(col, justify="left" if col == "queue" else "right")
-    for q in data["queues"]:
-        queues.add_row(q["name"], *(str(q[k]) for k in ("queued", "active", "scheduled", "failed")))
-    out_console.print(queues)
-    workers = Table(title="workers (recent heartbeat)", title_justify="left")
-    for col in ("id", "pid", "complete", "failed", "retried", "up (s)"):
-        workers.add_column(col)
-    for w in data["workers"]:
-        workers.add_row(w["id"], str(w["pid"]), str(w["complete"]), str(w["failed"]),
-                        str(w["retried"]), str(w["uptime_s"]))  # fmt: skip
-    out_console.print(workers if data["workers"] else "[yellow]no worker is running[/]")
-    if data["failures"]:
-        failures = Table(title="recent failures", title_justify="left")
-        for col in ("id", "task", "attempts", "failed at", "error"):
-            failures.add_column(col, overflow="fold")
-        for f in data["failures"]:
-            failures.add_row(f["id"], f["task"], str(f["attempts"]), str(f["completed_at"]),
-                             str(f["error"]))  # fmt: skip
-        out_console.print(failures)
+    counts = ("queued", "active", "scheduled", "failed")
+    queues = [[q["name"], *(q[k] for k in counts)] for q in data["queues"]]
+    out_console.print(_table("queues", ("queue", *counts), queues, numbers=True))
+    heard = [[w[k] for k in ("id", "pid", "complete", "failed", "retried", "uptime_s")]
+             for w in data["workers"]]  # fmt: skip
+    workers = _table("workers (recent heartbeat)",
+                     ("id", "pid", "complete", "failed", "retried", "up (s)"), heard)  # fmt: skip
+    out_console.print(workers if heard else "[yellow]no worker is running[/]")
+    failed = [[f[k] for k in ("id", "task", "attempts", "completed_at", "error")]
+              for f in data["failures"]]  # fmt: skip
+    if failed:
+        out_console.print(
+            _table("recent failures", ("id", "task", "attempts", "failed at", "error"), failed)
+        )
 
 
 @app.command("show")
@@ -157,37 +115,27 @@ def show(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
     """One job: status, attempts, times, result or error."""
     from server.jobs import admin
 
-    async def read(queue: JobQueue) -> dict[str, Any] | None:
-        job = await queue.job(job_id)
-        return admin.describe(job) if job else None
+    with session(ctx, as_json, redis=True) as s:
+        job = s.run(s.jobs.queue.job(job_id))
+        if job is None:
+            raise LookupError(f"no job {job_id}")
+    found = admin.describe(job)
+    report(as_json, found, lambda: _print_fields(found))
 
-    found = _run(settings_of(ctx), as_json, read)
-    if found is None:
-        fail(f"no job {job_id}", as_json=as_json)
-    if as_json:
-        emit_json(found)
-        return
+
+def _print_fields(found: dict[str, Any]) -> None:
     for key, value in found.items():
-        out_console.print(f"[bold]{key}[/]: {value}", highlight=False)
+        out_console.print(Text.assemble((f"{key}", "bold"), f": {value}"), soft_wrap=True)
 
 
-def _act(ctx: typer.Context, job_id: str, as_json: bool, verb: str, action: Any) -> None:
-    async def work(queue: JobQueue) -> dict[str, Any]:
-        from server.jobs import admin
+def _act(ctx: typer.Context, job_id: str, as_json: bool, verb: str,
+         action: Callable[[JobQueue, str], Coroutine[Any, Any, Job]]) -> None:  # fmt: skip
+    from server.jobs import admin
 
-        job = await action(queue, job_id)
-        return admin.describe(job)
-
-    try:
-        result = _run(settings_of(ctx), as_json, work)
-    except LookupError as exc:
-        fail(str(exc), as_json=as_json)
-    except ValueError as exc:
-        fail(str(exc), code=USAGE, as_json=as_json)
-    if as_json:
-        emit_json({"ok": True, "job": result})
-    else:
-        err_console.print(f"[green]{verb}[/] {job_id} ({result['task']}): {result['status']}")
+    with session(ctx, as_json, redis=True) as s:
+        result = admin.describe(s.run(action(s.jobs.queue, job_id)))
+    said = f"[green]{verb}[/] {job_id} ({result['task']}): {result['status']}"
+    report(as_json, {"ok": True, "job": result}, lambda: err_console.print(said))
 
 
 @app.command("retry")
@@ -208,43 +156,35 @@ def abort(ctx: typer.Context, job_id: JobId, as_json: JsonOpt = False) -> None:
 
 @app.command("ping")
 def ping(
-    ctx: typer.Context,
-    seconds: Annotated[float, typer.Option(min=0, max=300, help="Work the job pretends.")] = 0.0,
-    timeout: Annotated[float, typer.Option(min=0.5, help="Give up waiting after this.")] = 30.0,
-    job_timeout: Annotated[
-        int | None, typer.Option(min=1, help="The job's own timeout, to see timeouts handled.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
+    ctx: typer.Context, seconds: SecondsOpt = 0.0, timeout: WaitOpt = 30.0,
+    job_timeout: JobTimeoutOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
     """Queue a no-op job and wait for a worker to run it: proves the queue works end to end."""
-
-    async def work(queue: JobQueue) -> dict[str, Any]:
-        from server.jobs import admin
-        from server.jobs.queue import Jobs
-        from server.worker import handlers as task_specs
-
-        settings = settings_of(ctx)
-        jobs = Jobs(queue, task_specs.specs(settings), None)
-        started = time.monotonic()
-        job = await jobs.enqueue("ping", timeout=job_timeout, seconds=seconds)
-        assert job is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_finished(queue, job.key), timeout)
-        done = await queue.job(job.key)
-        assert done is not None
-        return {**admin.describe(done), "round_trip_s": round(time.monotonic() - started, 3)}
-
-    result = _run(settings_of(ctx), as_json, work)
+    with session(ctx, as_json, redis=True) as s:
+        result = s.run(_ping(s, seconds, job_timeout, wait=timeout))
     ok = result["status"] == "complete"
-    if as_json:
-        emit_json({"ok": ok, **result})
-    elif ok:
-        err_console.print(f"[green]pong[/] in {result['round_trip_s']} s (job {result['id']})")
-    else:
-        err_console.print(f"[red]no pong[/] after {timeout:g} s: job {result['id']} is "
-                          f"{result['status']}; is a worker running?")  # fmt: skip
+    said = (f"[green]pong[/] in {result['round_trip_s']} s (job {result['id']})" if ok else
+            f"[red]no pong[/] after {timeout:g} s: job {result['id']} is {result['status']}; "
+            "is a worker running?")  # fmt: skip
+    report(as_json, {"ok": ok, **result}, lambda: err_console.print(said))
     if not ok:
         raise typer.Exit(FAILED)
+
+
+async def _ping(
+    s: Session, seconds: float, job_timeout: int | None, *, wait: float
+) -> dict[str, Any]:
+    """Queue a ping and wait up to `wait` seconds for it to end; the job as it then is."""
+    from server.jobs import admin
+
+    started = time.monotonic()
+    job = await s.jobs.enqueue("ping", timeout=job_timeout, seconds=seconds)
+    assert job is not None
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_finished(s.jobs.queue, job.key), wait)
+    done = await s.jobs.queue.job(job.key)
+    assert done is not None
+    return {**admin.describe(done), "round_trip_s": round(time.monotonic() - started, 3)}
 
 
 async def _finished(queue: JobQueue, key: str) -> None:

@@ -2,37 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from btecctl.output import JsonOpt, emit_json, err_console, fail, out_console, settings_of
+from btecctl.context import Session, session
+from btecctl.output import JsonOpt, err_console, noun, out_console, report
 
-app = typer.Typer(no_args_is_help=True, help="Messages the embedded mail catcher received.")
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from server.platform.mail import CaughtMessage
+
+app = noun("Messages the embedded mail catcher received.")
+HEADERS = ("Date", "From", "To", "Subject", "Message-ID", "X-Request-ID")
+LimitOpt = Annotated[int, typer.Option(min=1, metavar="N", help="Newest N messages.")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="The id `btecctl mail list` shows.")]
+HtmlOpt = Annotated[bool, typer.Option("--html", help="Print the HTML part instead of the text.")]
 
 
-def _messages(ctx: typer.Context) -> list[Any]:
+def _messages(s: Session) -> list[CaughtMessage]:
     from server.platform.mail import caught, maildir_path
 
-    return caught(maildir_path(settings_of(ctx)))
+    return caught(maildir_path(s.settings))
 
 
 @app.command("list")
-def list_command(
-    ctx: typer.Context,
-    limit: Annotated[int, typer.Option(min=1, help="Newest N messages.")] = 20,
-    as_json: JsonOpt = False,
-) -> None:
+def list_command(ctx: typer.Context, limit: LimitOpt = 20, as_json: JsonOpt = False) -> None:
     """The newest messages: id, date, from, to, subject."""
-    found = _messages(ctx)[-limit:]
-    if as_json:
-        emit_json({"messages": [m.summary() for m in reversed(found)]})
-        return
+    with session(ctx, as_json) as s:
+        found = _messages(s)[-limit:][::-1]
+    report(as_json, {"messages": [m.summary() for m in found]}, lambda: _print_list(found))
+
+
+def _print_list(found: list[CaughtMessage]) -> None:
     table = Table(title="caught mail (newest first)", title_justify="left")
-    for col in ("id", "date", "to", "subject"):
+    table.add_column("id", no_wrap=True)  # an id is for copying: one piece, never folded
+    for col in ("date", "to", "subject"):
         table.add_column(col, overflow="fold")
-    for m in reversed(found):
+    for m in found:
         table.add_row(m.id, str(m.date), str(m.to), str(m.subject))
     out_console.print(table)
     if not found:
@@ -41,29 +52,24 @@ def list_command(
 
 @app.command("show")
 def show(
-    ctx: typer.Context,
-    message_id: Annotated[str, typer.Argument(help="The id `btecctl mail list` shows.")],
-    html: Annotated[bool, typer.Option(help="Print the HTML part instead of the text.")] = False,
-    as_json: JsonOpt = False,
+    ctx: typer.Context, message_id: IdArg, html: HtmlOpt = False, as_json: JsonOpt = False
 ) -> None:
     """One message: headers and its text (or HTML) part."""
-    found = next((m for m in _messages(ctx) if m.id == message_id), None)
-    if found is None:
-        fail(f"no message {message_id}", as_json=as_json)
+    with session(ctx, as_json) as s:
+        found = next((m for m in _messages(s) if m.id == message_id), None)
+        if found is None:
+            raise LookupError(f"no message {message_id}")
     msg = found.message
-    text = msg.get_body(preferencelist=("plain",))
-    page = msg.get_body(preferencelist=("html",))
-    body = {
-        **found.summary(),
-        "headers": {k: str(v) for k, v in msg.items()},
-        "text": text.get_content() if text is not None else None,
-        "html": page.get_content() if page is not None else None,
-    }
-    if as_json:
-        emit_json(body)
-        return
-    for key in ("Date", "From", "To", "Subject", "Message-ID", "X-Request-ID"):
-        if msg[key]:
-            out_console.print(f"[bold]{key}:[/] {msg[key]}", highlight=False)
-    out_console.print()
-    out_console.print(body["html"] if html else body["text"], highlight=False, markup=False)
+    text, page = msg.get_body(preferencelist=("plain",)), msg.get_body(preferencelist=("html",))
+    body = {**found.summary(), "headers": {k: str(v) for k, v in msg.items()},
+            "text": text.get_content() if text is not None else None,
+            "html": page.get_content() if page is not None else None}  # fmt: skip
+    report(as_json, body, lambda: _print_message(msg, body["html"] if html else body["text"]))
+
+
+def _print_message(msg: EmailMessage, part: str | None) -> None:
+    """Headers, then the body as it is: links and tokens must survive a copy, so no line is
+    broken for the terminal's width (or a pipe's 80 columns)."""
+    for key in (k for k in HEADERS if msg[k]):
+        out_console.print(Text.assemble((f"{key}:", "bold"), f" {msg[key]}"), soft_wrap=True)
+    sys.stdout.write("\n" + (part or ""))

@@ -1,4 +1,4 @@
-"""btecctl's root: loads settings once and adds one sub-app per noun."""
+"""btecctl's root: every command, registered from the explicit lists below."""
 
 from __future__ import annotations
 
@@ -6,37 +6,70 @@ import atexit
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
-import btecctl.backup  # noqa: F401 - registers db backup, restore, verify, backups, prune
 from btecctl import (
     assessment,
+    backup,
     cache,
     db,
     dev,
     files,
     health,
+    jobs,
     mail,
     sentry,
     serve,
-    tasks,
     units,
     users,
     worker,
 )
-from btecctl.output import CONFIG, FAILED, err_console
+from btecctl.output import FAILED
 from server import __version__
-from server.config.settings import SettingsError, load_settings
 
 app = typer.Typer(
     name="btecctl",
     no_args_is_help=True,
     help="Run and operate btec: the API server, migrations, health and embedded servers.",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+# In the order `btecctl --help` lists them.
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("serve", serve.serve),
+    ("worker", worker.worker),
+    ("health", health.health),
+)
+GROUPS: tuple[tuple[str, typer.Typer], ...] = (
+    ("db", db.app),
+    ("dev", dev.app),
+    ("jobs", jobs.app),
+    ("mail", mail.app),
+    ("cache", cache.app),
+    ("units", units.app),
+    ("files", files.app),
+    ("assessment", assessment.app),
+    ("users", users.app),
+    ("sentry", sentry.app),
+)
+# Backups are the database's: `btecctl db backup`, `db restore`, ...
+DB_COMMANDS = backup.COMMANDS
+# Old names that still work, out of the help: what users already type.
+ALIASES: tuple[tuple[str, typer.Typer], ...] = (("tasks", jobs.app),)
+
+for name, command in COMMANDS:
+    app.command(name)(command)
+for name, command in DB_COMMANDS:
+    db.app.command(name)(command)
+for name, group in GROUPS:
+    app.add_typer(group, name=name)
+for name, group in ALIASES:
+    app.add_typer(group, name=name, hidden=True)
 
 
 def _version(value: bool) -> None:
@@ -47,33 +80,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Settings come from BTEC_* variables and an optional .env file."""
-    try:
-        ctx.obj = load_settings()
-    except SettingsError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(CONFIG) from None
-
-
-app.command("serve")(serve.serve)
-app.command("worker")(worker.worker)
-app.command("health")(health.health)
-app.add_typer(db.app, name="db")
-app.add_typer(dev.app, name="dev")
-app.add_typer(tasks.app, name="tasks")
-app.add_typer(mail.app, name="mail")
-app.add_typer(cache.app, name="cache")
-app.add_typer(units.app, name="units")
-app.add_typer(files.app, name="files")
-app.add_typer(assessment.app, name="assessment")
-app.add_typer(users.app, name="users")
-app.add_typer(sentry.app, name="sentry")
+    """Settings come from BTEC_* variables and an optional .env file; each command loads them
+    in its session (btecctl/context.py), so a bad one is reported like any failure."""
 
 
 def run() -> None:

@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: settings from the context, JSON or rich output, stable exit codes."""
+"""What a person sees: the exit codes, JSON or rich output on the right stream, progress,
+confirmations, and how help looks."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from server.config.settings import Settings
 from server.domain.text import describe
 
 # Exit codes every command uses; the README lists them.
@@ -21,17 +22,28 @@ FAILED = 1
 USAGE = 2  # also typer's own code for bad arguments
 UNREACHABLE = 3
 CONFIG = 4
+EXIT_CODES = {
+    OK: "success; for `health`, `pass` or `warn`",
+    FAILED: "a failed check or a refused action; for `health`, `fail`",
+    USAGE: "bad arguments or input, or a needed confirmation not given; for `health --strict`, "
+    "`warn`",
+    UNREACHABLE: "the server, database or Redis could not be reached",
+    CONFIG: "missing or invalid configuration (the message names the variable)",
+}
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON on stdout only.")
 ]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 err_console = Console(stderr=True)
 out_console = Console()
 
 
 @contextmanager
-def progress(verb: str, total: int | None, unit: str = "") -> Iterator[Callable[[str], None]]:
+def progress(
+    verb: str, total: int | None = None, unit: str = ""
+) -> Iterator[Callable[[str], None]]:
     """A progress bar on stderr; yields the callback the work calls once per item done."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -79,10 +91,12 @@ def cli_logging(as_json: bool, level: int = logging.WARNING) -> None:
     root.setLevel(level)
 
 
-def settings_of(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Settings), "the root callback loads settings"
-    return obj
+def noun(help: str, **options: Any) -> typer.Typer:
+    """A command group. Help is click's plain layout: flags show as flags, values by their
+    metavar (`--steps N`), and `[default: ...]` in a help text stays text (typer's rich
+    layout shows `<bool>` beside every flag and takes brackets for markup)."""
+    options.setdefault("no_args_is_help", True)
+    return typer.Typer(help=help, rich_markup_mode=None, **options)
 
 
 def emit_json(data: Any) -> None:
@@ -92,12 +106,37 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def report(as_json: bool, data: Any, show: Callable[[], object]) -> None:
+    """What a command found: `data` as JSON with --json, else as `show()` prints it."""
+    if as_json:
+        emit_json(data)
+    else:
+        show()
+
+
 def fail(message: str, *, code: int = FAILED, as_json: bool = False, **extra: Any) -> NoReturn:
     """Report a failure on stderr (and as JSON on stdout with --json), then exit."""
     if as_json:
         emit_json({"ok": False, "error": message, **extra})
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message as text: what an exception says may hold brackets rich would take for markup.
+    err_console.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def confirm(question: str, *, as_json: bool, show: Callable[[], None] | None = None) -> None:
+    """Go on only if the operator says yes, once `show` has printed what is at stake. With
+    --json nobody is there to ask, and a "no" (or no answer) is bad usage as much as a
+    missing --yes: both exit 2."""
+    if as_json:
+        fail("confirmation needed: pass --yes", code=USAGE, as_json=True)
+    if show is not None:
+        show()
+    try:
+        agreed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        agreed = False
+    if not agreed:
+        fail("not confirmed: nothing was changed (pass --yes to skip the question)", code=USAGE)
 
 
 def mask_url(url: str) -> str:

@@ -7,14 +7,15 @@ import errno
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Annotated
 
 import typer
 
-from btecctl.output import FAILED, JsonOpt, emit_json, err_console, fail, settings_of
-from server.platform.embedded import EmbeddedError, embedded_services
+from btecctl.context import session
+from btecctl.output import JsonOpt, emit_json, err_console, fail
+from server.config.settings import Settings
 
 
 class Terminated(Exception):
@@ -35,36 +36,21 @@ def sync_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def serve(
-    ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Listen address [default: BTEC_HOST].")] = None,
-    port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Listen port [default: BTEC_PORT].")
-    ] = None,
-    migrate: Annotated[
-        bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first.")
-    ] = True,
-    worker: Annotated[
-        bool, typer.Option("--worker/--no-worker", help="Run a job worker in this process.")
-    ] = True,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set)."""
-    # Imported here so that every other btecctl command starts without the web stack.
-    from server.app.runner import run
-    from server.app.runner import serve as serve_app
-    from server.observability.logging import configure_from, get_logger
-    from server.observability.sentry import init_sentry
-    from server.schema import migrations
+def server_logging(component: str, as_json: bool) -> Callable[[Settings], None]:
+    """The structured log pipeline and Sentry of a long-running process, set up before any
+    embedded server starts (so their lines go through it too)."""
 
-    settings = settings_of(ctx)
-    configure_from(settings, as_json)
-    init_sentry(settings, component="api")
-    log = get_logger("btec.serve")
-    started = time.monotonic()
-    bind_host = host or settings.host
-    bind_port = settings.port if port is None else port
+    def prepare(settings: Settings) -> None:
+        from server.observability.logging import configure_from
+        from server.observability.sentry import init_sentry
 
+        configure_from(settings, as_json)
+        init_sentry(settings, component=component)
+
+    return prepare
+
+
+def _ready(as_json: bool, started: float) -> Callable[[str], None]:
     def ready(url: str) -> None:
         seconds = round(time.monotonic() - started, 3)
         if as_json:
@@ -72,17 +58,64 @@ def serve(
         elif sys.stderr.isatty():
             err_console.print(f"[green]btec is up[/] at {url} in {seconds} s. Ctrl-C stops it.")
 
+    return ready
+
+
+HostOpt = Annotated[
+    str | None, typer.Option(metavar="HOST", help="Listen address. Default: BTEC_HOST.")
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, metavar="PORT", help="Listen port. Default: BTEC_PORT."),
+]
+MigrateOpt = Annotated[
+    bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first.")
+]
+WorkerOpt = Annotated[
+    bool, typer.Option("--worker/--no-worker", help="Run a job worker in this process.")
+]
+
+
+def serve(
+    ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, migrate: MigrateOpt = True,
+    worker: WorkerOpt = True, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set)."""
+    from server.observability.logging import get_logger
+
+    ready = _ready(as_json, time.monotonic())
     try:
-        with sync_sigterm(), embedded_services(settings) as resolved:
+        with sync_sigterm(), session(ctx, as_json, postgres=True, redis=True,
+                                     prepare=server_logging("api", as_json)) as s:  # fmt: skip
             if migrate:
-                applied = migrations.migrate(resolved)
-                log.info("migrations_applied", count=len(applied), ids=applied)
-            run(serve_app(resolved, host=bind_host, port=bind_port, worker=worker, on_ready=ready))
+                _migrate(s.settings)
+            bind = (host or s.settings.host, s.settings.port if port is None else port)
+            _run(s.settings, bind, worker, ready, as_json)
     except (Terminated, KeyboardInterrupt):
-        log.info("stopped_while_starting")
-    except EmbeddedError as exc:
-        fail(f"embedded server: {exc}", code=FAILED, as_json=as_json)
+        get_logger("btec.serve").info("stopped_while_starting")
+
+
+def _migrate(settings: Settings) -> None:
+    from server.observability.logging import get_logger
+    from server.schema import migrations
+
+    applied = migrations.migrate(settings)
+    get_logger("btec.serve").info("migrations_applied", count=len(applied), ids=applied)
+
+
+def _run(
+    settings: Settings, bind: tuple[str, int], worker: bool, ready: Callable[[str], None],
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Serve until signalled. A taken port is the operator's to free (exit 1), not an
+    unreachable dependency."""
+    # Imported here so that every other btecctl command starts without the web stack.
+    from server.app.runner import run
+    from server.app.runner import serve as serve_app
+
+    try:
+        run(serve_app(settings, host=bind[0], port=bind[1], worker=worker, on_ready=ready))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            fail(f"{bind_host}:{bind_port} is already in use", as_json=as_json)
+            fail(f"{bind[0]}:{bind[1]} is already in use", as_json=as_json)
         raise

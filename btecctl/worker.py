@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from btecctl.output import FAILED, USAGE, JsonOpt, emit_json, err_console, fail, settings_of
-from btecctl.serve import Terminated, sync_sigterm
+from btecctl.context import session
+from btecctl.output import USAGE, JsonOpt, emit_json, err_console, fail
+from btecctl.serve import Terminated, server_logging, sync_sigterm
 from server.config.settings import Settings
-from server.platform.embedded import EmbeddedError, embedded_services
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
@@ -23,67 +24,63 @@ if TYPE_CHECKING:
 UI_USER = "admin"
 
 
+ConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=1000, metavar="N", help="Jobs at once. Default: BTEC_WORKER_CONCURRENCY."
+    ),
+]
+UiPortOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=65535, metavar="PORT",
+                 help="Serve saq's web UI on 127.0.0.1:PORT (user admin, BTEC_JOBS_UI_PASSWORD)."),
+]  # fmt: skip
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, metavar="PORT",
+                 help="Serve /metrics on BTEC_HOST:PORT, 0 for any free port. "
+                 "Default: BTEC_WORKER_METRICS_PORT."),
+]  # fmt: skip
+
+
 def worker(
-    ctx: typer.Context,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(min=1, max=1000, help="Jobs at once [default: BTEC_WORKER_CONCURRENCY]."),
-    ] = None,
-    ui_port: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=65535,
-            help="Serve saq's web UI on 127.0.0.1:PORT (user admin, BTEC_TASKS_UI_PASSWORD).",
-        ),
-    ] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=65535,
-            help="Serve /metrics on BTEC_HOST:PORT, 0 for any free port "
-            "[default: BTEC_WORKER_METRICS_PORT].",
-        ),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
+    ctx: typer.Context, concurrency: ConcurrencyOpt = None, ui_port: UiPortOpt = None,
+    metrics_port: MetricsPortOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
     """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
-    from server.app.runner import ListenError, run
-    from server.observability.logging import configure_from
-    from server.observability.sentry import init_sentry
+    from server.app.runner import run
 
-    settings = settings_of(ctx)
-    if concurrency is not None:
-        settings = settings.model_copy(update={"worker_concurrency": concurrency})
-    if metrics_port is not None:
-        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
-    if ui_port is not None and settings.tasks_ui_password is None:
-        fail("--ui-port needs BTEC_TASKS_UI_PASSWORD", code=USAGE, as_json=as_json)
-    configure_from(settings, as_json)
-    init_sentry(settings, component="worker")
-    started = time.monotonic()
+    ready = _ready(as_json, time.monotonic(), ui_port)
+    given = {"worker_concurrency": concurrency, "worker_metrics_port": metrics_port}
+    with contextlib.suppress(Terminated, KeyboardInterrupt), sync_sigterm(), session(
+        ctx, as_json, postgres=True, redis=True, prepare=_prepare(ui_port, as_json)
+    ) as s:  # fmt: skip
+        settings = s.settings.model_copy(update={k: v for k, v in given.items() if v is not None})
+        run(_work(settings, ui_port, ready))
 
+
+def _prepare(ui_port: int | None, as_json: bool) -> Callable[[Settings], None]:
+    """Refuse --ui-port without its password before anything starts, then set up logging."""
+
+    def prepare(settings: Settings) -> None:
+        if ui_port is not None and settings.jobs_ui_password is None:
+            fail("--ui-port needs BTEC_JOBS_UI_PASSWORD", code=USAGE, as_json=as_json)
+        server_logging("worker", as_json)(settings)
+
+    return prepare
+
+
+def _ready(as_json: bool, started: float, ui_port: int | None) -> Callable[[str | None], None]:
     def ready(metrics_url: str | None) -> None:
         seconds = round(time.monotonic() - started, 3)
         if as_json:
             emit_json({"event": "ready", "worker": True, "seconds": seconds, "ui_port": ui_port,
                        "metrics_url": metrics_url})  # fmt: skip
-        else:
-            also = f" Metrics at {metrics_url}." if metrics_url else ""
-            err_console.print(
-                f"[green]worker up[/] in {seconds} s.{also} Ctrl-C drains and stops it."
-            )
+            return
+        also = f" Metrics at {metrics_url}." if metrics_url else ""
+        err_console.print(f"[green]worker up[/] in {seconds} s.{also} Ctrl-C drains and stops it.")
 
-    try:
-        with sync_sigterm(), embedded_services(settings) as resolved:
-            run(_work(resolved, ui_port, ready))
-    except (Terminated, KeyboardInterrupt):
-        pass
-    except EmbeddedError as exc:
-        fail(f"embedded server: {exc}", code=FAILED, as_json=as_json)
-    except ListenError as exc:
-        fail(str(exc), code=FAILED, as_json=as_json)
+    return ready
 
 
 async def _work(
@@ -107,10 +104,10 @@ async def _saq_ui(settings: Settings, port: int | None) -> AsyncIterator[None]:
     from server.jobs.queue import create_queue
 
     assert settings.redis_url is not None
-    assert settings.tasks_ui_password is not None
+    assert settings.jobs_ui_password is not None
     # A queue of its own: the UI app disconnects its queues when it stops.
     app = saq_app([create_queue(settings.redis_url.get_secret_value())])
-    app.middlewares.insert(0, basic_auth(settings.tasks_ui_password.get_secret_value()))
+    app.middlewares.insert(0, basic_auth(settings.jobs_ui_password.get_secret_value()))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -819,7 +819,7 @@ async def test_the_commands_fail_cleanly_without_a_database(
     )
     for command in (("assessment", "flags", "--json"), ("assessment", "recheck", "--json")):
         answer = await acli(*command, env=env)
-        assert answer.exit_code == 1, answer.output
+        assert answer.exit_code == 3, answer.output  # unreachable, as documented
         assert "hunter2" not in answer.output
         assert "Traceback" not in answer.output
         assert json.loads(answer.stdout)["ok"] is False

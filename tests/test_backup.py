@@ -150,7 +150,7 @@ def test_restore_asks_first_and_shows_the_target_masked(
         "BTEC_DATABASE_URL": f"{scheme}://postgres:pw-s3cret@{rest.split('@')[-1]}",
     }
     declined = cli("db", "restore", made["name"], "--clean", env=secret_env, input="n\n")
-    assert declined.exit_code == 1
+    assert declined.exit_code == 2
     assert "pw-s3cret" not in declined.output
     assert "***" in declined.output
     assert "audit_log: 2000 rows" in declined.output

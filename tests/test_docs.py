@@ -20,13 +20,15 @@ README = (ROOT / "README.md").read_text()
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
 
-def all_commands(leaves: bool = True) -> Iterator[tuple[str, Any]]:
+def all_commands(leaves: bool = True, hidden: bool = False) -> Iterator[tuple[str, Any]]:
     """Every leaf command of btecctl by its path (`db migrate`), or every group that runs on
-    its own (`tasks`)."""
+    its own (`jobs`); hidden ones (old names kept working, such as `tasks`) only if asked."""
     root = typer.main.get_command(cli_app)
 
     def walk(group: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         for name, cmd in group.commands.items():
+            if cmd.hidden and not hidden:
+                continue
             path = f"{prefix} {name}".strip()
             if hasattr(cmd, "commands"):
                 if not leaves and cmd.invoke_without_command:
@@ -159,3 +161,17 @@ def test_runbook_commands_exist(line: str, cli: Callable[..., Any]) -> None:
             assert word.split("=")[0] in options, (line, word)
     result = cli(*path, "--help", env={"BTEC_ENV_FILE": ""})
     assert result.exit_code == 0, line
+
+
+@pytest.mark.parametrize("command", sorted(RUNNABLE))
+def test_help_shows_flags_and_readable_metavars(command: str, cli: Callable[..., Any]) -> None:
+    """Flags as flags, values by a name (`--steps N`), never typer's `<bool>` or `<str>`."""
+    shown = cli(*command.split(), "--help", env={"BTEC_ENV_FILE": ""}).stdout
+    options = shown.split("Options:", 1)[1]
+    assert not re.search(r"<(bool|str|int|float)[^>]*>", options), shown
+
+
+def test_help_shows_defaults(cli: Callable[..., Any]) -> None:
+    shown = cli("db", "rollback", "--help", env={"BTEC_ENV_FILE": ""}).stdout
+    assert re.search(r"--steps N .*\[default: 1", shown), shown
+    assert "backups and restores" in cli("db", "--help", env={"BTEC_ENV_FILE": ""}).stdout

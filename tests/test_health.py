@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import pty
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -16,11 +18,13 @@ from pydantic import SecretStr
 
 from server.app import create_app
 from server.config.settings import Settings
+from server.observability.logging import configure_logging
 from server.observability.metrics import METRICS
 from server.platform.embedded import EmbeddedPostgres
 from server.platform.lifecycle import LIFECYCLE
 from server.schema import migrations
 from tests.helpers import cli_env, closed_port
+from tests.smtp import smtp_server
 
 HEALTH_JSON = "application/health+json"
 EXPECTED_CHECKS = {
@@ -245,8 +249,8 @@ def test_cli_health_unreachable(cli: Callable[..., Any], settings: Settings) -> 
     result = cli("health", "--url", url, "--json", env=cli_env(settings))
     assert result.exit_code == 3
     assert json.loads(result.stdout)["status"] == "unreachable"
-    bad = cli("health", "--url", "ftp://x", env=cli_env(settings))
-    assert bad.exit_code == 3
+    for bad in ("ftp://x", "not-a-url", "http://127.0.0.1:99999"):
+        assert cli("health", "--url", bad, env=cli_env(settings)).exit_code == 2, bad
 
 
 async def test_cli_health_watch_repeats_until_interrupted(
@@ -289,3 +293,50 @@ async def test_no_worker_warns(
     assert beat["observedValue"] == 0
     assert "no worker" in beat["output"]
     assert (await client.get("/api/v1/health/ready")).status == 200
+
+
+async def test_a_probe_of_smtp_logs_nothing_at_info(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """aiosmtpd logs each connection in 8 INFO lines; a probe every few seconds would bury
+    the log in them. At INFO a probe of the mail server (the catcher is aiosmtpd too) adds
+    no line of aiosmtpd's."""
+    async with smtp_server() as smtp:
+        settings = make_settings(smtp_url=SecretStr(smtp.url), scan_disabled=True)
+        client = await aiohttp_client(create_app(settings))
+        buf = io.StringIO()
+        configure_logging("INFO", "json", stream=buf)
+        try:
+            resp = await client.get("/api/v1/health?fresh=true")
+            doc = await resp.json(content_type=HEALTH_JSON)
+        finally:
+            configure_logging("INFO", "json")
+    assert doc["checks"]["smtp:responseTime"][0]["status"] == "pass"
+    lines = [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+    assert [line for line in lines if line["logger"].startswith("mail.")] == []
+    assert [line for line in lines if line["event"] != "request"] == []
+
+
+async def test_cli_health_watch_redraws_one_table_on_a_terminal(
+    aiohttp_server: Callable[..., Any], settings: Settings
+) -> None:
+    url = await _served(aiohttp_server, settings)
+    leader, follower = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "btecctl", "health", "--url", url, "--watch", "0.5",
+        stdin=follower, stdout=follower, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **cli_env(settings), "TERM": "xterm", "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        async with asyncio.timeout(30):
+            while seen.count(b"btec health at") < 3:
+                seen += await asyncio.to_thread(os.read, leader, 65536)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await proc.wait()
+        os.close(leader)
+    assert proc.returncode == 0
+    # Each new reading moves the cursor back up over the table and draws it again there.
+    assert b"\x1b[1A\x1b[2K" in seen

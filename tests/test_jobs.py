@@ -1,5 +1,5 @@
 """Jobs: enqueued over HTTP, retried with growing delays, timed out, drained on SIGTERM, and
-monitored through `btecctl tasks` and /metrics; mail goes through a real SMTP server."""
+monitored through `btecctl jobs` and /metrics; mail goes through a real SMTP server."""
 
 from __future__ import annotations
 
@@ -116,9 +116,11 @@ async def test_failing_mail_retries_with_growing_delays_then_fails(
     for n, gap in enumerate(gaps):
         cap = 1.0 * 2**n
         assert cap / 2 - 0.05 <= gap <= cap + 1.3, (n, gaps)
-    result = await acli("tasks", "--json", env=cli_env(settings))
+    result = await acli("jobs", "--json", env=cli_env(settings))
     assert result.exit_code == 0, result.output
     overview = json.loads(result.stdout)
+    alias = await acli("tasks", "--json", env=cli_env(settings))  # the name users type still
+    assert json.loads(alias.stdout)["failures"] == overview["failures"]
     assert overview["queues"][0]["failed"] == 1
     [failure] = overview["failures"]
     assert failure["id"] == job["id"]
@@ -137,7 +139,7 @@ async def test_job_over_its_timeout_is_stopped_and_recorded(
     settings = make_settings()
     await served(aiohttp_client, settings)
     started = time.monotonic()
-    result = await acli("tasks", "ping", "--seconds", "30", "--job-timeout", "1", "--json",
+    result = await acli("jobs", "ping", "--seconds", "30", "--job-timeout", "1", "--json",
                         env=cli_env(settings))  # fmt: skip
     assert time.monotonic() - started < 10
     assert result.exit_code == 1
@@ -151,7 +153,7 @@ async def test_ping_round_trip(
 ) -> None:
     settings = make_settings()
     await served(aiohttp_client, settings)
-    result = await acli("tasks", "ping", "--json", env=cli_env(settings))
+    result = await acli("jobs", "ping", "--json", env=cli_env(settings))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "complete"
 
@@ -160,7 +162,7 @@ async def test_ping_without_a_worker_fails_clearly(
     make_settings: Callable[..., Settings], acli: Callable[..., Any]
 ) -> None:
     settings = make_settings()
-    result = await acli("tasks", "ping", "--timeout", "1", env=cli_env(settings))
+    result = await acli("jobs", "ping", "--timeout", "1", env=cli_env(settings))
     assert result.exit_code == 1
     assert "worker running?" in result.output
 
@@ -180,13 +182,13 @@ async def test_retry_and_abort_from_the_cli(
         # The relay is fixed: a worker that reaches it takes the retried job.
         working = failing.model_copy(update={"smtp_url": SecretStr(up.url)})
         client = await served(aiohttp_client, working)
-        retried = await acli("tasks", "retry", job_id, "--json", env=cli_env(working))
+        retried = await acli("jobs", "retry", job_id, "--json", env=cli_env(working))
         assert retried.exit_code == 0, retried.output
         assert (await wait_job(client, job_id, {"complete"}))["status"] == "complete"
         assert len(await up.wait_for(1)) == 1
-        again = await acli("tasks", "retry", job_id, "--json", env=cli_env(working))
+        again = await acli("jobs", "retry", job_id, "--json", env=cli_env(working))
         assert again.exit_code == 2  # it is complete, not failed
-        missing = await acli("tasks", "abort", "no-such-job", "--json", env=cli_env(working))
+        missing = await acli("jobs", "abort", "no-such-job", "--json", env=cli_env(working))
         assert missing.exit_code == 1
 
 
@@ -198,7 +200,7 @@ async def test_abort_a_scheduled_job(
     tasks = Jobs(queue, catalogue.specs(settings), None)
     job = await tasks.enqueue("ping", seconds=0)
     assert job is not None
-    result = await acli("tasks", "abort", job.key, "--json", env=cli_env(settings))
+    result = await acli("jobs", "abort", job.key, "--json", env=cli_env(settings))
     assert result.exit_code == 0, result.output
     stored = await queue.job(job.key)
     assert stored is not None
@@ -416,7 +418,7 @@ async def test_sigterm_mid_send_delivers_exactly_once(
 def test_worker_ui_needs_a_password(cli: Callable[..., Any], settings: Settings) -> None:
     result = cli("worker", "--ui-port", "18765", env=cli_env(settings, BTEC_ENV_FILE=""))
     assert result.exit_code == 2
-    assert "BTEC_TASKS_UI_PASSWORD" in result.output
+    assert "BTEC_JOBS_UI_PASSWORD" in result.output
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -431,6 +433,7 @@ async def test_worker_ui_behind_basic_auth(make_settings: Callable[..., Settings
     settings = make_settings()
     port = closed_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
+    # The variable's old name, on purpose: deployments that set it keep their UI.
     environ.update(cli_env(settings, BTEC_ENV_FILE="", BTEC_TASKS_UI_PASSWORD="ui-secret-1"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "btecctl", "worker", "--ui-port", str(port), "--json",

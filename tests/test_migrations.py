@@ -99,7 +99,8 @@ def test_rollback_needs_confirmation(
     assert json.loads(refused.stdout)["ok"] is False
 
     declined = cli("db", "rollback", env=env, input="n\n")
-    assert declined.exit_code == 1
+    assert declined.exit_code == 2  # a "no" is a confirmation not given, as documented
+    assert "not confirmed" in declined.output
     assert columns(scratch_url) == everything_applied
 
     dry = run_json(cli, "db", "rollback", "--dry-run", env=env)

@@ -52,6 +52,9 @@ def test_settings_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BTEC_SECRET_KEY", "short", "BTEC_SECRET_KEY"),
         ("BTEC_DATABASE_URL", "mysql://x@y/z", "BTEC_DATABASE_URL"),
         ("BTEC_REDIS_URL", "memcached://x", "BTEC_REDIS_URL"),
+        ("BTEC_DATABASE_URL", "postgresql://x@127.0.0.1:99999/db", "BTEC_DATABASE_URL"),
+        ("BTEC_DATABASE_URL", "postgresql://x@h1:5432,h2:0/db", "BTEC_DATABASE_URL"),
+        ("BTEC_REDIS_URL", "redis://127.0.0.1:port/0", "BTEC_REDIS_URL"),
         ("BTEC_PUBLIC_URL", "btec.example", "BTEC_PUBLIC_URL"),
         ("BTEC_LOG_LEVEL", "LOUD", "BTEC_LOG_LEVEL"),
         ("BTEC_HEALTH_LOOPBACK_DETAILS", "perhaps", "BTEC_HEALTH_LOOPBACK_DETAILS"),
@@ -63,6 +66,22 @@ def test_bad_values_name_the_variable(
     with pytest.raises(SettingsError) as err:
         load(monkeypatch, **{name: value})
     assert message in str(err.value)
+
+
+def test_urls_with_good_ports_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load(monkeypatch, BTEC_DATABASE_URL="postgresql://u:p@h1:5432,[::1]:5433/db",
+             BTEC_REDIS_URL="unix:///run/redis.sock")  # fmt: skip
+    assert s.database_url is not None
+    assert s.redis_url is not None
+
+
+def test_the_jobs_ui_password_keeps_its_old_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    old = load(monkeypatch, BTEC_TASKS_UI_PASSWORD="from-before")
+    assert old.jobs_ui_password is not None
+    assert old.jobs_ui_password.get_secret_value() == "from-before"
+    new = load(monkeypatch, BTEC_JOBS_UI_PASSWORD="the-new-name")
+    assert new.jobs_ui_password is not None
+    assert new.jobs_ui_password.get_secret_value() == "the-new-name"
 
 
 def test_pool_bounds_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:

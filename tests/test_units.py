@@ -141,8 +141,10 @@ def test_database_down_is_a_clean_failure(
 ) -> None:
     env = cli_env(settings, BTEC_DATABASE_URL=f"postgresql://u:hunter2@127.0.0.1:{closed_port()}/x")
     result = cli("units", "import", write(tmp_path, CATALOGUE), "--json", env=env)
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # unreachable, as documented
     assert "nothing was imported" in json.loads(result.stdout)["error"]
+    listed = cli("units", "list", "--json", env=env)
+    assert listed.exit_code == 3
     assert "hunter2" not in result.output
     assert "Traceback" not in result.output
 

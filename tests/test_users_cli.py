@@ -129,7 +129,7 @@ def test_deactivate_asks_and_ends_sessions(cli: Callable[..., Any], settings: Se
     refused = cli("users", "deactivate", "gone@example.org", "--json", env=env(settings))
     assert refused.exit_code == 2
     declined = cli("users", "deactivate", "gone@example.org", env=env(settings), input="n\n")
-    assert declined.exit_code == 1
+    assert declined.exit_code == 2
     assert row(settings, "gone@example.org")["is_active"] is True
     done = cli("users", "deactivate", "GONE@example.org", env=env(settings), input="y\n")
     assert done.exit_code == 0, done.output
@@ -167,12 +167,12 @@ def test_database_down_is_clean(cli: Callable[..., Any], settings: Settings) -> 
     down = env(settings, BTEC_DATABASE_URL=f"postgresql://u:hunter2@127.0.0.1:{closed_port()}/x")
     for args in (("list",), ("deactivate", "a@example.org", "--yes")):
         result = cli("users", *args, "--json", env=down)
-        assert result.exit_code == 1, args
+        assert result.exit_code == 3, args  # unreachable, as documented
         assert "hunter2" not in result.output
         assert "Traceback" not in result.output
     made = cli("users", "create-admin", "a@example.org", "--name", "A", "--password-stdin",
                "--json", env=down, input=PASSWORD + "\n")  # fmt: skip
-    assert made.exit_code == 1
+    assert made.exit_code == 3
     assert PASSWORD not in made.output
 
 

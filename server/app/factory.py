@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
-from aiohttp_apigami.constants import APISPEC_PARSER
+from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
 
 from server import __version__
 from server.app.resources import (
@@ -98,6 +100,7 @@ def _setup_docs(app: web.Application, settings: Settings) -> None:
         url=API_SPEC_PATH,
         swagger_path=API_DOCS_PATH,
         openapi_version=OpenApiVersion.V303,
+        in_place=True,  # the document is made here, with every route added: see openapi_document
         servers=[{"url": settings.public_url, "description": "This deployment"}],
         info={
             "description": "The backend of the BTEC assessment platform. Every error is "
@@ -108,6 +111,12 @@ def _setup_docs(app: web.Application, settings: Settings) -> None:
     spec.spec.components.schema("Problem", schema=ProblemSchema)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document the API serves at API_SPEC_PATH, without serving it."""
+    document: dict[str, Any] = create_app(settings)[SWAGGER_DICT]
+    return document
 
 
 def create_worker_app(settings: Settings) -> web.Application:

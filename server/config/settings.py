@@ -118,8 +118,12 @@ class Settings(BaseSettings):
     ops_token: SecretStr | None = Field(
         None, description="Bearer token for /api/v1/ops. Unset: direct loopback callers only."
     )
-    tasks_ui_password: SecretStr | None = Field(
-        None, description="Password of saq's web UI (`btecctl worker --ui-port`)."
+    jobs_ui_password: SecretStr | None = Field(
+        None,
+        # The variable's name before the queue's commands were called `jobs`, still accepted.
+        validation_alias=AliasChoices("BTEC_JOBS_UI_PASSWORD", "BTEC_TASKS_UI_PASSWORD"),
+        description="Password of saq's web UI (`btecctl worker --ui-port`); "
+        "BTEC_TASKS_UI_PASSWORD is still read.",
     )
 
     db_pool_min_size: int = Field(2, ge=0, description="Connections the pool keeps open.")
@@ -408,6 +412,8 @@ class Settings(BaseSettings):
         schemes = URL_SCHEMES[str(info.field_name)]
         if value is not None and urlsplit(value.get_secret_value()).scheme not in schemes:
             raise ValueError("must be a " + ", ".join(f"{s}://" for s in schemes) + " URL")
+        if value is not None:
+            _check_ports(value.get_secret_value())
         return value
 
     @field_validator("trusted_proxies")
@@ -539,6 +545,16 @@ class Settings(BaseSettings):
     @property
     def https(self) -> bool:
         return urlsplit(self.public_url).scheme == "https"
+
+
+def _check_ports(url: str) -> None:
+    """Every host's port is 1-65535: a bad one is a configuration error here, not a connection
+    error later. (libpq URLs may name several hosts, `h1:5432,h2:5433`, which urlsplit's
+    `port` refuses.)"""
+    for host in urlsplit(url).netloc.rpartition("@")[2].split(","):
+        _, colon, port = host.rpartition(":")
+        if colon and not host.endswith("]") and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"the port {port!r} is not a port number (1-65535)")
 
 
 def load_settings(**overrides: object) -> Settings:

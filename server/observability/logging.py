@@ -175,9 +175,10 @@ def configure_logging(
             _access_std.addHandler(rotating)  # _AccessAware passes pre-rendered lines through
     # aiohttp's own access log is replaced by ours, which carries the route and request id.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # aiosmtpd (the development mail catcher) logs every line of every message at DEBUG:
-    # reset and verification links included.
-    logging.getLogger("mail.log").setLevel(max(logging.INFO, root.level))
+    # aiosmtpd (the development mail catcher) logs every line of every message at DEBUG,
+    # reset and verification links included, and 8 INFO lines for each connection: every
+    # /health probe of SMTP would add them. Its warnings still show.
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, root.level))
     saq_log = logging.getLogger("saq")
     saq_log.setLevel(logging.WARNING)  # one line per job enqueued, started and finished
     if not any(isinstance(f, JobArgsFilter) for f in saq_log.filters):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from server.domain.errors import FileInUse, FileNotAvailable, Forbidden, NotFound
+from server.jobs.queue import Jobs
 from server.observability.logging import get_logger
 from server.platform.clamd import Clamd, ScanError, Verdict
 from server.platform.storage import Storage, StorageError
@@ -114,6 +116,24 @@ async def _verdict(scanner: Clamd, storage: Storage, key: str) -> Verdict:
         return await scanner.scan(storage.chunks(key))
     except FileNotFoundError:
         raise ScanError("the file is missing from storage") from None
+
+
+async def listing(*, db: Connect, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Uploaded files newest first, of one scan status (None: any), with the owner's address:
+    the operator's view."""
+    async with db() as conn:
+        rows = await store.by_status(conn, status, limit)
+    return [{**r, "id": str(r["id"]), "created_at": r["created_at"].isoformat()} for r in rows]
+
+
+async def rescan(*, db: Connect, jobs: Jobs, statuses: Sequence[str]) -> int:
+    """Queue a scan of every file in one of `statuses`; how many. The files become `pending`
+    first, so a queue that fails halfway leaves them to the next rescan."""
+    async with db() as conn:
+        ids = await store.mark_pending(conn, statuses)
+    for file_id in ids:
+        await jobs.enqueue("scan_file", file_id=str(file_id))
+    return len(ids)
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -398,3 +399,33 @@ async def check_similarity(
         "flagged": [{"submission_id": o, "score": s} for o, s in result.pairs],
         "too_short": result.skipped,
     }
+
+
+async def flagged_pairs(
+    *, db: Connect, assignment_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Pairs of submissions flagged as alike (of one assignment, or all), most alike first,
+    with both students' addresses: for review."""
+    async with db() as conn:
+        rows = await store.flagged_pairs(conn, assignment_id, limit)
+    return [
+        {**r, "score": round(float(r["score"]), 4), "checked_at": r["checked_at"].isoformat()}
+        for r in rows
+    ]
+
+
+async def recheck(
+    *, db: Connect, jobs: Jobs, assignment_id: int | None, tick: Callable[[str], None]
+) -> int:
+    """Queue a similarity check of every submission (of one assignment) again; how many.
+    `tick` hears each submission's id as its check is queued."""
+    async with db() as conn:
+        found = await store.versions(conn, assignment_id)
+    stamp = int(time.time())  # a new key: checks done before are not "already done"
+    for submission_id, resubmissions in found:
+        await jobs.enqueue(
+            "check_similarity", key=f"similarity:{submission_id}:{resubmissions}:recheck-{stamp}",
+            submission_id=submission_id, resubmissions=resubmissions,
+        )  # fmt: skip
+        tick(str(submission_id))
+    return len(found)

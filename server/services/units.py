@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
+from marshmallow import ValidationError
 
 from server.cache.core import Cache, EncodedJSON, cached
 from server.domain.errors import NotFound, UnitCodeTaken, UnitInUse, ValidationFailed
+from server.domain.units import UnitSchema
 from server.store import Connect
 from server.store import units as store
 
@@ -17,6 +20,8 @@ TAG = "units"
 # Assignment documents carry their unit's code and title: a unit's change reaches them too.
 ASSIGNMENTS_TAG = "assignments"
 TTL = 300.0  # the catalogue changes a few times a year; tags make writes visible at once
+CSV_COLUMNS = ("code", "title", "level", "credits")
+CSV_MAX_ROWS = 10_000
 
 
 @cached("units.page", ttl=TTL, key="{level}:{q}:{limit}:{offset}", tags=(TAG,))
@@ -65,6 +70,55 @@ def duplicates(
         if first != number:
             found[str(number)] = {"code": [f"{item['code']} is also {noun} {first}"]}
     return found
+
+
+def parse_csv(text: str) -> list[dict[str, Any]]:
+    """The units of a CSV catalogue (header `code,title,level,credits`), each row checked by
+    the API's own unit rules; ValidationFailed lists every error by CSV line (the header is
+    line 1), so a file is taken whole or not at all."""
+    reader = csv.DictReader(text.splitlines(), restkey="_extra")
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if missing or unknown:
+        need = f"need the columns {', '.join(CSV_COLUMNS)}"
+        raise ValidationFailed(errors={"header": [
+            f"{need}; missing {missing or 'none'}, unknown {unknown or 'none'}"]})  # fmt: skip
+    reader.fieldnames = header
+    units, lines, errors = _rows(reader)
+    errors.update(duplicates(units, lines, noun="line"))
+    if not units and not errors:
+        errors["rows"] = ["no units in the file"]
+    if errors:
+        raise ValidationFailed(errors=dict(sorted(errors.items(), key=_by_line)))
+    return units
+
+
+def _rows(reader: csv.DictReader[str]) -> tuple[list[dict[str, Any]], list[int], dict[str, Any]]:
+    """The valid units with their line numbers, and the errors of the other lines."""
+    schema = UnitSchema()
+    units: list[dict[str, Any]] = []
+    lines: list[int] = []
+    errors: dict[str, Any] = {}
+    for number, row in enumerate(reader, 2):
+        if number - 1 > CSV_MAX_ROWS:
+            errors["rows"] = [f"more than {CSV_MAX_ROWS} rows"]
+            break
+        if "_extra" in row or None in row.values():
+            errors[str(number)] = ["expected 4 fields"]
+            continue
+        try:
+            units.append(schema.load(row))
+            lines.append(number)
+        except ValidationError as exc:
+            errors[str(number)] = exc.messages
+    return units, lines, errors
+
+
+def _by_line(entry: tuple[str, Any]) -> tuple[bool, int]:
+    """Line numbers in order, then what concerns the whole file."""
+    where = entry[0]
+    return not where.isdigit(), int(where) if where.isdigit() else 0
 
 
 async def import_units(

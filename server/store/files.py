@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from server.store import Conn
@@ -71,3 +72,25 @@ async def set_verdict(
         detail,
     )
     return dict(row) if row else None
+
+
+async def by_status(conn: Conn, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Files newest first, of one scan status (None: any), with the owner's address."""
+    rows = await conn.fetch(
+        "SELECT f.id, u.email AS owner, f.filename, f.kind, f.size_bytes, f.scan_status, "
+        "f.scan_detail, f.created_at FROM files f JOIN users u ON u.id = f.owner_id "
+        "WHERE ($1::text IS NULL OR f.scan_status = $1) ORDER BY f.created_at DESC LIMIT $2",
+        status,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def mark_pending(conn: Conn, statuses: Sequence[str]) -> list[uuid.UUID]:
+    """Files in any of `statuses` become `pending` (a scan is on its way); their ids."""
+    rows = await conn.fetch(
+        "UPDATE files SET scan_status = 'pending', updated_at = now() "
+        "WHERE scan_status = ANY($1::text[]) RETURNING id",
+        list(statuses),
+    )
+    return [r["id"] for r in rows]

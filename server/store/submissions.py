@@ -337,3 +337,29 @@ def grade(row: Any) -> dict[str, Any]:
         "graded_at": _iso(row["graded_at"]),
         "updated_at": _iso(row["updated_at"]),
     }
+
+
+async def flagged_pairs(conn: Conn, assignment_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """Flagged pairs with both students' addresses (of one assignment, or all), most alike
+    first."""
+    rows = await conn.fetch(
+        "SELECT s.assignment_id, f.submission_id, su.email AS student, f.other_id, "
+        "ou.email AS other_student, f.score, f.checked_at FROM similarity_flags f "
+        "JOIN submissions s ON s.id = f.submission_id JOIN users su ON su.id = s.student_id "
+        "JOIN submissions o ON o.id = f.other_id JOIN users ou ON ou.id = o.student_id "
+        "WHERE ($1::bigint IS NULL OR s.assignment_id = $1) "
+        "ORDER BY f.score DESC, f.submission_id, f.other_id LIMIT $2",
+        assignment_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def versions(conn: Conn, assignment_id: int | None) -> list[tuple[int, int]]:
+    """(id, resubmissions) of every submission (of one assignment, or all), by id."""
+    rows = await conn.fetch(
+        "SELECT id, resubmissions FROM submissions "
+        "WHERE ($1::bigint IS NULL OR assignment_id = $1) ORDER BY id",
+        assignment_id,
+    )
+    return [(r["id"], r["resubmissions"]) for r in rows]
