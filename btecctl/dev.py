@@ -86,12 +86,13 @@ def docs(ctx: typer.Context, check: CheckOpt = False, as_json: JsonOpt = False) 
     """Write the generated references in docs/: the CLI (cli.md), the configuration
     (configuration.md) and the HTTP API (api.md), from the code itself."""
     from btecctl import reference
-    from btecctl.main import app as cli_app
     from server.app.factory import openapi_document
     from server.config.settings import Settings
 
     with session(ctx, as_json):
-        pages = reference.pages(cli_app, openapi_document(Settings.model_construct()))
+        pages = reference.pages(
+            ctx.find_root().command, openapi_document(Settings.model_construct())
+        )
         changed = reference.stale(pages) if check else reference.write(pages)
     verb = "stale" if check else "written"
     report(as_json, {"ok": not (check and changed), verb: changed},

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import typer
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -30,8 +29,8 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # The CLI -----------------------------------------------------------------------------------
 
 
-def cli_page(app: typer.Typer) -> str:
-    root = typer.main.get_command(app)
+def cli_page(root: Any) -> str:
+    """The reference of every command under `root`, btecctl's own command object."""
     lines = [HEADER.format(source="btecctl/"), "# btecctl command reference\n\n"]
     lines.append(_doc(root) + "\n\n")
     lines.append(_exit_codes())
@@ -216,9 +215,9 @@ def _security(requirements: list[dict[str, Any]] | None) -> str:
 # Writing and checking ----------------------------------------------------------------------
 
 
-def pages(app: typer.Typer, spec: dict[str, Any]) -> dict[str, str]:
+def pages(root: Any, spec: dict[str, Any]) -> dict[str, str]:
     return {
-        "cli.md": cli_page(app),
+        "cli.md": cli_page(root),
         "configuration.md": configuration_page(),
         "api.md": api_page(spec),
     }
