@@ -25,7 +25,10 @@ def flags(
     ctx: typer.Context, assignment: AssignmentOpt = None, limit: LimitOpt = 100,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Pairs of submissions flagged as alike, most alike first."""
+    """Pairs of submissions flagged as alike, most alike first.
+
+    Pairs of submissions the similarity check flagged, most alike first: assignment, both
+    submissions and students, score, when checked."""
     from server.services.submissions import flagged_pairs
 
     with session(ctx, as_json, postgres=True) as s:

@@ -78,7 +78,13 @@ def _size(n: float) -> str:
 def backup_command(
     ctx: typer.Context, label: LabelOpt = "", offsite: PushOpt = False, as_json: JsonOpt = False
 ) -> None:
-    """Dump the database with pg_dump into a checksummed backup with a manifest."""
+    """Dump the database with pg_dump into a checksummed backup with a manifest.
+
+    `pg_dump` (the newest that fits the server) into `BTEC_BACKUP_DIR`, written under a
+    temporary name, fsynced and renamed; `manifest.json` records versions, times, size, each
+    file's sha256, per-table row counts (same snapshot), migration head and release. `--offsite`
+    then copies it to the uploads' S3 bucket under `backups/<name>/`, the manifest last (needs
+    `BTEC_STORAGE_BACKEND=s3`; exit 2 otherwise)."""
     if label and not label.replace("-", "").isalnum():
         fail("--label may hold letters, digits and dashes only", code=USAGE, as_json=as_json)
     with session(ctx, as_json, postgres=True, prepare=library_warnings(as_json)) as s:
@@ -111,8 +117,13 @@ def _print_backup(made: backups.Backup, copied: dict[str, Any]) -> None:
 
 
 def offsite_fetch_command(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
-    """Bring an off-site copy back into BTEC_BACKUP_DIR, checked against its manifest (then
-    `db verify` or `db restore` it)."""
+    """Bring an off-site copy back into BTEC_BACKUP_DIR, checked against its manifest (then `db
+    verify` or `db restore` it).
+
+    Bring an off-site copy back into `BTEC_BACKUP_DIR`: downloaded into a partial directory,
+    every file checked against the manifest (size and sha256), then renamed into place; a
+    damaged or incomplete copy is refused and leaves nothing. Then `db verify` or `db restore`
+    it."""
     from server.backup import offsite as remote
 
     with session(ctx, as_json) as s, progress("fetching", None, "files") as tick:
@@ -128,7 +139,10 @@ def _print_fetched(found: backups.Backup) -> None:
 def list_command(
     ctx: typer.Context, offsite: OffsiteListOpt = False, as_json: JsonOpt = False
 ) -> None:
-    """List backups, newest first, with their last restore drill."""
+    """List backups, newest first, with their last restore drill.
+
+    List backups, newest first, with their last restore drill, and leftovers of interrupted
+    backups; `--offsite` lists the complete off-site copies instead."""
     with session(ctx, as_json) as s:
         if offsite:
             _list_offsite(s.settings, as_json)
@@ -169,7 +183,10 @@ def _print_backups(where: Path, found: list[backups.Backup], partial: list[Path]
 
 
 def verify_command(ctx: typer.Context, name: BackupArg, as_json: JsonOpt = False) -> None:
-    """Restore drill: restore into a scratch database, compare with the manifest, drop it."""
+    """Restore drill: restore into a scratch database, compare with the manifest, drop it.
+
+    Restore drill: checksums, restore into a scratch database, compare with the manifest, report
+    and record the drill time (`drills.json`), drop the scratch database."""
     with database(ctx, as_json) as s:
         found = backups.resolve(s.settings, name)
         with progress("restoring", len(found.manifest["tables"]), "tables") as tick:
@@ -188,7 +205,13 @@ def restore_command(
     ctx: typer.Context, name: BackupArg, into: IntoOpt = None, swap: SwapOpt = False,
     clean: CleanOpt = False, yes: YesOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Restore a backup: checksums first, then into a new database (or --clean), then counts."""
+    """Restore a backup: checksums first, then into a new database (or --clean), then counts.
+
+    Verify every checksum first (a damaged backup is refused before anything is touched), show
+    the target and what it replaces, ask unless `--yes`, restore with `--exit-on-error` into a
+    new database (default `<db>_restore_<time>`; `--swap` then renames it into place and keeps
+    the old one as `<db>_before_<time>`) or, with `--clean`, into the configured database in one
+    transaction; then compare row counts with the manifest."""
     if clean and (swap or into):
         fail("--clean restores in place: it takes neither --into nor --swap", code=USAGE,
              as_json=as_json)  # fmt: skip
@@ -232,7 +255,10 @@ def prune_command(
     ctx: typer.Context, daily: DailyOpt = 7, weekly: WeeklyOpt = 4, monthly: MonthlyOpt = 6,
     dry_run: DryRunOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Delete backups outside the retention policy (and leftovers of interrupted ones)."""
+    """Delete backups outside the retention policy (and leftovers of interrupted ones).
+
+    Keep the newest backup of each of the newest N days (7), ISO weeks (4) and months (6),
+    delete the rest and any interrupted backup's leftovers."""
     with session(ctx, as_json) as s:
         found, partial = backups.list_backups(s.settings)
         kept, pruned = backups.retention(found, daily=daily, weekly=weekly, monthly=monthly)

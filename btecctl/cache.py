@@ -68,8 +68,12 @@ def _row(
 
 @app.command("stats")
 def stats(ctx: typer.Context, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
-    """Entries and bytes per cache and tag generations (from Redis), and hits, misses and
-    errors with the hit ratio (from a running server's /metrics)."""
+    """Entries and bytes per cache and tag generations (from Redis), and hits, misses and errors
+    with the hit ratio (from a running server's /metrics).
+
+    The Redis read cache per cache name: TTL, entries and bytes in Redis, the tag generations,
+    and the hits, misses, shared misses, errors and hit ratio counted by the running server at
+    `--url` (default `BTEC_HOST:BTEC_PORT`, sending `BTEC_METRICS_TOKEN`)."""
     with session(ctx, as_json, redis=True) as s:
         base = base_url(url or default_url(s.settings), as_json)
         found = _in_redis(s.redis)

@@ -88,7 +88,11 @@ def rollback(
     ctx: typer.Context, steps: StepsOpt = 1, to: ToOpt = None, yes: YesOpt = False,
     dry_run: DryRunOpt = False, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Roll back the newest migrations (asks first unless --yes)."""
+    """Roll back the newest migrations (asks first unless --yes).
+
+    --to ID] [--yes] [--dry-run] [--json]` | Roll back the newest N migrations (default 1), or
+    every one applied after `ID`. Shows the target (password masked) and asks first unless
+    `--yes`; with `--json` and no `--yes` it refuses (exit 2)."""
     from server.schema import migrations
 
     if to is not None and given(ctx, "steps"):
@@ -137,7 +141,12 @@ def _print_pool(stats: dict[str, float], base: str) -> None:
 
 @app.command("check")
 def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Lint the migrations: rollbacks, one head, and lock-safe SQL. Exit 1 on findings."""
+    """Lint the migrations: rollbacks, one head, and lock-safe SQL. Exit 1 on findings.
+
+    Lint the migrations: every one has a rollback, one head, and lock-safe SQL (index without
+    `CONCURRENTLY`, `NOT NULL` without default, type changes, renames, drops, constraints
+    without `NOT VALID`, missing `lock_timeout`, …). Each finding names file, line and rule and
+    says why; `-- lint: allow <rule> because <reason>` opts a migration out. Exit 1 on findings."""
     from server.schema import lint as migration_lint
 
     with session(ctx, as_json) as s:
@@ -168,7 +177,12 @@ def _print_findings(findings: list[Finding], where: str) -> None:
 def migrate_test_command(
     ctx: typer.Context, newest: NewestOpt = 1, rows: RowsOpt = 20, as_json: JsonOpt = False
 ) -> None:
-    """Apply, roll back and re-apply every migration in a scratch database (the stairway)."""
+    """Apply, roll back and re-apply every migration in a scratch database (the stairway).
+
+    In a scratch database it creates and drops: apply all, roll all back, the stairway (per
+    migration: snapshot the schema from the catalogs, apply, roll back, compare, re-apply,
+    compare), then seed R rows per table, roll back and re-apply the newest N (default 1) and
+    compare row counts and checksums. Exit 1 on any difference, listing each."""
     from server.schema import migrate_test
 
     with database(ctx, as_json) as s:

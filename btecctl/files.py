@@ -27,7 +27,10 @@ UnscannedOpt = Annotated[
 def list_files(
     ctx: typer.Context, status: StatusOpt = None, limit: LimitOpt = 100, as_json: JsonOpt = False
 ) -> None:
-    """Uploaded files, newest first: owner, name, size and scan verdict."""
+    """Uploaded files, newest first: owner, name, size and scan verdict.
+
+    Uploaded files, newest first: id, owner, name, size, scan status and detail (the signature
+    of an infected file, the reason of an `error`)."""
     from server.services.files import listing
 
     with session(ctx, as_json, postgres=True) as s:
@@ -50,8 +53,12 @@ def _print_files(found: list[dict[str, Any]]) -> None:
 
 @app.command("rescan")
 def rescan(ctx: typer.Context, unscanned: UnscannedOpt = False, as_json: JsonOpt = False) -> None:
-    """Queue a scan for every file that is `pending` or `error` (and `unscanned` with
-    --unscanned). The worker records each verdict."""
+    """Queue a scan for every file that is `pending` or `error` (and `unscanned` with --unscanned).
+    The worker records each verdict.
+
+    Queue a virus scan for every file that is `pending` or `error` (and, with `--unscanned`,
+    every file uploaded while no scanner was configured); a worker records each verdict. Needs
+    `BTEC_CLAMD_URL` (exit 2 without it)."""
     from server.services.files import rescan as queue_scans
 
     statuses = ["pending", "error", *(["unscanned"] if unscanned else [])]

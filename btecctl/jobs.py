@@ -43,7 +43,10 @@ JobTimeoutOpt = Annotated[
 
 @app.callback()
 def overview(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Queue counts, recent failures and live workers (the same as `btecctl jobs list`)."""
+    """The job queue: counts, failures, workers; retry, abort, ping.
+
+    Queue counts (queued, active, scheduled, failed), the recent failures with their error, and
+    the workers with a recent heartbeat and their counters."""
     if ctx.invoked_subcommand is None:
         list_command(ctx, as_json)
 

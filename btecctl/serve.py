@@ -80,7 +80,14 @@ def serve(
     ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, migrate: MigrateOpt = True,
     worker: WorkerOpt = True, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set)."""
+    """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set).
+
+    Run the API server. Starts the embedded PostgreSQL and Redis when `BTEC_DATABASE_URL` /
+    `BTEC_REDIS_URL` are unset, the embedded mail catcher when `BTEC_SMTP_URL` is unset, applies
+    pending migrations (unless `--no-migrate`), runs a job worker in the same process (unless
+    `--no-worker`), and serves until SIGTERM or Ctrl-C: readiness then fails for
+    `BTEC_DRAIN_SECONDS`, in-flight requests finish, the worker drains, and the embedded servers
+    stop. With `--json` it prints `{"event": "ready", "url": …, "seconds": …}` once listening."""
     from server.observability.logging import get_logger
 
     ready = _ready(as_json, time.monotonic())

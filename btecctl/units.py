@@ -75,8 +75,14 @@ def _print_errors(errors: dict[str, Any], source: str) -> None:
 def import_command(
     ctx: typer.Context, source: SourceArg, dry_run: DryRunOpt = False, as_json: JsonOpt = False
 ) -> None:
-    """Add or update units by code from CSV, all or nothing; the cached catalogue is
-    invalidated once the transaction commits."""
+    """Add or update units by code from CSV, all or nothing; the cached catalogue is invalidated
+    once the transaction commits.
+
+    Add or update units by code from a CSV with the header `code,title,level,credits` (UTF-8, at
+    most 5 MiB and 10,000 rows; `-` reads stdin), all or nothing in one transaction: any bad row
+    lists the errors by line and imports nothing. After the commit it invalidates the cached
+    catalogue (tag `units`); when that fails the import stays and it exits 1 with the remedy,
+    `btecctl cache flush --tag units`. `--dry-run` validates only."""
     units = _units(source, as_json)
     if dry_run:
         said = f"{source}: {len(units)} valid units; nothing written (--dry-run)"

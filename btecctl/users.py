@@ -66,8 +66,13 @@ def create_admin(
     ctx: typer.Context, email: EmailArg, name: NameOpt, password_stdin: PasswordStdin = False,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Create an admin account, already verified (asks for the password twice, or reads it
-    from stdin with --password-stdin). The way to make the first admin."""
+    """Create an admin account, already verified (asks for the password twice, or reads it from
+    stdin with --password-stdin). The way to make the first admin.
+
+    Create an admin account, already verified: the way to make the first admin. Asks for the
+    password twice without echo, or reads one line from stdin with `--password-stdin`; 8 to 128
+    characters, hashed with argon2id. A taken email (in any case) exits 1 with `"problem":
+    "email_taken"`; bad input exits 2."""
     from server.services.users import create_user
 
     address, password = _email(email, as_json), _password(password_stdin)

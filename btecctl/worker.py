@@ -47,7 +47,14 @@ def worker(
     ctx: typer.Context, concurrency: ConcurrencyOpt = None, ui_port: UiPortOpt = None,
     metrics_port: MetricsPortOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS)."""
+    """Run a job worker until SIGTERM or Ctrl-C, then drain (see BTEC_WORKER_DRAIN_SECONDS).
+
+    A job worker process. On SIGTERM it stops taking jobs, gives running ones
+    `BTEC_WORKER_DRAIN_SECONDS`, then puts the rest back in the queue. `--ui-port` serves saq's
+    web UI on `127.0.0.1:P` behind Basic auth (user `admin`, password `BTEC_JOBS_UI_PASSWORD`).
+    `--metrics-port` (or `BTEC_WORKER_METRICS_PORT`; 0 for any free port) serves its job metrics
+    at `http://BTEC_HOST:P/metrics`, behind `BTEC_METRICS_TOKEN`. With `--json` it prints
+    `{"event": "ready", "metrics_url": …, …}` once running."""
     from server.app.runner import run
 
     ready = _ready(as_json, time.monotonic(), ui_port)

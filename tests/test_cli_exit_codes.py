@@ -68,6 +68,7 @@ CASES: dict[str, Codes] = {
     "db prune": Codes(ok=("--dry-run",)),
     "dev status": Codes(ok=()),
     "dev stop": Codes(ok=()),
+    "dev docs": Codes(ok=("--check",)),
     **JOBS,
     **{"tasks" + path.removeprefix("jobs"): codes for path, codes in JOBS.items()},
     "mail list": Codes(ok=()),

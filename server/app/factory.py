@@ -44,6 +44,32 @@ API_DOCS_PATH = "/api/docs"
 API_SPEC_PATH = "/api/docs/openapi.json"
 # The API docs' own routes (apigami's): public, like the document they serve.
 DOCS_ROUTES = ("swagger.docs", "swagger.spec", "swagger.static")
+# The document's introduction: what holds for every operation.
+API_DESCRIPTION = """The backend of the BTEC assessment platform: units, assignments graded
+against Pass/Merit/Distinction criteria, student submissions with uploaded files, and
+assessors' grades.
+
+**Signing in.** `POST /api/v1/auth/login` answers an access token for `Authorization: Bearer
+...` and a refresh token for `/api/v1/auth/refresh`. Every route needs a signed-in user unless
+it says otherwise. A user whose address is not verified yet may only read and change
+`/users/me`, ask for the link again and sign out: every other route answers 403
+`email_unverified`. Routes for a role answer 403 `forbidden` to other roles, with the
+account's role as it is at that request.
+
+**Errors.** Every error is `application/problem+json` with `type`, `title`, `status`,
+`detail`, a stable `code` and the `request_id` (also in the `X-Request-ID` response header);
+validation failures add `errors`.
+
+**Rate limits.** Every endpoint but the health probes and `/metrics` is limited per client
+(the user once signed in, else the IP). Responses carry `RateLimit-Policy:
+"default";q=600;w=60` and `RateLimit: "default";r=599;t=1`; a limited request gets 429
+`rate_limited` with an integer `Retry-After`.
+
+**Caching.** The unit and assignment catalogue answers from a read cache shared by every
+server process and invalidated when a unit or an assignment changes, so a read after a change
+never sees the old catalogue. Those answers carry an `ETag` and `Cache-Control: no-cache`:
+send the ETag back in `If-None-Match` to get 304 with no body while the answer is unchanged.
+"""
 ROUTES = (health, metrics, ops, units, auth, users, files, assignments, submissions)
 
 
@@ -102,15 +128,13 @@ def _setup_docs(app: web.Application, settings: Settings) -> None:
         openapi_version=OpenApiVersion.V303,
         in_place=True,  # the document is made here, with every route added: see openapi_document
         servers=[{"url": settings.public_url, "description": "This deployment"}],
-        info={
-            "description": "The backend of the BTEC assessment platform. Every error is "
-            "application/problem+json with a stable `code`."
-        },
+        info={"description": API_DESCRIPTION},
     )
     app[APISPEC_PARSER] = ProblemParser()
     spec.spec.components.schema("Problem", schema=ProblemSchema)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
+    app[SWAGGER_DICT] = spec.swagger_dict()  # again, with the components added here
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:

@@ -41,7 +41,12 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    """Every setting of btec. Field `x` is read from `BTEC_X`."""
+    """Every setting of btec: field `x` is read from the environment variable `BTEC_X`, and
+    from a `.env` file in the working directory too (`BTEC_ENV_FILE` names another file, or
+    none when empty). A bad value stops every command at start, naming the variable. With
+    `BTEC_ENV=production`, btec refuses to start with the development secret key, without
+    `BTEC_DATABASE_URL` and `BTEC_REDIS_URL` (no embedded servers), or without a virus scanner
+    unless `BTEC_SCAN_DISABLED=true`."""
 
     model_config = SettingsConfigDict(
         env_prefix="BTEC_",
@@ -62,9 +67,12 @@ class Settings(BaseSettings):
         Path("var"), description="Directory for embedded servers, uploads and mail."
     )
     public_url: str = Field(
-        "http://127.0.0.1:8080", description="Public base URL of the API, used in links."
+        "http://127.0.0.1:8080",
+        description="Public base URL of the API, used in links; `https` turns on HSTS.",
     )
-    release: str = Field(__version__, description="Release id reported in /health and build info.")
+    release: str = Field(
+        __version__, description="Release id reported in /health and `btec_build_info`."
+    )
     service_id: str = Field("btec", description="Service id reported in /health.")
     secret_key: SecretStr = Field(
         SecretStr(DEV_SECRET_KEY),
@@ -75,61 +83,87 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "migrations", description="Directory of the yoyo SQL migrations."
     )
     backup_dir: Path | None = Field(
-        None, description="Where `btecctl db backup` writes. Unset: `<data dir>/backups`."
+        None,
+        description="Where `btecctl db backup` writes and `restore`, `verify`, `backups` and"
+        " `prune` look. Unset: `<data dir>/backups`.",
     )
     backup_format: Literal["directory", "custom"] = Field(
-        "directory", description="pg_dump format: directory (parallel) or custom (one file)."
+        "directory",
+        description="`pg_dump` format: `directory` (parallel dump and restore) or "
+        "`custom` (one file).",
     )
     backup_jobs: int = Field(
-        2, ge=1, le=32, description="Parallel pg_dump/pg_restore jobs (directory format)."
+        2, ge=1, le=32, description="Parallel `pg_dump`/`pg_restore` jobs (directory format)."
     )
     pg_bin_dir: Path | None = Field(
-        None, description="Directory with pg_dump/pg_restore. Unset: the newest that fits."
+        None,
+        description="Directory with `pg_dump`/`pg_restore`. Unset: the newest one that is at"
+        " least the server's version (the pgserver wheel's 16, "
+        "`/usr/lib/postgresql/*/bin`, `PATH`).",
     )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL URL. Unset: an embedded PostgreSQL under the data dir."
     )
     redis_url: SecretStr | None = Field(
-        None, description="Redis URL. Unset: an embedded Redis under the data dir."
+        None,
+        description="Redis URL (`redis://`, `rediss://`, `unix://`). Unset: an embedded "
+        "Redis under the data dir.",
     )
     smtp_url: SecretStr | None = Field(
         None,
-        description="SMTP server: smtp://[user:pass@]host[:port][?starttls=required|off] or "
-        "smtps://…. Unset: the embedded mail catcher.",
+        description="SMTP server: "
+        "`smtp://[user:pass@]host[:port][?starttls=required|opportunistic|off][&timeout=S]`,"
+        " or `smtps://…` for TLS from the start. Unset: the embedded mail catcher. "
+        "Checked in `/health` as an optional component.",
     )
     smtp_from: str = Field(
         "btec <no-reply@btec.localhost>", description="From address of every message."
     )
-    smtp_timeout: PositiveFloat = Field(10.0, description="SMTP connect and reply timeout (s).")
-    mail_catcher_port: int = Field(
-        8025, ge=0, le=65535, description="Loopback port of the embedded mail catcher."
+    smtp_timeout: PositiveFloat = Field(
+        10.0, description="SMTP connect and reply timeout in seconds."
     )
-    mail_retries: int = Field(6, ge=1, le=50, description="Attempts to send one message.")
+    mail_catcher_port: int = Field(
+        8025,
+        ge=0,
+        le=65535,
+        description="Loopback port of the embedded mail catcher (used when "
+        "`BTEC_SMTP_URL` is unset; `serve` and `worker` on one "
+        "machine share it).",
+    )
+    mail_retries: int = Field(
+        6, ge=1, le=50, description="Attempts to send one message before it fails."
+    )
     mail_retry_delay: PositiveFloat = Field(
-        5.0, description="First mail retry delay (s); each next one doubles, with jitter."
+        5.0,
+        description="First mail retry delay in seconds; each next one doubles (equal jitter),"
+        " up to 10 minutes.",
     )
     worker_concurrency: int = Field(10, ge=1, le=1000, description="Jobs one worker runs at once.")
     worker_drain_seconds: NonNegativeFloat = Field(
-        20.0, description="On SIGTERM, seconds running jobs get before they are re-queued."
+        20.0, description="On SIGTERM, seconds running jobs get before they go back to the queue."
     )
     worker_heartbeat_seconds: PositiveFloat = Field(
-        15.0, description="Workers report this often; /health warns when none did lately."
+        15.0,
+        description="Workers report this often; `/health` warns (`worker:heartbeat`) when "
+        "none has lately.",
     )
     ops_token: SecretStr | None = Field(
-        None, description="Bearer token for /api/v1/ops. Unset: direct loopback callers only."
+        None, description="Bearer token for `/api/v1/ops`. Unset: direct loopback callers only."
     )
     jobs_ui_password: SecretStr | None = Field(
         None,
         # The variable's name before the queue's commands were called `jobs`, still accepted.
         validation_alias=AliasChoices("BTEC_JOBS_UI_PASSWORD", "BTEC_TASKS_UI_PASSWORD"),
         description="Password of saq's web UI (`btecctl worker --ui-port`); "
-        "BTEC_TASKS_UI_PASSWORD is still read.",
+        "`BTEC_TASKS_UI_PASSWORD` is still read.",
     )
 
     db_pool_min_size: int = Field(2, ge=0, description="Connections the pool keeps open.")
     db_pool_max_size: int = Field(10, ge=1, description="Most connections the pool opens.")
     db_pool_acquire_timeout: PositiveFloat = Field(
-        5.0, description="Seconds to wait for a free connection before answering 503."
+        5.0,
+        description="Seconds to wait for a free connection before answering 503 with `Retry-"
+        "After`.",
     )
     db_command_timeout: PositiveFloat = Field(
         30.0, description="Client-side timeout in seconds for one query."
@@ -141,13 +175,18 @@ class Settings(BaseSettings):
         50000, ge=1, description="Queries after which a connection is replaced."
     )
     db_statement_cache_size: int = Field(
-        100, ge=0, description="Prepared statement cache per connection; 0 behind PgBouncer."
+        100,
+        ge=0,
+        description="Prepared statement cache per connection; set 0 behind PgBouncer in"
+        " transaction mode.",
     )
     db_statement_timeout_ms: int = Field(
-        30000, ge=0, description="Server-side statement_timeout in milliseconds."
+        30000, ge=0, description="Server-side `statement_timeout` in milliseconds."
     )
     db_idle_in_transaction_timeout_ms: int = Field(
-        60000, ge=0, description="Server-side idle_in_transaction_session_timeout in ms."
+        60000,
+        ge=0,
+        description="Server-side `idle_in_transaction_session_timeout` in milliseconds.",
     )
 
     health_cache_seconds: NonNegativeFloat = Field(
@@ -160,7 +199,8 @@ class Settings(BaseSettings):
         None, description="Bearer token that shows full /health details."
     )
     health_loopback_details: bool = Field(
-        True, description="Show full /health details to direct loopback callers."
+        True,
+        description="Show full /health details to direct loopback callers (no forwarding headers).",
     )
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token for /metrics. Unset: direct loopback callers only."
@@ -188,84 +228,91 @@ class Settings(BaseSettings):
         250.0, description="Event loop lag above which /health warns."
     )
 
-    ratelimit_enabled: bool = Field(True, description="Apply rate limits.")
+    ratelimit_enabled: bool = Field(
+        True, description="Apply rate limits (GCRA in Redis, shared by every process)."
+    )
     ratelimit_default: str = Field(
         "600/60:open",
-        description="The default policy: LIMIT/SECONDS per client, :open or :closed when "
-        "Redis is down.",
+        description="The default policy, per client: `LIMIT/SECONDS`, then `:open` (a local "
+        "limiter takes over when Redis is down) or `:closed` (503).",
     )
     ratelimit_policies: str = Field(
         "",
-        description="Overrides of named policies: name=LIMIT/SECONDS[:open|closed], "
-        "comma-separated (e.g. ops_mail=5/60:closed).",
+        description="Overrides of named policies, comma-separated: "
+        "`name=LIMIT/SECONDS[:open|closed]` (e.g. `ops_mail=5/3600:closed`).",
     )
     trusted_proxies: str = Field(
         "",
-        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is "
-        "believed (read right to left).",
+        description="Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed,"
+        " read right to left.",
     )
     cache_enabled: bool = Field(
-        True, description="Cache repeated reads in Redis (off: every read goes to PostgreSQL)."
+        True,
+        description="Cache repeated reads (the unit catalogue) in Redis. Off: every read "
+        "goes to PostgreSQL.",
     )
     cache_timeout: Annotated[float, Field(gt=0, le=10)] = Field(
         0.25,
-        description="Seconds a cache read or rate-limit decision may wait for Redis; slower "
-        "counts as an error: the read goes to PostgreSQL, the policy's failure mode applies.",
+        description="Seconds a cache read or a rate-limit decision may wait for Redis; slower "
+        "counts as an error: the read goes to PostgreSQL (and the process skips the "
+        "cache for 1 s), the rate-limit policy's failure mode applies.",
     )
     cache_ttl_jitter: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.1,
-        description="Each entry lives its TTL times a random factor in 1 ± this, so entries "
+        description="Each cache entry lives its TTL times a random factor in 1 ± this, so entries "
         "made together do not expire together.",
     )
     cache_lock_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         5.0,
-        description="How long concurrent misses in other processes wait for the first one's "
-        "result before reading PostgreSQL themselves.",
+        description="On a cache miss, how long other processes wait for the first one's result "
+        "before reading PostgreSQL themselves.",
     )
     jwt_keys: SecretStr | None = Field(
         None,
-        description="Access-token signing keys, `kid=secret` comma-separated, each secret at "
-        "least 32 characters: the first signs, all verify (add a key first, retire the old one "
-        "after BTEC_ACCESS_TOKEN_SECONDS). Unset: one key derived from BTEC_SECRET_KEY.",
+        description="Access-token signing keys, `kid=secret` comma-separated, each secret at least"
+        " 32 characters: the first signs, all verify. Unset: one key (`k0`) derived "
+        "from `BTEC_SECRET_KEY`. See "
+        "[runbooks/accounts.md](runbooks/accounts.md#rotating-the-signing-key).",
     )
     access_token_seconds: Annotated[int, Field(ge=60, le=86400)] = Field(
-        900, description="Lifetime of an access token (a JWT) in seconds."
+        900, description="Lifetime of an access token in seconds (60 to 86400)."
     )
     refresh_token_days: Annotated[float, Field(gt=0, le=365)] = Field(
         30.0,
         description="Lifetime of a refresh token in days; each use replaces it with a new one.",
     )
     reset_token_minutes: Annotated[int, Field(ge=5, le=120)] = Field(
-        30, description="How long a password-reset link works, in minutes (once)."
+        30, description="How long a password-reset link works (once), in minutes (5 to 120)."
     )
     login_backoff_after: Annotated[int, Field(ge=1, le=100)] = Field(
         5,
-        description="Failed sign-ins in a row for one email address after which each further "
-        "attempt must wait (per account, from any client IP).",
+        description="Failed sign-ins in a row for one email address (known or not, from any client"
+        " IP) after which each further attempt must wait: 429 `login_throttled` with "
+        "`Retry-After`.",
     )
     login_backoff_base_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         1.0,
-        description="The first wait after BTEC_LOGIN_BACKOFF_AFTER failures; it doubles "
-        "with each further failure.",
+        description="The first wait; it doubles with each further failure.",
     )
     login_backoff_max_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
-        900.0, description="The longest wait between sign-in attempts for one account."
+        900.0, description="The longest wait between attempts for one address: never a lockout."
     )
     login_backoff_reset_seconds: Annotated[float, Field(gt=0, le=604800)] = Field(
         3600.0,
-        description="An account's failure count is forgotten this many seconds after its last "
-        "attempt (a right password clears it at once).",
+        description="An address's failure count is forgotten this long after its last attempt; a "
+        "right password clears it at once.",
     )
     password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
         2,
-        description="Passwords hashed at once per process; more wait. Each hash holds "
-        "BTEC_ARGON2_MEMORY_KIB of memory.",
+        description="Passwords hashed at once per process; more wait their turn. Each hash holds "
+        "`BTEC_ARGON2_MEMORY_KIB` of memory, so this bounds the memory logins can "
+        "take.",
     )
     argon2_time_cost: Annotated[int, Field(ge=1, le=20)] = Field(
-        3, description="argon2id iterations; hashes made with other parameters still verify."
+        3, description="argon2id iterations. Hashes made with other parameters still verify."
     )
     argon2_memory_kib: Annotated[int, Field(ge=8192, le=4_194_304)] = Field(
-        65536, description="argon2id memory per hash in KiB (64 MiB: argon2-cffi's default)."
+        65536, description="argon2id memory per hash in KiB (64 MiB, argon2-cffi's default)."
     )
     argon2_parallelism: Annotated[int, Field(ge=1, le=16)] = Field(
         4, description="argon2id lanes per hash."
@@ -277,7 +324,7 @@ class Settings(BaseSettings):
         20.0, description="Seconds in-flight requests get to finish on shutdown."
     )
     max_body_bytes: int = Field(
-        1024 * 1024, ge=1024, description="Largest JSON request body in bytes."
+        1024 * 1024, ge=1024, description="Largest JSON request body in bytes; larger ones get 413."
     )
     upload_max_bytes: Annotated[int, Field(ge=1024, le=5 * 1024**3)] = Field(
         100 * 1024 * 1024, description="Largest uploaded file in bytes (413 past it)."
@@ -312,9 +359,9 @@ class Settings(BaseSettings):
     )
     clamd_url: str | None = Field(
         None,
-        description="clamd to scan uploads with: unix:///run/clamav/clamd.ctl or "
-        "tcp://host:3310. Unset: files are `unscanned` (refused in production unless "
-        "BTEC_SCAN_DISABLED=true).",
+        description="clamd to scan uploads with: `unix:///run/clamav/clamd.ctl` or "
+        "`tcp://host:3310`. Unset: files are `unscanned` (refused in production unless"
+        " `BTEC_SCAN_DISABLED=true`).",
     )
     clamd_timeout: PositiveFloat = Field(
         60.0, description="Seconds one scan may take before it counts as an error."
@@ -329,16 +376,17 @@ class Settings(BaseSettings):
     )
     similarity_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
         0.8,
-        description="How alike two answers to one assignment must be to be flagged: the "
-        "share of words they have in common in the same order (1 = the same words).",
+        description="How alike two answers to one assignment must be to be flagged (0 to 1): the "
+        "share of their words that appear in both in the same order.",
     )
     similarity_min_words: Annotated[int, Field(ge=1, le=10000)] = Field(
         30,
-        description="Answers shorter than this many words are not compared (a line such "
-        "as 'see the attached report' is alike in everyone's submission).",
+        description='Answers shorter than this many words are not compared (a line such as "see '
+        "the attached report\" is alike in everyone's submission).",
     )
     submission_max_chars: Annotated[int, Field(ge=1000, le=200000)] = Field(
-        100000, description="Longest answer text a submission may carry, in characters."
+        100000,
+        description="Longest answer text a submission may carry, in characters (422 past it).",
     )
     submission_max_files: Annotated[int, Field(ge=0, le=100)] = Field(
         20, description="Most uploaded files one submission may link as evidence."
@@ -356,37 +404,40 @@ class Settings(BaseSettings):
         "INFO", description="Log level."
     )
     log_format: Literal["auto", "json", "console"] = Field(
-        "auto", description="Log format: json, console, or auto (console on a TTY)."
+        "auto",
+        description="Log format: `json`, `console`, or `auto` (console on a TTY, else JSON).",
     )
     sentry_dsn: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SENTRY_DSN", "BTEC_SENTRY_DSN"),
-        description="Report unexpected errors to this Sentry DSN (read from SENTRY_DSN, or "
-        "BTEC_SENTRY_DSN). Unset: no reports.",
+        description="Report unexpected errors (500s and jobs that fail for good) to this Sentry "
+        "DSN (`BTEC_SENTRY_DSN` works too). Unset: no reports.",
     )
     sentry_sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
-        1.0, description="Share of error events sent to Sentry."
+        1.0, description="Share of error events sent (0 to 1)."
     )
     sentry_traces_sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
         0.0,
-        description="Share of requests traced as Sentry transactions (never health probes "
-        "or /metrics).",
+        description="Share of requests traced as transactions, named by route (0 to 1); health "
+        "probes and `/metrics` never.",
     )
     log_levels: str = Field(
         "",
-        description="Per-logger levels over BTEC_LOG_LEVEL: logger=LEVEL, comma-separated "
-        "(e.g. btec.access=WARNING,saq=INFO).",
+        description="Per-logger levels over `BTEC_LOG_LEVEL`: `logger=LEVEL`, comma-separated "
+        "(e.g. `btec.access=WARNING,saq=INFO`). A bad value stops the process at "
+        "start, naming the variable.",
     )
     log_file: Path | None = Field(
         None,
-        description="Also write JSON log lines to this file (mode 0600), rotated by size. "
-        "For one process; see runbooks/observability.md for several.",
+        description="Also write JSON log lines to this file (mode 0600), rotated by size. For one "
+        "process; with several, see "
+        "[runbooks/observability.md](runbooks/observability.md).",
     )
     log_file_max_bytes: Annotated[int, Field(ge=1024)] = Field(
-        50 * 1024 * 1024, description="Size at which BTEC_LOG_FILE is rotated, in bytes."
+        50 * 1024 * 1024, description="Size at which `BTEC_LOG_FILE` is rotated (at least 1024)."
     )
     log_file_backups: Annotated[int, Field(ge=1, le=1000)] = Field(
-        5, description="Rotated BTEC_LOG_FILE files kept (btec.log.1 ... btec.log.N)."
+        5, description="Rotated files kept: `btec.log.1` (newest) to `btec.log.N`."
     )
 
     @field_validator("public_url")
