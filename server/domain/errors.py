@@ -73,6 +73,24 @@ class EmailUnverified(DomainError):
     title = "The email address is not verified yet"
 
 
+class InvalidResetToken(DomainError):
+    status = 400
+    code = "invalid_reset_token"
+    title = "The reset link is not valid"
+
+
+class InvalidVerifyToken(DomainError):
+    status = 400
+    code = "invalid_verify_token"
+    title = "The verification link is not valid"
+
+
+class WrongPassword(DomainError):
+    status = 400
+    code = "wrong_password"
+    title = "The current password is wrong"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "forbidden"

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from server.cache.core import EncodedJSON
+from server.http.openapi import json_response
 
 # Clients may keep the body but must revalidate each time; a 304 costs no body.
 CACHE_CONTROL = "no-cache"
@@ -14,6 +15,7 @@ ETAG_HEADERS = {
     "ETag": {"schema": {"type": "string"}, "description": "The representation's version."},
     "Cache-Control": {"schema": {"type": "string"}, "description": "`no-cache`: revalidate."},
 }
+NOT_MODIFIED = {"description": "Not modified: the If-None-Match ETag is current."}
 IF_NONE_MATCH = {
     "in": "header",
     "name": "If-None-Match",
@@ -38,3 +40,8 @@ def _matches(request: web.Request, tag: str) -> bool:
     """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ prefixes do not matter."""
     wanted = request.if_none_match
     return bool(wanted) and any(e.value in (tag, "*") for e in wanted or ())
+
+
+def cacheable_ok(description: str, example: Any) -> dict[int, Any]:
+    """OpenAPI answers of a cacheable GET: 200 with its ETag, and 304."""
+    return {200: json_response(description, example) | {"headers": ETAG_HEADERS}, 304: NOT_MODIFIED}

@@ -5,28 +5,27 @@ validated it. Handlers never read `request.app[...]` themselves."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
-from server.cache.core import CACHE, Cache
-from server.config.settings import SETTINGS, Settings
+from server.cache.core import CACHE
+from server.config.settings import SETTINGS
 from server.http.keys import CLAIMS, REQUEST_ID, USER
-from server.jobs.queue import JOBS, Jobs
-from server.observability.metrics import METRICS, Metrics
-from server.platform.denylist import DENYLIST, Denylist
-from server.platform.lifecycle import LIFECYCLE, Lifecycle
-from server.platform.passwords import PASSWORDS, Passwords
+from server.jobs.queue import JOBS
+from server.observability.metrics import METRICS
+from server.platform.denylist import DENYLIST
+from server.platform.lifecycle import LIFECYCLE
+from server.platform.passwords import PASSWORDS
 from server.platform.postgres import DB_POOL, acquire
-from server.platform.storage import STORAGE, Storage
-from server.platform.tokens import TOKEN_KEYS, AccessClaims, TokenKeys
-from server.ratelimit.loginguard import LOGIN_GUARD, LoginGuard
-from server.services.health import HEALTH, HealthService
+from server.platform.storage import STORAGE
+from server.platform.tokens import TOKEN_KEYS, AccessClaims
+from server.ratelimit.loginguard import LOGIN_GUARD
+from server.services.health import HEALTH
 from server.store import Connect
 
-
-def settings(request: web.Request) -> Settings:
-    return request.app[SETTINGS]
+T = TypeVar("T")
 
 
 def db(request: web.Request) -> Connect:
@@ -35,10 +34,6 @@ def db(request: web.Request) -> Connect:
     app = request.app
     wait = app[SETTINGS].db_pool_acquire_timeout
     return lambda: acquire(app[DB_POOL], app[METRICS], wait)
-
-
-def jobs(request: web.Request) -> Jobs:
-    return request.app[JOBS]
 
 
 def user(request: web.Request) -> dict[str, Any]:
@@ -72,37 +67,23 @@ def request_id(request: web.Request) -> str:
     return request[REQUEST_ID]
 
 
-def cache(request: web.Request) -> Cache:
-    return request.app[CACHE]
+def _from_app(key: web.AppKey[T]) -> Callable[[web.Request], T]:
+    """The accessor of one of the app's resources, typed by its key."""
+
+    def read(request: web.Request) -> T:
+        return request.app[key]
+
+    return read
 
 
-def storage(request: web.Request) -> Storage:
-    return request.app[STORAGE]
-
-
-def metrics(request: web.Request) -> Metrics:
-    return request.app[METRICS]
-
-
-def passwords(request: web.Request) -> Passwords:
-    return request.app[PASSWORDS]
-
-
-def token_keys(request: web.Request) -> TokenKeys:
-    return request.app[TOKEN_KEYS]
-
-
-def denylist(request: web.Request) -> Denylist:
-    return request.app[DENYLIST]
-
-
-def login_guard(request: web.Request) -> LoginGuard:
-    return request.app[LOGIN_GUARD]
-
-
-def health(request: web.Request) -> HealthService:
-    return request.app[HEALTH]
-
-
-def lifecycle(request: web.Request) -> Lifecycle:
-    return request.app[LIFECYCLE]
+settings = _from_app(SETTINGS)
+jobs = _from_app(JOBS)
+cache = _from_app(CACHE)
+storage = _from_app(STORAGE)
+metrics = _from_app(METRICS)
+passwords = _from_app(PASSWORDS)
+token_keys = _from_app(TOKEN_KEYS)
+denylist = _from_app(DENYLIST)
+login_guard = _from_app(LOGIN_GUARD)
+health = _from_app(HEALTH)
+lifecycle = _from_app(LIFECYCLE)

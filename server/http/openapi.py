@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+from aiohttp_apigami import docs
 from marshmallow import Schema, fields
 
+from server.domain import errors
 from server.http.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
 
 BEARER = "bearerAuth"
@@ -44,113 +47,64 @@ class ProblemSchema(Schema):
     )
 
 
-PROBLEMS: dict[str, tuple[int, str, str]] = {
-    "malformed_body": (400, "The request body is not valid JSON", "Expecting value: line 1"),
-    "unauthorized": (401, "Authentication required", "a valid bearer token is required"),
-    "invalid_credentials": (
-        401,
-        "The email or password is wrong",
-        "the email or password is wrong",
-    ),
-    "invalid_token": (401, "The access token is not valid", "the token has expired"),
-    "forbidden": (403, "Forbidden", "this token may not read metrics"),
-    "email_unverified": (403, "The email address is not verified yet", "verify it first"),
-    "invalid_verify_token": (400, "The verification link is not valid", "not valid or used"),
-    "invalid_reset_token": (400, "The reset link is not valid", "the reset link is not valid"),
-    "wrong_password": (400, "The current password is wrong", "the current password is wrong"),
-    "not_found": (404, "Not found", "Not Found"),
-    "method_not_allowed": (405, "Method not allowed", "Method Not Allowed"),
-    "email_taken": (409, "The email address is taken", "an account uses this email address"),
-    "payload_too_large": (413, "The request body is too large", "Maximum request body size"),
-    "malformed_upload": (
-        400,
-        "The upload is not a multipart form with one file",
-        "send multipart/form-data with one part named file",
-    ),
-    "file_too_large": (413, "The file is too large", "files may be at most 104857600 bytes"),
-    "quota_exceeded": (
-        413,
-        "The upload would pass your storage quota",
-        "you keep 1073000000 of 1073741824 bytes; this file needs 2000000",
-    ),
-    "unsupported_type": (
-        415,
-        "This type of file is not accepted",
-        "the content is not PDF (it looks like EXE)",
-    ),
-    "unsafe_archive": (415, "The file unpacks to too much", "unpacks to more than 536870912 bytes"),
-    "file_not_available": (
-        409,
-        "The file cannot be downloaded now",
-        "the file is pending a virus scan",
-    ),
-    "validation_failed": (422, "The request is not valid", "see errors"),
-    "unit_code_taken": (409, "A unit uses this code", "unit K/615/1544 exists (id 7)"),
-    "unit_in_use": (409, "The unit has assignments", "unit 7 has 3 assignments"),
-    "assignment_in_use": (
-        409,
-        "The assignment has submissions",
-        "assignment 12 has 14 submissions; it cannot be deleted",
-    ),
-    "criteria_locked": (
-        409,
-        "The criteria are fixed once a submission is graded",
-        "assignment 12 has graded submissions",
-    ),
-    "assignment_not_open": (
-        409,
-        "The assignment is not open yet",
-        "assignment 12 opens at 2026-09-01T08:00:00+00:00",
-    ),
-    "submission_graded": (
-        409,
-        "The submission has been graded",
-        "submission 88 has been graded; ask the assessor about a resubmission",
-    ),
-    "file_in_use": (409, "The file is evidence in a submission", "submission 88 uses this file"),
-    "grade_changed": (
-        412,
-        "The grade changed since it was read",
-        'the grade is at version 3, not "2"; read it again',
-    ),
-    "invalid_criteria": (
-        422,
-        "The criteria do not match the assignment",
-        "see errors: unknown codes, and codes not marked",
-    ),
-    "wrong_assignment": (
-        422,
-        "The submission belongs to another assignment",
-        "submission 88 is for assignment 12, not 13",
-    ),
-    "invalid_files": (
-        422,
-        "The files cannot be evidence",
-        "see errors: files that are not yours or failed their scan",
-    ),
-    "not_assessor": (403, "You do not assess this assignment", "you do not assess assignment 12"),
-    "rate_limited": (429, "Too many requests", "too many requests; retry in 12 s"),
-    "login_throttled": (
-        429,
-        "Too many failed sign-ins for this account",
-        "too many failed sign-ins for this account; retry in 4 s",
-    ),
-    "internal_error": (500, "Internal server error", "an unexpected error occurred"),
-    "db_pool_timeout": (503, "The database is busy", "no database connection became free"),
-    "db_unavailable": (503, "The database is unavailable", "the database cannot be reached"),
-    "storage_unavailable": (503, "File storage is unavailable", "S3 put: EndpointConnectionError"),
-    "queue_unavailable": (503, "The job queue is unavailable", "the job queue cannot be reached"),
-    "ratelimit_unavailable": (503, "Rate limiting is unavailable", "rate limiting is unavailable"),
+# Every problem code a route can answer, with its status and title, from the error classes.
+PROBLEMS: dict[str, tuple[int, str]] = {
+    cls.code: (cls.status, cls.title)
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, errors.DomainError)
+}
+# What each problem's example says in `detail`.
+EXAMPLE_DETAILS: dict[str, str] = {
+    "malformed_body": "Expecting value: line 1",
+    "unauthorized": "a valid bearer token is required",
+    "invalid_credentials": "the email or password is wrong",
+    "invalid_token": "the token has expired",
+    "forbidden": "this token may not read metrics",
+    "email_unverified": "verify it first",
+    "invalid_verify_token": "not valid or used",
+    "invalid_reset_token": "the reset link is not valid",
+    "wrong_password": "the current password is wrong",
+    "not_found": "Not Found",
+    "method_not_allowed": "Method Not Allowed",
+    "email_taken": "an account uses this email address",
+    "payload_too_large": "Maximum request body size",
+    "malformed_upload": "send multipart/form-data with one part named file",
+    "file_too_large": "files may be at most 104857600 bytes",
+    "quota_exceeded": "you keep 1073000000 of 1073741824 bytes; this file needs 2000000",
+    "unsupported_type": "the content is not PDF (it looks like EXE)",
+    "unsafe_archive": "unpacks to more than 536870912 bytes",
+    "file_not_available": "the file is pending a virus scan",
+    "validation_failed": "see errors",
+    "unit_code_taken": "unit K/615/1544 exists (id 7)",
+    "unit_in_use": "unit 7 has 3 assignments",
+    "assignment_in_use": "assignment 12 has 14 submissions; it cannot be deleted",
+    "criteria_locked": "assignment 12 has graded submissions",
+    "assignment_not_open": "assignment 12 opens at 2026-09-01T08:00:00+00:00",
+    "submission_graded": "submission 88 has been graded; ask the assessor about a resubmission",
+    "file_in_use": "submission 88 uses this file",
+    "grade_changed": 'the grade is at version 3, not "2"; read it again',
+    "invalid_criteria": "see errors: unknown codes, and codes not marked",
+    "wrong_assignment": "submission 88 is for assignment 12, not 13",
+    "invalid_files": "see errors: files that are not yours or failed their scan",
+    "not_assessor": "you do not assess assignment 12",
+    "rate_limited": "too many requests; retry in 12 s",
+    "login_throttled": "too many failed sign-ins for this account; retry in 4 s",
+    "internal_error": "an unexpected error occurred",
+    "db_pool_timeout": "no database connection became free",
+    "db_unavailable": "the database cannot be reached",
+    "storage_unavailable": "S3 put: EndpointConnectionError",
+    "queue_unavailable": "the job queue cannot be reached",
+    "ratelimit_unavailable": "rate limiting is unavailable",
 }
 
 
 def _example(code: str) -> dict[str, Any]:
-    status, title, detail = PROBLEMS[code]
+    status, title = PROBLEMS[code]
     return problem_body(
         status=status,
         code=code,
         title=title,
-        detail=detail,
+        detail=EXAMPLE_DETAILS[code],
         request_id="6f1c2a0e9b7d4f0a8c3e5d2b1a0f9e8d",
         errors=ERROR_EXAMPLES.get(code),
     )
@@ -195,8 +149,9 @@ def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:
 
 
 COMMON_PROBLEMS = ("internal_error",)
-SIGNED_IN_PROBLEMS = ("unauthorized", "invalid_token", "email_unverified")
-STAFF_PROBLEMS = (*SIGNED_IN_PROBLEMS, "forbidden")
+# Groups of problem codes for `operation(problems=...)`, which takes codes space-separated.
+SIGNED_IN_PROBLEMS = "unauthorized invalid_token email_unverified"
+STAFF_PROBLEMS = SIGNED_IN_PROBLEMS + " forbidden"
 LIMITED_PROBLEMS = ("rate_limited", "internal_error")
 RATELIMIT_HEADERS = {
     "RateLimit-Policy": {
@@ -217,3 +172,38 @@ def json_response(
         "description": description,
         "content": {content_type: {"example": example, **extra}},
     }
+
+
+def page_example(item: Any, limit: int) -> dict[str, Any]:
+    """The example of a page of a list: one item."""
+    return {"items": [item], "total": 1, "limit": limit, "offset": 0}
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def operation(
+    tag: str,
+    summary: str,
+    description: str | None = None,
+    *,
+    security: Security | None = None,
+    ok: Mapping[int, Any] | None = None,
+    problems: str = "",
+    limited: bool = True,
+    responses: Mapping[int, Any] | None = None,
+    **extra: Any,
+) -> Callable[[H], H]:
+    """A route's OpenAPI operation (apigami's @docs): its tag, summary, description and
+    security; its answers `ok`; and its problem codes (space-separated), to which every route
+    adds internal_error
+    and, when rate limited, rate_limited. `responses` replaces ok and problems whole."""
+    if responses is None:
+        common = LIMITED_PROBLEMS if limited else COMMON_PROBLEMS
+        responses = {**(ok or {}), **problem_responses(*problems.split(), *common)}
+    fields_: dict[str, Any] = {"tags": [tag], "summary": summary, "responses": responses}
+    if description:
+        fields_["description"] = description
+    if security is not None:
+        fields_["security"] = security
+    return docs(**fields_, **extra)

@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from server.domain.errors import DomainError, ValidationFailed
+from server.domain.errors import InvalidResetToken, ValidationFailed, WrongPassword
 from server.jobs.queue import Jobs
 from server.platform.passwords import Passwords, password_problem
 from server.platform.tokens import TokenKeys, digest
@@ -22,18 +22,6 @@ FORGOT_ANSWER = {
     "status": "accepted",
     "detail": "If an account uses this address, a message with a reset link is on its way.",
 }
-
-
-class InvalidResetToken(DomainError):
-    status = 400
-    code = "invalid_reset_token"
-    title = "The reset link is not valid"
-
-
-class WrongPassword(DomainError):
-    status = 400
-    code = "wrong_password"
-    title = "The current password is wrong"
 
 
 async def request_reset(*, jobs: Jobs, email: str) -> dict[str, str]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from server.domain.errors import EmailTaken, NotFound, ValidationFailed
+from server.domain.errors import EmailTaken, NotFound, ValidationFailed, WrongPassword
 from server.jobs.queue import Jobs
 from server.platform.passwords import Passwords, password_problem
 from server.services import notices
-from server.services.passwords import WrongPassword
 from server.store import Connect, sessions
 from server.store import users as store
 

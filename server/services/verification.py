@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from server.domain.errors import DomainError, EmailTaken
+from server.domain.errors import EmailTaken, InvalidVerifyToken
 from server.jobs.queue import Jobs
 from server.platform.tokens import digest
 from server.services import notices
@@ -21,12 +21,6 @@ RESEND_ANSWER = {
     "status": "accepted",
     "detail": "If the address still needs verifying, a message with a link is on its way.",
 }
-
-
-class InvalidVerifyToken(DomainError):
-    status = 400
-    code = "invalid_verify_token"
-    title = "The verification link is not valid"
 
 
 async def issue(

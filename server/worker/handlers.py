@@ -98,12 +98,13 @@ async def ping(ctx: Context, *, seconds: float = 0.0) -> dict[str, Any]:
     return {"pong": time.time(), "worker": str(getattr(worker, "id", ""))}
 
 
-def mail_link_spec(function: JobFunction, settings: Settings) -> JobSpec:
-    """A task that makes a token and mails its link: mail's retries, and a key per
-    recipient and window so that repeats within the window are the resend cooldown."""
+def mail_spec(function: JobFunction, settings: Settings, margin: int = 10) -> JobSpec:
+    """A job that sends mail: mail's retries and an idempotency key (for a link mail, a key
+    per recipient and window, so that repeats within the window are the resend cooldown);
+    `margin` seconds beyond two SMTP timeouts for its own work."""
     return JobSpec(
         function,
-        timeout=int(settings.smtp_timeout * 2) + 10,
+        timeout=int(settings.smtp_timeout * 2) + margin,
         retries=settings.mail_retries,
         retry_delay=settings.mail_retry_delay,
         max_delay=600.0,
@@ -163,17 +164,10 @@ async def check_similarity(
 
 def specs(settings: Settings) -> list[JobSpec]:
     return [
-        JobSpec(
-            send_email,
-            timeout=int(settings.smtp_timeout * 2) + 5,
-            retries=settings.mail_retries,
-            retry_delay=settings.mail_retry_delay,
-            max_delay=600.0,
-            idempotent=True,
-        ),
-        mail_link_spec(send_password_reset, settings),  # keyed per address and 2 minutes
-        mail_link_spec(send_verification, settings),  # keyed per user and 2 minutes
-        mail_link_spec(send_email_change, settings),  # keyed per user, address and 2 minutes
+        mail_spec(send_email, settings, margin=5),
+        mail_spec(send_password_reset, settings),  # keyed per address and 2 minutes
+        mail_spec(send_verification, settings),  # keyed per user and 2 minutes
+        mail_spec(send_email_change, settings),  # keyed per user, address and 2 minutes
         JobSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
         JobSpec(check_similarity, timeout=300, retries=5, retry_delay=5.0, max_delay=300.0),
         JobSpec(

@@ -7,28 +7,28 @@ import unicodedata
 from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
+from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from server.domain.fields import free_text, printable, require
 from server.domain.grading import CODE
 from server.http import deps
-from server.http.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
+from server.http.conditional import IF_NONE_MATCH, cacheable_json, cacheable_ok
 from server.http.guard import roles
 from server.http.openapi import (
-    LIMITED_PROBLEMS,
     SIGNED_IN,
     SIGNED_IN_PROBLEMS,
     STAFF_PROBLEMS,
     json_response,
-    problem_responses,
+    operation,
+    page_example,
 )
 from server.http.ratelimit import alongside
 from server.http.responses import answer, no_content
+from server.http.schemas import ID, IdPath, page_fields
 from server.services import assignments
 
 routes = web.RouteTableDef()
-ID = validate.Range(1, 2**63 - 1)
 
 
 def _title(value: str) -> str:
@@ -113,18 +113,13 @@ class CatalogueQuery(Schema):
         metadata={"description": "Words in the title or brief (case-insensitive).",
                   "example": "report"},
     )  # fmt: skip
-    limit = fields.Int(load_default=20, validate=validate.Range(1, 100))
-    offset = fields.Int(load_default=0, validate=validate.Range(0, 100_000))
+    limit, offset = page_fields(20, 100_000)
 
     @post_load
     def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         q = unicodedata.normalize("NFC", data.get("q", "")).strip().lower()
         data["q"] = q or None
         return data
-
-
-class AssignmentPath(Schema):
-    id = fields.Int(required=True, validate=ID)
 
 
 CRITERIA_EXAMPLE = [
@@ -158,23 +153,16 @@ SUMMARY_EXAMPLE = {
 }
 
 
-@docs(
-    tags=["assignments"],
-    summary="List assignments (anyone signed in)",
-    description="Soonest deadline first; filter by unit and by words in the title or brief. "
+@operation(
+    "assignments",
+    "List assignments (anyone signed in)",
+    "Soonest deadline first; filter by unit and by words in the title or brief. "
     "Answers come from the shared Redis cache and change the moment an assignment or its "
     "unit does. Each carries an ETag: send it in If-None-Match for 304 while unchanged.",
     security=SIGNED_IN,
+    ok=cacheable_ok("A page of assignments", page_example(SUMMARY_EXAMPLE, 20)),
+    problems=SIGNED_IN_PROBLEMS + " validation_failed",
     parameters=[IF_NONE_MATCH],
-    responses={
-        200: json_response(
-            "A page of assignments",
-            {"items": [SUMMARY_EXAMPLE], "total": 1, "limit": 20, "offset": 0},
-        )
-        | {"headers": ETAG_HEADERS},
-        304: {"description": "Not modified: the If-None-Match ETag is current."},
-        **problem_responses(*SIGNED_IN_PROBLEMS, "validation_failed", *LIMITED_PROBLEMS),
-    },
 )
 @querystring_schema(CatalogueQuery)
 @alongside
@@ -188,21 +176,16 @@ async def catalogue(request: web.Request) -> web.Response:
     return cacheable_json(request, page)
 
 
-@docs(
-    tags=["assignments"],
-    summary="Get an assignment with its brief and criteria (anyone signed in)",
-    description="From the cache like the list, with an ETag and 304 on If-None-Match.",
+@operation(
+    "assignments",
+    "Get an assignment with its brief and criteria (anyone signed in)",
+    "From the cache like the list, with an ETag and 304 on If-None-Match.",
     security=SIGNED_IN,
+    ok=cacheable_ok("The assignment", ASSIGNMENT_EXAMPLE),
+    problems=SIGNED_IN_PROBLEMS + " not_found validation_failed",
     parameters=[IF_NONE_MATCH],
-    responses={
-        200: json_response("The assignment", ASSIGNMENT_EXAMPLE) | {"headers": ETAG_HEADERS},
-        304: {"description": "Not modified: the If-None-Match ETag is current."},
-        **problem_responses(
-            *SIGNED_IN_PROBLEMS, "not_found", "validation_failed", *LIMITED_PROBLEMS
-        ),
-    },
 )
-@match_info_schema(AssignmentPath)
+@match_info_schema(IdPath)
 @alongside
 @routes.get("/api/v1/assignments/{id}", name="assignment")
 async def one(request: web.Request) -> web.Response:
@@ -212,18 +195,14 @@ async def one(request: web.Request) -> web.Response:
     return cacheable_json(request, found)
 
 
-@docs(
-    tags=["assignments"],
-    summary="Set an assignment (admins and assessors)",
-    description="With its criteria (codes such as P1, M1, D1: at least one P) and the "
+@operation(
+    "assignments",
+    "Set an assignment (admins and assessors)",
+    "With its criteria (codes such as P1, M1, D1: at least one P) and the "
     "assessors who grade it. An assessor who leaves out `assessor_ids` is its assessor.",
     security=SIGNED_IN,
-    responses={
-        201: json_response("Created", ASSIGNMENT_EXAMPLE),
-        **problem_responses(
-            *STAFF_PROBLEMS, "validation_failed", "malformed_body", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={201: json_response("Created", ASSIGNMENT_EXAMPLE)},
+    problems=STAFF_PROBLEMS + " validation_failed malformed_body",
 )
 @request_schema(NewAssignment)
 @roles("admin", "assessor")
@@ -236,27 +215,18 @@ async def create(request: web.Request) -> web.Response:
     return answer(made, 201, location=f"/api/v1/assignments/{made['id']}")
 
 
-@docs(
-    tags=["assignments"],
-    summary="Change an assignment (admins and its assessors)",
-    description="Any fields; `criteria` and `assessor_ids` replace their lists. The criteria "
+@operation(
+    "assignments",
+    "Change an assignment (admins and its assessors)",
+    "Any fields; `criteria` and `assessor_ids` replace their lists. The criteria "
     "are fixed once a submission is graded (409 `criteria_locked`). A new deadline re-flags "
     "each submission as late or not. Assessors not named on it get 403 `not_assessor`.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The assignment", ASSIGNMENT_EXAMPLE),
-        **problem_responses(
-            *STAFF_PROBLEMS,
-            "not_assessor",
-            "not_found",
-            "criteria_locked",
-            "validation_failed",
-            "malformed_body",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={200: json_response("The assignment", ASSIGNMENT_EXAMPLE)},
+    problems=STAFF_PROBLEMS
+    + " not_assessor not_found criteria_locked validation_failed malformed_body",
 )
-@match_info_schema(AssignmentPath)
+@match_info_schema(IdPath)
 @request_schema(AssignmentChanges)
 @roles("admin", "assessor")
 @routes.patch("/api/v1/assignments/{id}", name="assignments_update")
@@ -268,24 +238,15 @@ async def update(request: web.Request) -> web.Response:
     return answer(changed)
 
 
-@docs(
-    tags=["assignments"],
-    summary="Delete an assignment (admins and its assessors)",
-    description="Only while nobody has submitted to it: 409 `assignment_in_use` after.",
+@operation(
+    "assignments",
+    "Delete an assignment (admins and its assessors)",
+    "Only while nobody has submitted to it: 409 `assignment_in_use` after.",
     security=SIGNED_IN,
-    responses={
-        204: {"description": "Deleted"},
-        **problem_responses(
-            *STAFF_PROBLEMS,
-            "not_assessor",
-            "not_found",
-            "assignment_in_use",
-            "validation_failed",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={204: {"description": "Deleted"}},
+    problems=STAFF_PROBLEMS + " not_assessor not_found assignment_in_use validation_failed",
 )
-@match_info_schema(AssignmentPath)
+@match_info_schema(IdPath)
 @roles("admin", "assessor")
 @routes.delete("/api/v1/assignments/{id}", name="assignments_delete")
 async def delete(request: web.Request) -> web.Response:

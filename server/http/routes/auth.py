@@ -4,26 +4,22 @@ passwords)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
-from aiohttp_apigami import docs, request_schema
+from aiohttp_apigami import request_schema
 from marshmallow import Schema, fields, validate
 
 from server.domain.fields import MailAddress
-from server.http import deps
+from server.http import deps, schemas
 from server.http.examples import REFRESH_EXAMPLE, SESSION_EXAMPLE, USER_EXAMPLE
 from server.http.guard import public, unverified_allowed
 from server.http.openapi import (
-    LIMITED_PROBLEMS,
     PUBLIC,
     SIGNED_IN,
     json_response,
-    problem_responses,
+    operation,
 )
 from server.http.ratelimit import limited
 from server.http.responses import answer, no_content
-from server.platform.passwords import MAX_LENGTH
 from server.services import auth, users, verification
 from server.services import passwords as password_service
 from server.services.passwords import FORGOT_ANSWER
@@ -31,51 +27,34 @@ from server.services.passwords import FORGOT_ANSWER
 routes = web.RouteTableDef()
 
 
-def _refresh_field(**options: Any) -> fields.Str:
-    return fields.Str(
-        validate=validate.Length(min=1, max=200), metadata={"example": REFRESH_EXAMPLE}, **options
-    )
-
-
 class LoginSchema(Schema):
     email = fields.Str(
         required=True, validate=validate.Length(min=1, max=320),
         metadata={"example": "assessor@college.example.ac.uk"},
     )  # fmt: skip
-    password = fields.Str(
-        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
-        metadata={"example": "correct horse battery staple"},
-    )  # fmt: skip
+    password = schemas.password("correct horse battery staple")
 
 
 class RefreshSchema(Schema):
-    refresh_token = _refresh_field(required=True)
+    refresh_token = schemas.token(REFRESH_EXAMPLE, required=True)
 
 
 class LogoutSchema(Schema):
-    refresh_token = _refresh_field(load_default=None)
+    refresh_token = schemas.token(REFRESH_EXAMPLE, load_default=None)
 
 
-@docs(
-    tags=["auth"],
-    summary="Sign in with email and password",
-    description="Answers an access token (a JWT for `Authorization: Bearer ...`, valid for "
+@operation(
+    "auth",
+    "Sign in with email and password",
+    "Answers an access token (a JWT for `Authorization: Bearer ...`, valid for "
     "`expires_in` seconds) and a refresh token for `/auth/refresh`. An unknown email, a wrong "
     "password and a deactivated account get the same 401 `invalid_credentials` after the "
     "same work. Limited per client IP, and per account: after BTEC_LOGIN_BACKOFF_AFTER "
     "failures in a row an address must wait (429 `login_throttled` with `Retry-After`), "
     "twice as long after each further failure, up to BTEC_LOGIN_BACKOFF_MAX_SECONDS.",
     security=PUBLIC,
-    responses={
-        200: json_response("Signed in", SESSION_EXAMPLE),
-        **problem_responses(
-            "invalid_credentials",
-            "login_throttled",
-            "validation_failed",
-            "malformed_body",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={200: json_response("Signed in", SESSION_EXAMPLE)},
+    problems="invalid_credentials login_throttled validation_failed malformed_body",
 )
 @request_schema(LoginSchema, example={"email": "assessor@college.example.ac.uk",
                                       "password": "correct horse battery staple"})  # fmt: skip
@@ -92,18 +71,14 @@ async def login(request: web.Request) -> web.Response:
     return answer(session.as_dict())
 
 
-@docs(
-    tags=["auth"],
-    summary="Trade a refresh token for a new access and refresh token",
-    description="Each refresh token works once. Presenting one that was already used revokes "
+@operation(
+    "auth",
+    "Trade a refresh token for a new access and refresh token",
+    "Each refresh token works once. Presenting one that was already used revokes "
     "every token of that sign-in (it was stolen or replayed): sign in again.",
     security=PUBLIC,
-    responses={
-        200: json_response("A new pair", SESSION_EXAMPLE),
-        **problem_responses(
-            "invalid_token", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={200: json_response("A new pair", SESSION_EXAMPLE)},
+    problems="invalid_token validation_failed malformed_body",
 )
 @request_schema(RefreshSchema, example={"refresh_token": REFRESH_EXAMPLE})
 @limited("auth_refresh", "30/60:closed")
@@ -118,18 +93,14 @@ async def refresh(request: web.Request) -> web.Response:
     return answer(session.as_dict())
 
 
-@docs(
-    tags=["auth"],
-    summary="Sign out this session",
-    description="The access token is refused from now on; the refresh token, if sent, and "
+@operation(
+    "auth",
+    "Sign out this session",
+    "The access token is refused from now on; the refresh token, if sent, and "
     "every token of its sign-in are revoked. 204 with no body.",
     security=SIGNED_IN,
-    responses={
-        204: {"description": "Signed out"},
-        **problem_responses(
-            "unauthorized", "invalid_token", "validation_failed", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={204: {"description": "Signed out"}},
+    problems="unauthorized invalid_token validation_failed",
 )
 @request_schema(LogoutSchema, example={"refresh_token": REFRESH_EXAMPLE})
 @unverified_allowed
@@ -142,15 +113,13 @@ async def logout(request: web.Request) -> web.Response:
     return no_content()
 
 
-@docs(
-    tags=["auth"],
-    summary="Sign out everywhere",
-    description="Every access and refresh token of the user, on every device, stops working.",
+@operation(
+    "auth",
+    "Sign out everywhere",
+    "Every access and refresh token of the user, on every device, stops working.",
     security=SIGNED_IN,
-    responses={
-        204: {"description": "Signed out everywhere"},
-        **problem_responses("unauthorized", "invalid_token", *LIMITED_PROBLEMS),
-    },
+    ok={204: {"description": "Signed out everywhere"}},
+    problems="unauthorized invalid_token",
 )
 @unverified_allowed
 @routes.post("/api/v1/auth/logout-all", name="auth_logout_all")
@@ -164,40 +133,24 @@ class ForgotSchema(Schema):
 
 
 class ResetSchema(Schema):
-    token = fields.Str(
-        required=True, validate=validate.Length(min=1, max=200),
-        metadata={"example": "Jx0bq3f0kq9vU1yB7N3mR5tW2cL8dE4aH6pS9zK1oQ"},
-    )  # fmt: skip
-    password = fields.Str(
-        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
-        metadata={"example": "a new long passphrase"},
-    )  # fmt: skip
+    token = schemas.token("Jx0bq3f0kq9vU1yB7N3mR5tW2cL8dE4aH6pS9zK1oQ", required=True)
+    password = schemas.password("a new long passphrase")
 
 
 class ChangeSchema(Schema):
-    current_password = fields.Str(
-        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
-        metadata={"example": "correct horse battery staple"},
-    )  # fmt: skip
-    new_password = fields.Str(
-        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
-        metadata={"example": "a new long passphrase"},
-    )  # fmt: skip
+    current_password = schemas.password("correct horse battery staple")
+    new_password = schemas.password("a new long passphrase")
 
 
-@docs(
-    tags=["auth"],
-    summary="Ask for a password-reset link by mail",
-    description="Always 202 with the same body, whether or not an account uses the address; "
+@operation(
+    "auth",
+    "Ask for a password-reset link by mail",
+    "Always 202 with the same body, whether or not an account uses the address; "
     "the link (valid BTEC_RESET_TOKEN_MINUTES, once) goes by mail through the job queue. At "
     "most one message per address every 2 minutes; limited per client IP.",
     security=PUBLIC,
-    responses={
-        202: json_response("Accepted", FORGOT_ANSWER),
-        **problem_responses(
-            "validation_failed", "malformed_body", "queue_unavailable", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={202: json_response("Accepted", FORGOT_ANSWER)},
+    problems="validation_failed malformed_body queue_unavailable",
 )
 @request_schema(ForgotSchema)
 @limited("auth_forgot", "5/300:closed")
@@ -210,19 +163,15 @@ async def forgot(request: web.Request) -> web.Response:
     return answer(said, 202)
 
 
-@docs(
-    tags=["auth"],
-    summary="Set a new password with a reset link's token",
-    description="The token works once, within BTEC_RESET_TOKEN_MINUTES, and only while the "
+@operation(
+    "auth",
+    "Set a new password with a reset link's token",
+    "The token works once, within BTEC_RESET_TOKEN_MINUTES, and only while the "
     "password is the one it was issued under. Every session of the account ends and a "
     "notice is mailed; sign in again with the new password.",
     security=PUBLIC,
-    responses={
-        200: json_response("Changed", {"status": "password_changed"}),
-        **problem_responses(
-            "invalid_reset_token", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={200: json_response("Changed", {"status": "password_changed"})},
+    problems="invalid_reset_token validation_failed malformed_body",
 )
 @request_schema(ResetSchema)
 @limited("auth_reset", "10/300:closed")
@@ -237,23 +186,14 @@ async def reset(request: web.Request) -> web.Response:
     return answer({"status": "password_changed"})
 
 
-@docs(
-    tags=["auth"],
-    summary="Change the password (knowing the current one)",
-    description="Every session of the account ends, on every device, and a notice is "
+@operation(
+    "auth",
+    "Change the password (knowing the current one)",
+    "Every session of the account ends, on every device, and a notice is "
     "mailed; the answer is a new session for this device.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("Changed; a new session", SESSION_EXAMPLE),
-        **problem_responses(
-            "wrong_password",
-            "unauthorized",
-            "invalid_token",
-            "validation_failed",
-            "malformed_body",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={200: json_response("Changed; a new session", SESSION_EXAMPLE)},
+    problems="wrong_password unauthorized invalid_token validation_failed malformed_body",
 )
 @request_schema(ChangeSchema)
 @limited("auth_change", "10/300:closed")
@@ -273,38 +213,24 @@ class RegisterSchema(Schema):
     full_name = fields.Str(
         required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Sam Student"}
     )
-    password = fields.Str(
-        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
-        metadata={"example": "correct horse battery staple"},
-    )  # fmt: skip
+    password = schemas.password("correct horse battery staple")
 
 
 class VerifySchema(Schema):
-    token = fields.Str(
-        required=True, validate=validate.Length(min=1, max=200),
-        metadata={"example": "Jx0bq3f0kq9vU1yB7N3mR5tW2cL8dE4aH6pS9zK1oQ"},
-    )  # fmt: skip
+    token = schemas.token("Jx0bq3f0kq9vU1yB7N3mR5tW2cL8dE4aH6pS9zK1oQ", required=True)
 
 
-@docs(
-    tags=["auth"],
-    summary="Create a student account",
-    description="The account starts unverified: a verification link goes by mail through the "
+@operation(
+    "auth",
+    "Create a student account",
+    "The account starts unverified: a verification link goes by mail through the "
     "job queue. Until it is confirmed, signing in works but only the profile, resending the "
     "link and signing out are allowed. 409 `email_taken` if an account uses the address.",
     security=PUBLIC,
-    responses={
-        201: json_response(
-            "Created", USER_EXAMPLE | {"role": "student", "email_verified_at": None}
-        ),
-        **problem_responses(
-            "email_taken",
-            "validation_failed",
-            "malformed_body",
-            "queue_unavailable",
-            *LIMITED_PROBLEMS,
-        ),
+    ok={
+        201: json_response("Created", USER_EXAMPLE | {"role": "student", "email_verified_at": None})
     },
+    problems="email_taken validation_failed malformed_body queue_unavailable",
 )
 @request_schema(RegisterSchema)
 @limited("auth_register", "5/3600:closed")
@@ -319,18 +245,14 @@ async def register(request: web.Request) -> web.Response:
     return answer(user, 201)
 
 
-@docs(
-    tags=["auth"],
-    summary="Send the verification link again",
-    description="Always 202 with the same body. At most one message every 2 minutes, and 5 "
+@operation(
+    "auth",
+    "Send the verification link again",
+    "Always 202 with the same body. At most one message every 2 minutes, and 5 "
     "requests a day per user.",
     security=SIGNED_IN,
-    responses={
-        202: json_response("Accepted", verification.RESEND_ANSWER),
-        **problem_responses(
-            "unauthorized", "invalid_token", "queue_unavailable", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={202: json_response("Accepted", verification.RESEND_ANSWER)},
+    problems="unauthorized invalid_token queue_unavailable",
 )
 @limited("auth_verify_request", "5/86400:closed")
 @unverified_allowed
@@ -340,23 +262,23 @@ async def verify_request(request: web.Request) -> web.Response:
     return answer(said, 202)
 
 
-@docs(
-    tags=["auth"],
-    summary="What confirming this verification link would do",
-    description="Changes nothing (link scanners only GET): the page shows the address and "
+@operation(
+    "auth",
+    "What confirming this verification link would do",
+    "Changes nothing (link scanners only GET): the page shows the address and "
     "asks the user to confirm, which POSTs the token.",
     security=PUBLIC,
-    parameters=[{"in": "query", "name": "token", "required": True, "schema": {"type": "string"}}],
-    responses={
+    ok={
         200: json_response(
             "The address to confirm",
             {
                 "email": "student@college.example.ac.uk",
                 "confirm": "POST this token to confirm the address",
             },
-        ),
-        **problem_responses("invalid_verify_token", *LIMITED_PROBLEMS),
+        )
     },
+    problems="invalid_verify_token",
+    parameters=[{"in": "query", "name": "token", "required": True, "schema": {"type": "string"}}],
 )
 @public
 @routes.get("/api/v1/auth/verify/confirm", name="auth_verify_preview")
@@ -365,26 +287,19 @@ async def verify_preview(request: web.Request) -> web.Response:
     return answer(await verification.preview(db=deps.db(request), token=token))
 
 
-@docs(
-    tags=["auth"],
-    summary="Confirm the email address",
-    description="Once, within 24 hours, and only for the address the link was sent to. A "
+@operation(
+    "auth",
+    "Confirm the email address",
+    "Once, within 24 hours, and only for the address the link was sent to. A "
     "link for a new address (from `PATCH /users/me`) makes it the account's address and mails "
     "a notice to the old one; 409 `email_taken` if another account took it meanwhile.",
     security=PUBLIC,
-    responses={
+    ok={
         200: json_response(
             "Verified", {"status": "verified", "email": "student@college.example.ac.uk"}
-        ),
-        **problem_responses(
-            "invalid_verify_token",
-            "email_taken",
-            "validation_failed",
-            "malformed_body",
-            "queue_unavailable",
-            *LIMITED_PROBLEMS,
-        ),
+        )
     },
+    problems="invalid_verify_token email_taken validation_failed malformed_body queue_unavailable",
 )
 @request_schema(VerifySchema)
 @limited("auth_verify_confirm", "20/300:closed")

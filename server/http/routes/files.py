@@ -13,7 +13,6 @@ import os
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp_apigami import docs
 
 from server.domain.errors import (
     DomainError,
@@ -25,7 +24,11 @@ from server.domain.errors import (
 )
 from server.domain.filetypes import clean_filename
 from server.http import deps
-from server.http.openapi import LIMITED_PROBLEMS, SIGNED_IN, json_response, problem_responses
+from server.http.openapi import (
+    SIGNED_IN,
+    json_response,
+    operation,
+)
 from server.http.problems import from_domain
 from server.http.ratelimit import limited
 from server.http.responses import NO_STORE, answer, no_content
@@ -79,10 +82,10 @@ FILE_PATH_PARAM = [
 ]
 
 
-@docs(
-    tags=["files"],
-    summary="Upload a file (multipart/form-data, one part named `file`)",
-    description="The file streams to storage; it is refused with 413 `file_too_large` past "
+@operation(
+    "files",
+    "Upload a file (multipart/form-data, one part named `file`)",
+    "The file streams to storage; it is refused with 413 `file_too_large` past "
     "BTEC_UPLOAD_MAX_BYTES (early, when Content-Length says so), 413 `quota_exceeded` past "
     "the user's BTEC_UPLOAD_QUOTA_BYTES, 415 `unsupported_type` when its extension is not "
     "accepted or its content is not what the extension says, and 415 `unsafe_archive` for an "
@@ -91,22 +94,10 @@ FILE_PATH_PARAM = [
     "cleaned of paths and control characters. Nothing is kept from a refused or interrupted "
     "upload.",
     security=SIGNED_IN,
+    ok={201: json_response("Stored", FILE_EXAMPLE)},
+    problems="malformed_upload unauthorized invalid_token email_unverified file_too_large "
+    "quota_exceeded unsupported_type unsafe_archive storage_unavailable",
     requestBody=UPLOAD_BODY,
-    responses={
-        201: json_response("Stored", FILE_EXAMPLE),
-        **problem_responses(
-            "malformed_upload",
-            "unauthorized",
-            "invalid_token",
-            "email_unverified",
-            "file_too_large",
-            "quota_exceeded",
-            "unsupported_type",
-            "unsafe_archive",
-            "storage_unavailable",
-            *LIMITED_PROBLEMS,
-        ),
-    },
 )
 @limited("files_upload", "60/3600")
 @routes.post("/api/v1/files", name="files_upload")
@@ -216,17 +207,14 @@ async def _receive(part: BodyPartReader, fd: int, rules: uploads.Rules) -> tuple
     return size, digest.digest()
 
 
-@docs(
-    tags=["files"],
-    summary="A file's details and scan status",
-    description="The owner, assessors and admins may read it; to anyone else it does not "
-    "exist (404).",
+@operation(
+    "files",
+    "A file's details and scan status",
+    "The owner, assessors and admins may read it; to anyone else it does not exist (404).",
     security=SIGNED_IN,
+    ok={200: json_response("The file", FILE_EXAMPLE)},
+    problems="unauthorized invalid_token not_found",
     parameters=FILE_PATH_PARAM,
-    responses={
-        200: json_response("The file", FILE_EXAMPLE),
-        **problem_responses("unauthorized", "invalid_token", "not_found", *LIMITED_PROBLEMS),
-    },
 )
 @routes.get("/api/v1/files/{id}", name="files_one")
 async def one(request: web.Request) -> web.Response:
@@ -236,16 +224,15 @@ async def one(request: web.Request) -> web.Response:
     return answer(files.public(found))
 
 
-@docs(
-    tags=["files"],
-    summary="Download a file",
-    description="Only once a scan found it clean (or, in development with no scanner, "
+@operation(
+    "files",
+    "Download a file",
+    "Only once a scan found it clean (or, in development with no scanner, "
     "`unscanned`); else 409 `file_not_available` with the scan status in `detail`. Sent as "
     "an attachment with its original name, `X-Content-Type-Options: nosniff` and "
     "`Content-Security-Policy: sandbox`.",
     security=SIGNED_IN,
-    parameters=FILE_PATH_PARAM,
-    responses={
+    ok={
         200: {
             "description": "The file's bytes",
             "content": {"application/octet-stream": {"example": "%PDF-1.7 ..."}},
@@ -261,15 +248,9 @@ async def one(request: web.Request) -> web.Response:
             "`Location`, a presigned URL valid 60 s",
             "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
         },
-        **problem_responses(
-            "unauthorized",
-            "invalid_token",
-            "not_found",
-            "file_not_available",
-            "storage_unavailable",
-            *LIMITED_PROBLEMS,
-        ),
     },
+    problems="unauthorized invalid_token not_found file_not_available storage_unavailable",
+    parameters=FILE_PATH_PARAM,
 )
 @routes.get("/api/v1/files/{id}/content", name="files_content")
 async def content(request: web.Request) -> web.StreamResponse:
@@ -316,25 +297,16 @@ async def content(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@docs(
-    tags=["files"],
-    summary="Delete a file",
-    description="The owner or an admin; assessors may read files but not delete them (403). "
+@operation(
+    "files",
+    "Delete a file",
+    "The owner or an admin; assessors may read files but not delete them (403). "
     "The row and the stored file both go. A file that is evidence in a submission stays: "
     "409 `file_in_use`.",
     security=SIGNED_IN,
+    ok={204: {"description": "Deleted"}},
+    problems="unauthorized invalid_token forbidden not_found file_in_use",
     parameters=FILE_PATH_PARAM,
-    responses={
-        204: {"description": "Deleted"},
-        **problem_responses(
-            "unauthorized",
-            "invalid_token",
-            "forbidden",
-            "not_found",
-            "file_in_use",
-            *LIMITED_PROBLEMS,
-        ),
-    },
 )
 @routes.delete("/api/v1/files/{id}", name="files_delete")
 async def delete(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import docs, querystring_schema
+from aiohttp_apigami import querystring_schema
 from marshmallow import Schema, fields
 
 from server.config.settings import Settings
@@ -17,6 +17,7 @@ from server.http.openapi import (
     OPTIONAL_BEARER,
     PUBLIC,
     json_response,
+    operation,
     problem_responses,
 )
 
@@ -84,15 +85,13 @@ FULL_EXAMPLE = {
 FAIL_EXAMPLE = {"status": "fail"}
 
 
-@docs(
-    tags=["health"],
-    summary="Liveness: the event loop answers",
-    description="No I/O. For a liveness probe: restart the process only when this fails.",
+@operation(
+    "health",
+    "Liveness: the event loop answers",
+    "No I/O. For a liveness probe: restart the process only when this fails.",
     security=PUBLIC,
-    responses={
-        200: json_response("Alive", PASS_EXAMPLE, HEALTH_CONTENT_TYPE),
-        **problem_responses(*COMMON_PROBLEMS),
-    },
+    ok={200: json_response("Alive", PASS_EXAMPLE, HEALTH_CONTENT_TYPE)},
+    limited=False,
 )
 @public
 @routes.get("/api/v1/health/live", name="health_live")
@@ -100,10 +99,10 @@ async def live(request: web.Request) -> web.Response:
     return web.Response(body=_LIVE_BODY, content_type=HEALTH_CONTENT_TYPE)
 
 
-@docs(
-    tags=["health"],
-    summary="Readiness: PostgreSQL reachable and migrated, Redis reachable",
-    description="503 while a critical check fails or while the process drains on SIGTERM. "
+@operation(
+    "health",
+    "Readiness: PostgreSQL reachable and migrated, Redis reachable",
+    "503 while a critical check fails or while the process drains on SIGTERM. "
     "Results are cached for BTEC_HEALTH_CACHE_SECONDS.",
     security=OPTIONAL_BEARER,
     responses={
@@ -122,18 +121,19 @@ async def ready(request: web.Request) -> web.Response:
     return health_response({"status": status}, 200 if report.ready else 503)
 
 
-@docs(
-    tags=["health"],
-    summary="Full health document (application/health+json)",
-    description="Anonymous callers get the status only. The checks' details go to holders of "
+@operation(
+    "health",
+    "Full health document (application/health+json)",
+    "Anonymous callers get the status only. The checks' details go to holders of "
     "BTEC_HEALTH_TOKEN and, when BTEC_HEALTH_LOOPBACK_DETAILS is on, to direct loopback callers. "
     "`pass` and `warn` answer 200, `fail` answers 503.",
     security=OPTIONAL_BEARER,
-    responses={
+    ok={
         200: json_response("Pass or warn", FULL_EXAMPLE, HEALTH_CONTENT_TYPE),
         503: json_response("Fail", FAIL_EXAMPLE, HEALTH_CONTENT_TYPE),
-        **problem_responses("validation_failed", *COMMON_PROBLEMS),
     },
+    problems="validation_failed",
+    limited=False,
 )
 @querystring_schema(HealthQuery)
 @public

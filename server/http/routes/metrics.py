@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from aiohttp_apigami import docs
 
 from server.config.settings import SETTINGS, Settings
 from server.domain.errors import DomainError, NotFound
 from server.http import deps
 from server.http.guard import Guard, operator
-from server.http.openapi import COMMON_PROBLEMS, OPERATOR, problem_responses
+from server.http.openapi import OPERATOR, operation
 from server.http.problems import from_domain, from_http
 from server.observability.metrics import METRICS, METRICS_CONTENT_TYPE, Metrics
 
@@ -26,21 +25,22 @@ METRICS_EXAMPLE = (
 )
 
 
-@docs(
-    tags=["operations"],
-    summary="Prometheus metrics (text exposition format)",
-    description="Protected by BTEC_METRICS_TOKEN as a bearer token. With no token set, only "
+@operation(
+    "operations",
+    "Prometheus metrics (text exposition format)",
+    "Protected by BTEC_METRICS_TOKEN as a bearer token. With no token set, only "
     "direct loopback callers are served. Excluded from the HTTP metrics themselves. A 404 "
     "`not_found` while BTEC_METRICS_ENABLED=false. The metrics catalogue is in "
     "runbooks/observability.md.",
     security=OPERATOR,
-    responses={
+    ok={
         200: {
             "description": "Metrics",
             "content": {"text/plain": {"example": METRICS_EXAMPLE}},
-        },
-        **problem_responses("unauthorized", "forbidden", "not_found", *COMMON_PROBLEMS),
+        }
     },
+    problems="unauthorized forbidden not_found",
+    limited=False,
 )
 @operator("metrics_token")
 @routes.get("/metrics", name="metrics")

@@ -6,14 +6,18 @@ import re
 import uuid
 
 from aiohttp import web
-from aiohttp_apigami import docs, request_schema
+from aiohttp_apigami import request_schema
 from marshmallow import Schema, fields, validate
 
 from server.domain.errors import NotFound, ValidationFailed
 from server.domain.fields import MailAddress
 from server.http import deps
 from server.http.guard import operator
-from server.http.openapi import LIMITED_PROBLEMS, OPERATOR, json_response, problem_responses
+from server.http.openapi import (
+    OPERATOR,
+    json_response,
+    operation,
+)
 from server.http.ratelimit import limited
 from server.jobs.admin import describe
 from server.services import notices
@@ -56,12 +60,21 @@ JOB_EXAMPLE = {
 }
 
 
-@docs(
-    tags=["operations"],
-    summary="Send a test message through the job queue and SMTP",
-    description="Queues a `send_email` job and answers 202 at once; follow `status_url`. "
+@operation(
+    "operations",
+    "Send a test message through the job queue and SMTP",
+    "Queues a `send_email` job and answers 202 at once; follow `status_url`. "
     "An `Idempotency-Key` header makes retries of this request send one message. "
     "Needs BTEC_OPS_TOKEN as a bearer token (or a direct loopback caller when it is unset).",
+    security=OPERATOR,
+    ok={
+        202: json_response(
+            "Queued",
+            {"job_id": "mail-test:3f2a9c1e", "status_url": "/api/v1/ops/jobs/mail-test:3f2a9c1e"},
+        )
+    },
+    problems="malformed_body unauthorized forbidden payload_too_large validation_failed "
+    "queue_unavailable ratelimit_unavailable",
     parameters=[
         {
             "in": "header",
@@ -70,23 +83,6 @@ JOB_EXAMPLE = {
             "required": False,
         }
     ],
-    responses={
-        202: json_response(
-            "Queued",
-            {"job_id": "mail-test:3f2a9c1e", "status_url": "/api/v1/ops/jobs/mail-test:3f2a9c1e"},
-        ),
-        **problem_responses(
-            "malformed_body",
-            "unauthorized",
-            "forbidden",
-            "payload_too_large",
-            "validation_failed",
-            "queue_unavailable",
-            "ratelimit_unavailable",
-            *LIMITED_PROBLEMS,
-        ),
-    },
-    security=OPERATOR,
 )
 @request_schema(MailTestSchema, example={"to": "assessor@college.example.ac.uk", "note": "hi"})
 @limited("ops_mail", "20/3600:closed")
@@ -103,18 +99,14 @@ async def mail_test(request: web.Request) -> web.Response:
     return web.json_response({"job_id": key, "status_url": status_url}, status=202)
 
 
-@docs(
-    tags=["operations"],
-    summary="A job's status, attempts, result or error",
-    description="Any job by id: queued, active, complete, failed (with the error's last line), "
+@operation(
+    "operations",
+    "A job's status, attempts, result or error",
+    "Any job by id: queued, active, complete, failed (with the error's last line), "
     "aborted. Finished jobs are kept for three days.",
-    responses={
-        200: json_response("The job", JOB_EXAMPLE),
-        **problem_responses(
-            "unauthorized", "forbidden", "not_found", "queue_unavailable", *LIMITED_PROBLEMS
-        ),
-    },
     security=OPERATOR,
+    ok={200: json_response("The job", JOB_EXAMPLE)},
+    problems="unauthorized forbidden not_found queue_unavailable",
 )
 @operator("ops_token")
 @routes.get("/api/v1/ops/jobs/{job_id}", name="ops_job")

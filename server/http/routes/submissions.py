@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
+from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from server.domain.errors import GradeChanged
@@ -16,14 +16,13 @@ from server.domain.fields import StrictBool, free_text
 from server.http import deps
 from server.http.guard import roles
 from server.http.openapi import (
-    LIMITED_PROBLEMS,
     SIGNED_IN,
     SIGNED_IN_PROBLEMS,
     json_response,
-    problem_responses,
+    operation,
 )
 from server.http.responses import NO_STORE, answer
-from server.http.routes.assignments import ID, AssignmentPath
+from server.http.schemas import ID, IdPath, page_fields
 from server.services import submissions
 
 routes = web.RouteTableDef()
@@ -86,12 +85,7 @@ class ListQuery(Schema):
         metadata={"description": "Only (or never) submissions with similarity flags; staff "
                   "only.", "example": True}
     )  # fmt: skip
-    limit = fields.Int(load_default=50, validate=validate.Range(1, 100))
-    offset = fields.Int(load_default=0, validate=validate.Range(0, 1_000_000))
-
-
-class SubmissionPath(Schema):
-    id = fields.Int(required=True, validate=ID)
+    limit, offset = page_fields(50, 1_000_000)
 
 
 GRADE_EXAMPLE = {
@@ -174,34 +168,25 @@ VERSION_HEADER = {
 }
 
 
-@docs(
-    tags=["submissions"],
-    summary="Submit or resubmit your work (students)",
-    description="Your answer text and uploaded files (your own, not infected) for an open "
+@operation(
+    "submissions",
+    "Submit or resubmit your work (students)",
+    "Your answer text and uploaded files (your own, not infected) for an open "
     "assignment: 201 the first time, 200 for a resubmission, which replaces the answer and "
     "files and is counted (the same answer and files again, such as a retry, change "
     "nothing). After the deadline the work is still taken, flagged `late`. Once "
     "graded, 409 `submission_graded`; before it opens, 409 `assignment_not_open`. A "
     "similarity check with the other submissions runs in the background.",
     security=SIGNED_IN,
-    responses={
+    ok={
         200: json_response("Resubmitted", SUBMISSION_EXAMPLE | {"grade": None}),
         201: json_response("Submitted", SUBMISSION_EXAMPLE | {"grade": None, "resubmissions": 0}),
-        **problem_responses(
-            *SIGNED_IN_PROBLEMS,
-            "forbidden",
-            "not_found",
-            "assignment_not_open",
-            "submission_graded",
-            "validation_failed",
-            "invalid_files",
-            "malformed_body",
-            "payload_too_large",
-            *LIMITED_PROBLEMS,
-        ),
     },
+    problems=SIGNED_IN_PROBLEMS
+    + " forbidden not_found assignment_not_open submission_graded validation_failed"
+    " invalid_files malformed_body payload_too_large",
 )
-@match_info_schema(AssignmentPath)
+@match_info_schema(IdPath)
 @request_schema(SubmissionBody)
 @roles("student")
 @routes.put("/api/v1/assignments/{id}/submission", name="submission_put")
@@ -217,19 +202,15 @@ async def submit(request: web.Request) -> web.Response:
     return answer(document, 201 if outcome == "first" else 200, location=location)
 
 
-@docs(
-    tags=["submissions"],
-    summary="Your submission to an assignment (students)",
-    description="404 until you have submitted. Similarity flags are for assessors only.",
+@operation(
+    "submissions",
+    "Your submission to an assignment (students)",
+    "404 until you have submitted. Similarity flags are for assessors only.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("Your submission", SUBMISSION_EXAMPLE | {"similarity": None}),
-        **problem_responses(
-            *SIGNED_IN_PROBLEMS, "forbidden", "not_found", "validation_failed", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={200: json_response("Your submission", SUBMISSION_EXAMPLE | {"similarity": None})},
+    problems=SIGNED_IN_PROBLEMS + " forbidden not_found validation_failed",
 )
-@match_info_schema(AssignmentPath)
+@match_info_schema(IdPath)
 @roles("student")
 @routes.get("/api/v1/assignments/{id}/submission", name="submission_mine")
 async def mine(request: web.Request) -> web.Response:
@@ -239,17 +220,15 @@ async def mine(request: web.Request) -> web.Response:
     return answer(found)
 
 
-@docs(
-    tags=["submissions"],
-    summary="List submissions (students: their own; assessors: their assignments')",
-    description="Newest first. Students see their own; assessors the submissions to the "
+@operation(
+    "submissions",
+    "List submissions (students: their own; assessors: their assignments')",
+    "Newest first. Students see their own; assessors the submissions to the "
     "assignments they assess; admins all. Filter by assignment, late, graded and (staff) "
     "flagged for similarity.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("A page of submissions", LIST_EXAMPLE),
-        **problem_responses(*SIGNED_IN_PROBLEMS, "validation_failed", *LIMITED_PROBLEMS),
-    },
+    ok={200: json_response("A page of submissions", LIST_EXAMPLE)},
+    problems=SIGNED_IN_PROBLEMS + " validation_failed",
 )
 @querystring_schema(ListQuery)
 @routes.get("/api/v1/submissions", name="submissions_list")
@@ -262,24 +241,16 @@ async def listing(request: web.Request) -> web.Response:
     return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
 
 
-@docs(
-    tags=["submissions"],
-    summary="A submission with its files, grade and (staff) similarity flags",
-    description="The student who submitted it, the assignment's assessors and admins. To "
+@operation(
+    "submissions",
+    "A submission with its files, grade and (staff) similarity flags",
+    "The student who submitted it, the assignment's assessors and admins. To "
     "other students it does not exist (404); other assessors get 403 `not_assessor`.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The submission", SUBMISSION_EXAMPLE),
-        **problem_responses(
-            *SIGNED_IN_PROBLEMS,
-            "not_assessor",
-            "not_found",
-            "validation_failed",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={200: json_response("The submission", SUBMISSION_EXAMPLE)},
+    problems=SIGNED_IN_PROBLEMS + " not_assessor not_found validation_failed",
 )
-@match_info_schema(SubmissionPath)
+@match_info_schema(IdPath)
 @routes.get("/api/v1/submissions/{id}", name="submission")
 async def one(request: web.Request) -> web.Response:
     found = await submissions.one(
@@ -299,10 +270,10 @@ def _if_match(request: web.Request) -> int | None:
     return int(value)
 
 
-@docs(
-    tags=["grades"],
-    summary="Grade a submission, or change its grade (the assignment's assessors)",
-    description="Mark every criterion of the assignment achieved or not; the overall grade "
+@operation(
+    "grades",
+    "Grade a submission, or change its grade (the assignment's assessors)",
+    "Mark every criterion of the assignment achieved or not; the overall grade "
     "follows the BTEC rule (D: every P, M and D; M: every P and M; P: every P; else U; a "
     "band the assignment lacks cannot be awarded) and is never taken from the request. 422 "
     "`invalid_criteria` for unknown or unmarked codes, 422 `wrong_assignment` when "
@@ -311,24 +282,13 @@ def _if_match(request: web.Request) -> int | None:
     "told (412 `grade_changed`) instead of replacing a grade given meanwhile. The student "
     "is told by mail.",
     security=SIGNED_IN,
+    ok={200: json_response("The grade", GRADE_EXAMPLE) | {"headers": VERSION_HEADER}},
+    problems=SIGNED_IN_PROBLEMS
+    + " forbidden not_assessor not_found grade_changed invalid_criteria wrong_assignment"
+    " validation_failed malformed_body",
     parameters=[IF_MATCH],
-    responses={
-        200: json_response("The grade", GRADE_EXAMPLE) | {"headers": VERSION_HEADER},
-        **problem_responses(
-            *SIGNED_IN_PROBLEMS,
-            "forbidden",
-            "not_assessor",
-            "not_found",
-            "grade_changed",
-            "invalid_criteria",
-            "wrong_assignment",
-            "validation_failed",
-            "malformed_body",
-            *LIMITED_PROBLEMS,
-        ),
-    },
 )
-@match_info_schema(SubmissionPath)
+@match_info_schema(IdPath)
 @request_schema(GradeBody)
 @roles("assessor", "admin")
 @routes.put("/api/v1/submissions/{id}/grade", name="grade_put")
@@ -343,24 +303,16 @@ async def grade(request: web.Request) -> web.Response:
     return answer(given, ETag=f'"{given["version"]}"')
 
 
-@docs(
-    tags=["grades"],
-    summary="A submission's grade",
-    description="For the student who submitted it, the assignment's assessors and admins; "
+@operation(
+    "grades",
+    "A submission's grade",
+    "For the student who submitted it, the assignment's assessors and admins; "
     "404 until graded. The ETag is the grade's version, for If-Match when changing it.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The grade", GRADE_EXAMPLE) | {"headers": VERSION_HEADER},
-        **problem_responses(
-            *SIGNED_IN_PROBLEMS,
-            "not_assessor",
-            "not_found",
-            "validation_failed",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={200: json_response("The grade", GRADE_EXAMPLE) | {"headers": VERSION_HEADER}},
+    problems=SIGNED_IN_PROBLEMS + " not_assessor not_found validation_failed",
 )
-@match_info_schema(SubmissionPath)
+@match_info_schema(IdPath)
 @routes.get("/api/v1/submissions/{id}/grade", name="grade_get")
 async def read_grade(request: web.Request) -> web.Response:
     found = await submissions.grade_of(
@@ -377,16 +329,16 @@ def _cell(value: Any) -> Any:
     return value
 
 
-@docs(
-    tags=["grades"],
-    summary="Export an assignment's grades as CSV (its assessors and admins)",
-    description="One row per submission, by student name: submission, student, submitted "
+@operation(
+    "grades",
+    "Export an assignment's grades as CSV (its assessors and admins)",
+    "One row per submission, by student name: submission, student, submitted "
     "at, late, resubmissions, overall grade, each criterion (`achieved`, `not achieved`, or "
     "empty when ungraded), feedback, assessor, when graded, grade version and similarity "
     "flags. UTF-8 with a byte order mark so spreadsheets read names correctly; cells that "
     "start like a formula get a leading apostrophe.",
     security=SIGNED_IN,
-    responses={
+    ok={
         200: {
             "description": "The grades",
             "content": {
@@ -399,18 +351,11 @@ def _cell(value: Any) -> Any:
                     "2026-10-20T10:02:11+00:00,1,0\r\n"
                 }
             },
-        },
-        **problem_responses(
-            *SIGNED_IN_PROBLEMS,
-            "forbidden",
-            "not_assessor",
-            "not_found",
-            "validation_failed",
-            *LIMITED_PROBLEMS,
-        ),
+        }
     },
+    problems=SIGNED_IN_PROBLEMS + " forbidden not_assessor not_found validation_failed",
 )
-@match_info_schema(AssignmentPath)
+@match_info_schema(IdPath)
 @roles("assessor", "admin")
 @routes.get("/api/v1/assignments/{id}/grades.csv", name="grades_export")
 async def export(request: web.Request) -> web.StreamResponse:

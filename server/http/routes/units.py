@@ -6,23 +6,25 @@ import unicodedata
 from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
+from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from server.domain.fields import printable, require
 from server.domain.units import UnitSchema
 from server.http import deps
-from server.http.conditional import ETAG_HEADERS, IF_NONE_MATCH, cacheable_json
+from server.http.conditional import IF_NONE_MATCH, cacheable_json, cacheable_ok
 from server.http.guard import public, roles
 from server.http.openapi import (
-    LIMITED_PROBLEMS,
     PUBLIC,
     SIGNED_IN,
+    STAFF_PROBLEMS,
     json_response,
-    problem_responses,
+    operation,
+    page_example,
 )
 from server.http.ratelimit import alongside
 from server.http.responses import answer, no_content
+from server.http.schemas import IdPath, page_fields
 from server.services import units
 
 routes = web.RouteTableDef()
@@ -50,18 +52,13 @@ class CatalogueQuery(Schema):
             "example": "prog",
         },
     )
-    limit = fields.Int(load_default=50, validate=validate.Range(1, 100))
-    offset = fields.Int(load_default=0, validate=validate.Range(0, 100_000))
+    limit, offset = page_fields(50, 100_000)
 
     @post_load
     def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         q = unicodedata.normalize("NFC", data.get("q", "")).strip().lower()
         data["q"] = q or None  # one cache entry whatever the case or spacing
         return data
-
-
-class UnitPath(Schema):
-    id = fields.Int(required=True, validate=validate.Range(1, 2**63 - 1))
 
 
 UNIT_EXAMPLE = {
@@ -75,23 +72,17 @@ UNIT_EXAMPLE = {
 }
 
 
-@docs(
-    tags=["units"],
-    summary="List the unit catalogue",
-    description="Units ordered by code, filtered by level and by words in the code or title. "
+@operation(
+    "units",
+    "List the unit catalogue",
+    "Units ordered by code, filtered by level and by words in the code or title. "
     "Answers come from the Redis cache (shared by every server process) and are invalidated "
     "the moment the catalogue changes. Each answer carries an ETag; send it back in "
     "If-None-Match to get 304 with no body while the page is unchanged.",
     security=PUBLIC,
+    ok=cacheable_ok("One page of units", page_example(UNIT_EXAMPLE, 50)),
+    problems="validation_failed db_unavailable",
     parameters=[IF_NONE_MATCH],
-    responses={
-        200: json_response(
-            "One page of units", {"items": [UNIT_EXAMPLE], "total": 1, "limit": 50, "offset": 0}
-        )
-        | {"headers": ETAG_HEADERS},
-        304: {"description": "Not modified: the If-None-Match ETag is current."},
-        **problem_responses("validation_failed", "db_unavailable", *LIMITED_PROBLEMS),
-    },
 )
 @querystring_schema(CatalogueQuery)
 @alongside
@@ -106,19 +97,16 @@ async def catalogue(request: web.Request) -> web.Response:
     return cacheable_json(request, page)
 
 
-@docs(
-    tags=["units"],
-    summary="Get one unit",
-    description="From the cache like the list, with an ETag and 304 on If-None-Match.",
+@operation(
+    "units",
+    "Get one unit",
+    "From the cache like the list, with an ETag and 304 on If-None-Match.",
     security=PUBLIC,
+    ok=cacheable_ok("The unit", UNIT_EXAMPLE),
+    problems="not_found validation_failed db_unavailable",
     parameters=[IF_NONE_MATCH],
-    responses={
-        200: json_response("The unit", UNIT_EXAMPLE) | {"headers": ETAG_HEADERS},
-        304: {"description": "Not modified: the If-None-Match ETag is current."},
-        **problem_responses("not_found", "validation_failed", "db_unavailable", *LIMITED_PROBLEMS),
-    },
 )
-@match_info_schema(UnitPath)
+@match_info_schema(IdPath)
 @alongside
 @public
 @routes.get("/api/v1/units/{id}", name="unit")
@@ -129,25 +117,14 @@ async def one(request: web.Request) -> web.Response:
     return cacheable_json(request, found)
 
 
-STAFF_PROBLEMS = ("unauthorized", "invalid_token", "forbidden", "email_unverified")
-
-
-@docs(
-    tags=["units"],
-    summary="Add a unit (admins and assessors)",
-    description="409 `unit_code_taken` if a unit has the code already (codes ignore case). "
+@operation(
+    "units",
+    "Add a unit (admins and assessors)",
+    "409 `unit_code_taken` if a unit has the code already (codes ignore case). "
     "The cached catalogue shows it at once.",
     security=SIGNED_IN,
-    responses={
-        201: json_response("Created", UNIT_EXAMPLE),
-        **problem_responses(
-            *STAFF_PROBLEMS,
-            "unit_code_taken",
-            "validation_failed",
-            "malformed_body",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={201: json_response("Created", UNIT_EXAMPLE)},
+    problems=STAFF_PROBLEMS + " unit_code_taken validation_failed malformed_body",
 )
 @request_schema(UnitSchema)
 @roles("admin", "assessor")
@@ -159,25 +136,15 @@ async def create(request: web.Request) -> web.Response:
     return answer(made, 201, location=f"/api/v1/units/{made['id']}")
 
 
-@docs(
-    tags=["units"],
-    summary="Change a unit (admins and assessors)",
-    description="Any of code, title, level and credits. Assignments of the unit show the "
-    "change at once.",
+@operation(
+    "units",
+    "Change a unit (admins and assessors)",
+    "Any of code, title, level and credits. Assignments of the unit show the change at once.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The unit", UNIT_EXAMPLE | {"title": "Programming (2026)"}),
-        **problem_responses(
-            *STAFF_PROBLEMS,
-            "not_found",
-            "unit_code_taken",
-            "validation_failed",
-            "malformed_body",
-            *LIMITED_PROBLEMS,
-        ),
-    },
+    ok={200: json_response("The unit", UNIT_EXAMPLE | {"title": "Programming (2026)"})},
+    problems=STAFF_PROBLEMS + " not_found unit_code_taken validation_failed malformed_body",
 )
-@match_info_schema(UnitPath)
+@match_info_schema(IdPath)
 @request_schema(UnitChanges)
 @roles("admin", "assessor")
 @routes.patch("/api/v1/units/{id}", name="units_update")
@@ -189,19 +156,15 @@ async def update(request: web.Request) -> web.Response:
     return answer(changed)
 
 
-@docs(
-    tags=["units"],
-    summary="Delete a unit (admins and assessors)",
-    description="Only a unit with no assignments: 409 `unit_in_use` otherwise.",
+@operation(
+    "units",
+    "Delete a unit (admins and assessors)",
+    "Only a unit with no assignments: 409 `unit_in_use` otherwise.",
     security=SIGNED_IN,
-    responses={
-        204: {"description": "Deleted"},
-        **problem_responses(
-            *STAFF_PROBLEMS, "not_found", "unit_in_use", "validation_failed", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={204: {"description": "Deleted"}},
+    problems=STAFF_PROBLEMS + " not_found unit_in_use validation_failed",
 )
-@match_info_schema(UnitPath)
+@match_info_schema(IdPath)
 @roles("admin", "assessor")
 @routes.delete("/api/v1/units/{id}", name="units_delete")
 async def delete(request: web.Request) -> web.Response:

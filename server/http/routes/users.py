@@ -5,32 +5,34 @@ server.services.users)."""
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_apigami import docs, match_info_schema, querystring_schema, request_schema
+from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
 from server.domain.fields import MailAddress
-from server.http import deps
+from server.http import deps, schemas
 from server.http.examples import USER_EXAMPLE
 from server.http.guard import roles, unverified_allowed
-from server.http.openapi import LIMITED_PROBLEMS, SIGNED_IN, json_response, problem_responses
+from server.http.openapi import (
+    SIGNED_IN,
+    STAFF_PROBLEMS,
+    json_response,
+    operation,
+)
 from server.http.ratelimit import limited
 from server.http.responses import answer
-from server.platform.passwords import MAX_LENGTH
+from server.http.schemas import IdPath, page_fields
 from server.services import users
 
 routes = web.RouteTableDef()
 ROLE = validate.OneOf(users.ROLES)
-ADMIN_PROBLEMS = ("unauthorized", "invalid_token", "forbidden", "email_unverified")
 
 
-@docs(
-    tags=["users"],
-    summary="The signed-in user's profile",
+@operation(
+    "users",
+    "The signed-in user's profile",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The profile", USER_EXAMPLE),
-        **problem_responses("unauthorized", "invalid_token", *LIMITED_PROBLEMS),
-    },
+    ok={200: json_response("The profile", USER_EXAMPLE)},
+    problems="unauthorized invalid_token",
 )
 @unverified_allowed
 @routes.get("/api/v1/users/me", name="users_me")
@@ -43,38 +45,28 @@ class MeChanges(Schema):
         validate=validate.Length(min=1, max=200), metadata={"example": "Sam Student-Smith"}
     )
     email = MailAddress(metadata={"example": "sam.smith@college.example.ac.uk"})
-    current_password = fields.Str(
-        validate=validate.Length(min=1, max=MAX_LENGTH),
-        metadata={"example": "correct horse battery staple",
-                  "description": "Required with a new email address."},
-    )  # fmt: skip
+    current_password = schemas.password(
+        "correct horse battery staple", "Required with a new email address.", required=False
+    )
 
 
-@docs(
-    tags=["users"],
-    summary="Change the signed-in user's name or email address",
-    description="`full_name` changes at once. A new `email` needs `current_password` and "
+@operation(
+    "users",
+    "Change the signed-in user's name or email address",
+    "`full_name` changes at once. A new `email` needs `current_password` and "
     "changes nothing yet: a link goes to the new address (the answer's `pending_email`), and "
     "confirming it (`POST /auth/verify/confirm`) makes it the sign-in address and mails a "
     "notice to the old one. Until then the account signs in with the old address. Allowed "
     "before the address is verified, to fix a mistyped one.",
     security=SIGNED_IN,
-    responses={
+    ok={
         200: json_response(
             "The profile and the address waiting for confirmation",
             USER_EXAMPLE | {"pending_email": "sam.smith@college.example.ac.uk"},
-        ),
-        **problem_responses(
-            "unauthorized",
-            "invalid_token",
-            "wrong_password",
-            "email_taken",
-            "validation_failed",
-            "malformed_body",
-            "queue_unavailable",
-            *LIMITED_PROBLEMS,
-        ),
+        )
     },
+    problems="unauthorized invalid_token wrong_password email_taken validation_failed "
+    "malformed_body queue_unavailable",
 )
 @request_schema(MeChanges)
 @limited("users_me_update", "10/3600:closed")
@@ -93,12 +85,7 @@ async def update_me(request: web.Request) -> web.Response:
 class ListQuery(Schema):
     role = fields.Str(validate=ROLE, metadata={"example": "assessor"})
     active = fields.Bool(metadata={"example": True})
-    limit = fields.Int(load_default=50, validate=validate.Range(1, 100))
-    offset = fields.Int(load_default=0, validate=validate.Range(0, 1_000_000))
-
-
-class UserPath(Schema):
-    id = fields.Int(required=True, validate=validate.Range(1, 2**63 - 1))
+    limit, offset = page_fields(50, 1_000_000)
 
 
 class NewUser(Schema):
@@ -109,10 +96,7 @@ class NewUser(Schema):
         metadata={"example": "Sam Assessor"},
     )
     role = fields.Str(required=True, validate=ROLE, metadata={"example": "assessor"})
-    password = fields.Str(
-        required=True, validate=validate.Length(min=1, max=MAX_LENGTH),
-        metadata={"example": "a first long passphrase"},
-    )  # fmt: skip
+    password = schemas.password("a first long passphrase")
 
 
 class UserChanges(Schema):
@@ -121,17 +105,17 @@ class UserChanges(Schema):
     is_active = fields.Bool(metadata={"example": False})
 
 
-@docs(
-    tags=["users"],
-    summary="List accounts (admins)",
-    description="In the order they were made, a page at a time; filter by role and active.",
+@operation(
+    "users",
+    "List accounts (admins)",
+    "In the order they were made, a page at a time; filter by role and active.",
     security=SIGNED_IN,
-    responses={
+    ok={
         200: json_response(
             "A page of accounts", {"items": [USER_EXAMPLE], "total": 1, "limit": 50, "offset": 0}
-        ),
-        **problem_responses(*ADMIN_PROBLEMS, "validation_failed", *LIMITED_PROBLEMS),
+        )
     },
+    problems=STAFF_PROBLEMS + " validation_failed",
 )
 @querystring_schema(ListQuery)
 @roles("admin")
@@ -145,18 +129,14 @@ async def list_users(request: web.Request) -> web.Response:
     return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
 
 
-@docs(
-    tags=["users"],
-    summary="Create an account (admins)",
-    description="Usually an assessor or another admin; created verified, since an admin "
+@operation(
+    "users",
+    "Create an account (admins)",
+    "Usually an assessor or another admin; created verified, since an admin "
     "vouches for it. 409 `email_taken` if an account uses the address.",
     security=SIGNED_IN,
-    responses={
-        201: json_response("Created", USER_EXAMPLE),
-        **problem_responses(
-            *ADMIN_PROBLEMS, "email_taken", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={201: json_response("Created", USER_EXAMPLE)},
+    problems=STAFF_PROBLEMS + " email_taken validation_failed malformed_body",
 )
 @request_schema(NewUser)
 @roles("admin")
@@ -170,36 +150,30 @@ async def create(request: web.Request) -> web.Response:
     return answer(made, 201)
 
 
-@docs(
-    tags=["users"],
-    summary="Read an account (admins)",
+@operation(
+    "users",
+    "Read an account (admins)",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The account", USER_EXAMPLE),
-        **problem_responses(*ADMIN_PROBLEMS, "not_found", "validation_failed", *LIMITED_PROBLEMS),
-    },
+    ok={200: json_response("The account", USER_EXAMPLE)},
+    problems=STAFF_PROBLEMS + " not_found validation_failed",
 )
-@match_info_schema(UserPath)
+@match_info_schema(IdPath)
 @roles("admin")
 @routes.get("/api/v1/users/{id:\\d+}", name="users_get")
 async def get(request: web.Request) -> web.Response:
     return answer(await users.get_user(db=deps.db(request), user_id=deps.path(request)["id"]))
 
 
-@docs(
-    tags=["users"],
-    summary="Change an account's name, role or active flag (admins)",
-    description="`is_active: false` deactivates: the account can no longer sign in and every "
+@operation(
+    "users",
+    "Change an account's name, role or active flag (admins)",
+    "`is_active: false` deactivates: the account can no longer sign in and every "
     "session it has ends. A new role applies from the user's next request.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The account", USER_EXAMPLE),
-        **problem_responses(
-            *ADMIN_PROBLEMS, "not_found", "validation_failed", "malformed_body", *LIMITED_PROBLEMS
-        ),
-    },
+    ok={200: json_response("The account", USER_EXAMPLE)},
+    problems=STAFF_PROBLEMS + " not_found validation_failed malformed_body",
 )
-@match_info_schema(UserPath)
+@match_info_schema(IdPath)
 @request_schema(UserChanges)
 @roles("admin")
 @routes.patch("/api/v1/users/{id:\\d+}", name="users_update")
@@ -210,17 +184,15 @@ async def update(request: web.Request) -> web.Response:
     return answer(changed)
 
 
-@docs(
-    tags=["users"],
-    summary="Deactivate an account (admins)",
-    description="The account can no longer sign in, and every session it has ends.",
+@operation(
+    "users",
+    "Deactivate an account (admins)",
+    "The account can no longer sign in, and every session it has ends.",
     security=SIGNED_IN,
-    responses={
-        200: json_response("The account", USER_EXAMPLE | {"is_active": False}),
-        **problem_responses(*ADMIN_PROBLEMS, "not_found", "validation_failed", *LIMITED_PROBLEMS),
-    },
+    ok={200: json_response("The account", USER_EXAMPLE | {"is_active": False})},
+    problems=STAFF_PROBLEMS + " not_found validation_failed",
 )
-@match_info_schema(UserPath)
+@match_info_schema(IdPath)
 @roles("admin")
 @routes.post("/api/v1/users/{id:\\d+}/deactivate", name="users_deactivate")
 async def deactivate(request: web.Request) -> web.Response:
