@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -32,6 +33,7 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT; readiness fails `drain_seconds` before the listener closes,
     then requests finish and the in-process worker drains."""
+    sock = listening_socket(host, port)  # a taken port fails here, before anything starts
     app = create_app(settings, worker=worker)
     runner = web.AppRunner(
         app,
@@ -41,8 +43,7 @@ async def serve(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
+        await web.SockSite(runner, sock, backlog=1024).start()
         url = _url(runner, host, port)
         log.info("serving", url=url, env=settings.env, release=settings.release)
         if on_ready is not None:
@@ -73,27 +74,21 @@ async def run_worker(
     from server.app import create_worker_app
     from server.http.routes.metrics import worker_metrics_app
 
+    port = settings.worker_metrics_port
+    sock = None if port is None else _metrics_socket(settings.host, port)
     app = create_worker_app(settings)
     runner = web.AppRunner(app, handle_signals=False)
     listener: web.AppRunner | None = None
     await runner.setup()
     try:
         metrics_url = None
-        port = settings.worker_metrics_port
-        if port is not None:
+        if sock is not None:
             listener = web.AppRunner(
-                worker_metrics_app(settings, app[METRICS]),
-                access_log=None,
-                handle_signals=False,
+                worker_metrics_app(settings, app[METRICS]), access_log=None, handle_signals=False
             )
             await listener.setup()
-            try:
-                await web.TCPSite(listener, settings.host, port, reuse_address=True).start()
-            except OSError as exc:  # taken, or not an address of this host
-                raise ListenError(
-                    f"cannot listen for metrics on {settings.host}:{port}: {exc.strerror or exc}"
-                ) from None
-            metrics_url = _url(listener, settings.host, port) + "/metrics"
+            await web.SockSite(listener, sock).start()
+            metrics_url = _url(listener, settings.host, sock.getsockname()[1]) + "/metrics"
         log.info("worker_started", concurrency=settings.worker_concurrency, metrics=metrics_url)
         if on_ready is not None:
             on_ready(metrics_url)
@@ -104,6 +99,24 @@ async def run_worker(
             await listener.cleanup()
         await runner.cleanup()
         log.info("worker_stopped")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port (SO_REUSEADDR, as aiohttp's own sites); OSError
+    (say, EADDRINUSE) when it cannot be had."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return socket.create_server(address[:2], family=family, backlog=1024)
+
+
+def _metrics_socket(host: str, port: int) -> socket.socket:
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:  # taken, or not an address of this host
+        raise ListenError(
+            f"cannot listen for metrics on {host}:{port}: {exc.strerror or exc}"
+        ) from None
 
 
 async def _wait_for_signal() -> str:
