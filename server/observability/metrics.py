@@ -77,11 +77,11 @@ class HttpCollector(Collector):
 
     bounds: tuple[float, ...] = HTTP_BUCKETS
     in_progress: int = 0
-    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    counts: dict[tuple[str, str, int], int] = field(default_factory=dict)
     timings: dict[tuple[str, str], _Timing] = field(default_factory=dict)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
+        key = (method, route, status)
         self.counts[key] = self.counts.get(key, 0) + 1
         timing = self.timings.get((method, route))
         if timing is None:
@@ -95,8 +95,8 @@ class HttpCollector(Collector):
             "HTTP requests by method, route template and status.",
             labels=["method", "route", "status"],
         )
-        for labels, count in list(self.counts.items()):
-            requests.add_metric(list(labels), count)
+        for (method, route, status), count in list(self.counts.items()):
+            requests.add_metric([method, route, str(status)], count)
         yield requests
         duration = HistogramMetricFamily(
             "btec_http_request_duration_seconds",

@@ -56,7 +56,7 @@ def request_frame(
         if plan.tracked and counted:
             http.in_progress += 1
         status = 500
-        sent: int | None = None  # body bytes, when known before sending
+        response: web.StreamResponse | None = None
         decision = pending = None
         try:
             try:
@@ -87,7 +87,6 @@ def request_frame(
             except Exception as exc:
                 response = internal_error(request, exc, rid)
             status = response.status
-            sent = response.content_length
             if not response.prepared:  # a handler that streamed has sent its headers already
                 headers = response.headers
                 headers[REQUEST_ID_HEADER] = rid
@@ -103,6 +102,8 @@ def request_frame(
                 if counted:
                     http.in_progress -= 1
                     http.observe(method, plan.template, status, elapsed)
-                access_log.log_request(request, method, plan, status, elapsed, sent, limits.trusted)
+                access_log.log_request(
+                    request, method, plan, status, elapsed, response, limits.trusted
+                )
 
     return frame

@@ -21,9 +21,11 @@ def log_request(
     plan: Plan,
     status: int,
     elapsed: float,
-    sent: int | None,
+    response: web.StreamResponse | None,
     trusted: list[Any],
 ) -> None:
+    """The line of one request; `response` is None when the request ended in an exception
+    that left as raised (a redirect, a cancelled request), its body size then unknown."""
     level = 10 if status < 500 and plan.probe else 20
     if not access_wanted(level):  # probes at INFO: nothing to build
         return
@@ -35,7 +37,7 @@ def log_request(
             "path": request.path,
             "status": status,
             "duration_s": round(elapsed, 6),
-            "bytes_out": sent,
+            "bytes_out": None if response is None else response.content_length,
             "client_ip": client_ip(request, trusted),
             "user_id": request.get(USER_ID),
         },

@@ -33,8 +33,20 @@ class Headers:
     fixed: CIMultiDict[str]
     csp: str
     cache_control: str | None
+    every: CIMultiDict[str]  # fixed, csp and cache_control together: one update, mostly
+
+    @classmethod
+    def of(cls, fixed: CIMultiDict[str], csp: str, cache_control: str | None) -> Headers:
+        every = CIMultiDict(fixed)
+        every[CSP] = csp
+        if cache_control is not None:
+            every[CACHE_CONTROL] = cache_control
+        return cls(fixed, csp, cache_control, every)
 
     def apply(self, headers: CIMultiDict[str]) -> None:
+        if CSP not in headers and CACHE_CONTROL not in headers:  # most responses
+            headers.update(self.every)
+            return
         headers.update(self.fixed)
         if CSP not in headers:
             headers[CSP] = self.csp
@@ -58,13 +70,15 @@ class SecurityHeaders:
         if settings.https:
             fixed[istr("Strict-Transport-Security")] = "max-age=63072000; includeSubDomains"
         self.fixed = fixed
+        self.docs = Headers.of(fixed, DOCS_CSP, None)
+        self.api = Headers.of(fixed, STRICT_CSP, "no-store")
 
     def for_path(self, path: str) -> Headers:
         """The set a response to `path` carries: the API docs' CSP lets Swagger UI run and
         their answers may be cached; every other answer is `no-store` under a strict CSP."""
         if path.startswith(DOCS_PREFIXES):
-            return Headers(self.fixed, DOCS_CSP, None)
-        return Headers(self.fixed, STRICT_CSP, "no-store")
+            return self.docs
+        return self.api
 
     def apply(self, path: str, headers: CIMultiDict[str]) -> None:
         self.for_path(path).apply(headers)
