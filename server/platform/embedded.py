@@ -247,6 +247,9 @@ class EmbeddedPostgres(EmbeddedServer):
             self._pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
         except EmbeddedError:
             self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "10")
+        # pg_ctl returns once the postmaster has removed its pid file, a moment before the
+        # process itself is gone: wait for that too, so a stopped server is a gone one.
+        _wait_gone(pid, 10)
 
     def _run(self, args: list[str], timeout: float = 90) -> None:
         cmd = ["runuser", "-u", PG_OS_USER, "--", *args] if self._as_root else args
