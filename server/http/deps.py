@@ -12,8 +12,9 @@ from aiohttp import web
 
 from server.cache.core import CACHE
 from server.config.settings import SETTINGS
-from server.http.keys import CLAIMS, REQUEST_ID, USER
+from server.http.keys import CLAIMS, USER
 from server.jobs.queue import JOBS
+from server.observability.logging import request_id_var
 from server.observability.metrics import METRICS
 from server.platform.denylist import DENYLIST
 from server.platform.lifecycle import LIFECYCLE
@@ -64,7 +65,9 @@ def path(request: web.Request) -> dict[str, Any]:
 
 
 def request_id(request: web.Request) -> str:
-    return request[REQUEST_ID]
+    rid = request_id_var.get()
+    assert rid is not None, "the request frame gives every request an id"
+    return rid
 
 
 def _from_app(key: web.AppKey[T]) -> Callable[[web.Request], T]:

@@ -1,4 +1,5 @@
-"""The typed keys of a request: its id, its user, and its bearer token's claims."""
+"""The typed keys of a request: its user and its bearer token's claims (its id is in the
+log context: server.observability.logging.request_id_var)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from aiohttp import web
 
 from server.platform.tokens import AccessClaims, InvalidToken
 
-REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authentication, for the log
 # The signed-in user the guard admitted (a users row), for http.deps.user.
 USER: web.RequestKey[dict[str, Any]] = web.RequestKey("user")

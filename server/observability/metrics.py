@@ -71,23 +71,42 @@ class _Timing:
     total: float = 0.0
 
 
+@dataclass(slots=True)
+class Series:
+    """One method and route's counts by status and its duration histogram; the request frame
+    keeps a route's series, so counting a request looks nothing up."""
+
+    counts: dict[int, int]
+    timing: _Timing
+    bounds: tuple[float, ...]
+
+    def observe(self, status: int, seconds: float) -> None:
+        counts = self.counts
+        counts[status] = counts.get(status, 0) + 1
+        timing = self.timing
+        timing.buckets[bisect_left(self.bounds, seconds)] += 1
+        timing.total += seconds
+
+
 @dataclass(eq=False)  # registries key collectors by identity
 class HttpCollector(Collector):
     """btec_http_requests_total, btec_http_request_duration_seconds and ..._in_progress."""
 
     bounds: tuple[float, ...] = HTTP_BUCKETS
     in_progress: int = 0
-    counts: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    counts: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     timings: dict[tuple[str, str], _Timing] = field(default_factory=dict)
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        timing = self.timings.get((method, route))
+    def series(self, method: str, route: str) -> Series:
+        key = (method, route)
+        timing = self.timings.get(key)
         if timing is None:
-            timing = self.timings[(method, route)] = _Timing([0] * (len(self.bounds) + 1))
-        timing.buckets[bisect_left(self.bounds, seconds)] += 1
-        timing.total += seconds
+            timing = self.timings[key] = _Timing([0] * (len(self.bounds) + 1))
+            self.counts[key] = {}
+        return Series(self.counts[key], timing, self.bounds)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.series(method, route).observe(status, seconds)
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -95,8 +114,9 @@ class HttpCollector(Collector):
             "HTTP requests by method, route template and status.",
             labels=["method", "route", "status"],
         )
-        for (method, route, status), count in list(self.counts.items()):
-            requests.add_metric([method, route, str(status)], count)
+        for (method, route), by_status in list(self.counts.items()):
+            for status, count in list(by_status.items()):
+                requests.add_metric([method, route, str(status)], count)
         yield requests
         duration = HistogramMetricFamily(
             "btec_http_request_duration_seconds",

@@ -46,7 +46,7 @@ def request_frame(
     """The frame around every handler: the steps of this module's docstring, in order."""
     http = metrics.http
     counted = metrics.enabled
-    plan_of = Planner(security, limits, guard).plan
+    plan_of = Planner(security, limits, guard, metrics).plan
 
     @web.middleware
     async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -101,7 +101,10 @@ def request_frame(
                 method = request.method if request.method in KNOWN_METHODS else "OTHER"
                 if counted:
                     http.in_progress -= 1
-                    http.observe(method, plan.template, status, elapsed)
+                    if plan.series is not None:
+                        plan.series.observe(status, elapsed)
+                    else:
+                        http.observe(method, plan.template, status, elapsed)
                 access_log.log_request(
                     request, method, plan, status, elapsed, response, limits.trusted
                 )

@@ -12,7 +12,7 @@ from server.http.guard import Access, Guard
 from server.http.middleware.security import Headers, SecurityHeaders
 from server.http.middleware.validation import declares_schemas
 from server.http.ratelimit import Limit, RateLimits
-from server.observability.metrics import UNMATCHED_ROUTE
+from server.observability.metrics import UNMATCHED_ROUTE, Metrics, Series
 
 UNTRACKED_PATHS = frozenset({"/metrics"})
 PROBE_PREFIX = "/api/v1/health"
@@ -29,14 +29,17 @@ class Plan:
     access: Access
     validated: bool  # apigami's schemas run before the handler
     headers: Headers
+    series: Series | None  # a routed, counted route's metrics (else the frame looks them up)
 
 
 class Planner:
     """Each route's Plan, made once; the router's 404/405 (a new route object each time)
     get one made for their path, never kept."""
 
-    def __init__(self, security: SecurityHeaders, limits: RateLimits, guard: Guard) -> None:
-        self.security, self.limits, self.guard = security, limits, guard
+    def __init__(
+        self, security: SecurityHeaders, limits: RateLimits, guard: Guard, metrics: Metrics
+    ) -> None:
+        self.security, self.limits, self.guard, self.metrics = security, limits, guard, metrics
         self.plans: dict[web.AbstractRoute, Plan] = {}
 
     def plan(self, request: web.Request) -> Plan:
@@ -49,13 +52,18 @@ class Planner:
         return found
 
     def _make(self, request: web.Request, route: web.AbstractRoute) -> Plan:
-        path = request.path if route.resource is None else route.resource.canonical
+        routed = route.resource is not None
+        path = route.resource.canonical if route.resource is not None else request.path
+        tracked = path not in UNTRACKED_PATHS
+        template = path if routed else UNMATCHED_ROUTE
+        counted = routed and tracked and self.metrics.enabled
         return Plan(
-            template=UNMATCHED_ROUTE if route.resource is None else path,
-            tracked=path not in UNTRACKED_PATHS,
+            template=template,
+            tracked=tracked,
             probe=path.startswith(PROBE_PREFIX),
             limit=self.limits.limit_of(request),
             access=self.guard.access(route),
             validated=declares_schemas(route),
             headers=self.security.for_path(path),
+            series=self.metrics.http.series(route.method, template) if counted else None,
         )

@@ -10,7 +10,6 @@ import re
 from aiohttp import web
 from multidict import istr
 
-from server.http.keys import REQUEST_ID
 from server.observability import sentry
 from server.observability.logging import request_id_var
 
@@ -26,13 +25,14 @@ def request_id_for(header: str | None) -> str:
     """The caller's X-Request-ID when it is safe to echo and log, else a new one."""
     if header is not None and _VALID.fullmatch(header):
         return header
-    return f"{_PREFIX}{next(_counter):016x}"
+    return _PREFIX + format(next(_counter), "016x")
 
 
 def assign(request: web.Request) -> str:
-    """Give the request its id (request[REQUEST_ID], the log context, the Sentry scope)."""
+    """Give the request its id: in the log context (each request runs in a task of its own,
+    so `request_id_var` is the request's; http.deps.request_id reads it) and the Sentry
+    scope."""
     rid = request_id_for(request.headers.get(REQUEST_ID_HEADER))
-    request[REQUEST_ID] = rid
     request_id_var.set(rid)
     if sentry.enabled():
         sentry.tag_request(rid)
