@@ -8,7 +8,7 @@ The upload runs against `btecctl serve` on embedded servers (a fresh data dir), 
 as an admin made with `btecctl users create-admin`. The client streams the body from one
 in-memory block (pinned to CPU 1, like the load generators here); the server's RSS is
 sampled every 5 ms. The scan runs btec's own INSTREAM client against a real clamd started
-with the one-signature test database (tests/clamd.py), over its unix socket and over TCP.
+with the one-signature test database (tests/support/clamd.py), over its unix socket and over TCP.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import psutil
 from harness import btec_env, btec_server, free_port, median
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.clamd and server, from a checkout
+sys.path.insert(0, str(ROOT))  # tests.support.clamd and server, from a checkout
 
 from server.platform.clamd import Clamd  # noqa: E402
-from tests.clamd import clamd_server  # noqa: E402
+from tests.support.clamd import clamd_server  # noqa: E402
 
 EMAIL, PASSWORD = "bench@example.org", "correct horse battery staple"
 CHEAP = {"BTEC_ARGON2_TIME_COST": "1", "BTEC_ARGON2_MEMORY_KIB": "8192",

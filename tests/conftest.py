@@ -2,6 +2,9 @@
 
 BTEC_TEST_DATABASE_URL and BTEC_TEST_REDIS_URL point the suite at running servers; without
 them it starts the embedded ones under a temporary data dir, exactly as `btecctl serve` does.
+Besides them: servers a test may stop (own_postgres, own_redis), S3 and SMTP on loopback, and
+the app as the account flows drive it (with its worker, mailing to `inbox`). Fixtures of one
+folder are in its own conftest.py; shared code that is not a fixture is in tests/support.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,9 @@ from server.platform.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.platform.pgnames import with_database
 from server.schema import migrations
 from server.schema.migrate_test import scratch_database
+from tests.support.accounts import CHEAP
+from tests.support.mail import Inbox, smtp_server
+from tests.support.processes import embedded_processes
 
 # Settings tests build from scratch: nothing from the developer's environment or .env leaks in.
 for _name in [n for n in os.environ if n.startswith("BTEC_") and not n.startswith("BTEC_TEST_")]:
@@ -92,10 +98,21 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
         server.stop()
 
 
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, which it may stop."""
+    pg = EmbeddedPostgres(tmp_path / "own")
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
 @pytest.fixture(scope="session")
 def s3_url() -> Iterator[str]:
-    """moto_server on loopback, for the S3 storage backend (tests/s3.py)."""
-    from tests.s3 import moto_server
+    """moto_server on loopback, for the S3 storage backend (tests/support/s3.py)."""
+    from tests.support.s3 import moto_server
 
     with moto_server() as url:
         yield url
@@ -210,3 +227,34 @@ def logs() -> Iterator[io.StringIO]:
         yield buf
     finally:
         configure_logging("INFO", "json")
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    """aiosmtpd on loopback, in the test's event loop: what the app mails arrives here."""
+    async with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+def mail_settings(make_settings: Callable[..., Settings], inbox: Inbox) -> Settings:
+    """Cheap password hashing, and mail to `inbox`."""
+    return make_settings(**CHEAP, smtp_url=SecretStr(inbox.url))
+
+
+@pytest.fixture
+async def mail_http(
+    aiohttp_client: Callable[..., Any], mail_settings: Settings
+) -> TestClient[web.Request, web.Application]:
+    """The app with its worker, mailing to `inbox`: the account flows that send links."""
+    return await aiohttp_client(create_app(mail_settings, worker=True))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir for a `btecctl serve` of the test's own (tests/support/processes.py)."""
+    path = tmp_path / "var"
+    yield path
+    # Never leave servers behind, even when a test fails half-way.
+    for proc in embedded_processes(path):
+        proc.kill()

@@ -3,104 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.helpers import MIGRATION_IDS, closed_port
-
-STARTUP_TIMEOUT = 60
-
-
-class Served:
-    """A running `btecctl serve --json` on an embedded data dir."""
-
-    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
-        self.data_dir = data_dir
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
-        environ.update(
-            {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": "", "BTEC_DRAIN_SECONDS": "0.2"}
-        )
-        environ.update(env)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=environ,
-            text=True,
-        )
-        self.lines: list[dict[str, Any]] = []
-
-    def wait_ready(self) -> dict[str, Any]:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"serve exited: {self.proc.wait()} {self.proc.stderr.read()}")  # type: ignore[union-attr]
-            entry = json.loads(line)
-            self.lines.append(entry)
-            if entry.get("event") == "ready":
-                return entry
-        raise AssertionError("serve did not become ready")
-
-    def get(self, path: str) -> int:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as resp:  # noqa: S310
-                return int(resp.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
-        self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=timeout)
-        self.lines += [json.loads(x) for x in out.splitlines() if x.strip()]
-        self.stderr = err
-        return int(self.proc.returncode)
-
-
-def embedded_processes(data_dir: Path) -> list[psutil.Process]:
-    """postgres and redis-server processes serving `data_dir`."""
-    pg, redis = data_dir.resolve() / "pg", data_dir.resolve() / "redis"
-    found = []
-    for pid_file in (pg / "data" / "postmaster.pid", redis / "redis.pid"):
-        try:
-            pid = int(pid_file.read_text().split()[0])
-            proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (OSError, ValueError, IndexError, psutil.Error):
-            continue
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if str(data_dir.resolve()) in cmd and ("postgres" in cmd or "redis-server" in cmd):
-            found.append(proc)
-    return found
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "var"
-    yield path
-    # Never leave servers behind, even when a test fails half-way.
-    for proc in embedded_processes(path):
-        proc.kill()
-
-
-def free_port() -> int:
-    return closed_port()
+from tests.support.env import MIGRATION_IDS, free_port
+from tests.support.processes import STARTUP_TIMEOUT, Served, embedded_processes
+from tests.support.wait import eventually_sync
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -127,13 +40,8 @@ def test_readiness_fails_during_drain(data_dir: Path) -> None:
     served.wait_ready()
     assert served.get("/api/v1/health/ready") == 200
     served.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 2
-    seen = None
-    while time.monotonic() < deadline:
-        seen = served.get("/api/v1/health/ready")
-        if seen == 503:
-            break
-        time.sleep(0.05)
+    seen = eventually_sync(lambda: served.get("/api/v1/health/ready"), lambda s: s == 503,
+                           timeout=2, message="readiness fails while draining")  # fmt: skip
     assert seen == 503
     assert served.get("/api/v1/health/live") == 200  # still alive while draining
     assert served.proc.wait(30) == 0
@@ -248,11 +156,10 @@ def test_embedded_default_catches_mail(data_dir: Path, cli: Any) -> None:
     with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
         assert resp.status == 202
     env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}
-    deadline = time.monotonic() + 15
-    messages: list[dict[str, Any]] = []
-    while not messages and time.monotonic() < deadline:
-        messages = json.loads(cli("mail", "list", "--json", env=env).stdout)["messages"]
-        time.sleep(0.1)
+    messages: list[dict[str, Any]] = eventually_sync(
+        lambda: json.loads(cli("mail", "list", "--json", env=env).stdout)["messages"],
+        timeout=15, interval=0.1, message="the catcher has the mail",
+    )  # fmt: skip
     assert [m["to"] for m in messages] == ["learner@college.example"]
     shown = json.loads(cli("mail", "show", messages[0]["id"], "--json", env=env).stdout)
     assert "welcome" in shown["text"]

@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,9 @@ import pytest
 from server.platform import dbstats
 from server.platform.embedded import EmbeddedPostgres
 from server.platform.pgnames import database_name, with_database
-from server.schema.migrate_test import scratch_database
-from tests.helpers import MIGRATION_IDS, closed_port
-
-AUDIT_ROWS = """
-INSERT INTO audit_log (actor, action, target, details)
-SELECT 'user-' || i, 'grade.update', 'submission/' || i,
-       jsonb_build_object('i', i, 'note', 'Zoë ✓ 学生')
-FROM generate_series(1, %s) AS i
-"""
-
-
-def seeded(url: str, rows: int) -> None:
-    """Migrate `url` with btecctl's own code and fill the audit log."""
-    env = {"BTEC_DATABASE_URL": url, "BTEC_ENV_FILE": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "btecctl", "db", "migrate", "--json"],
-        env={**os.environ, **env}, capture_output=True, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(AUDIT_ROWS, (rows,))
+from tests.support.backups import AUDIT_ROWS, ok, seeded
+from tests.support.env import MIGRATION_IDS, closed_port
+from tests.support.wait import eventually_sync
 
 
 def fingerprint(url: str) -> dict[str, tuple[int, str]]:
@@ -53,13 +34,6 @@ def databases(url: str, like: str) -> list[str]:
 
 
 @pytest.fixture
-def source(pg_server_url: str) -> Iterator[str]:
-    with scratch_database(pg_server_url, prefix="btec_src") as url:
-        seeded(url, 2000)
-        yield url
-
-
-@pytest.fixture
 def env(source: str, tmp_path: Path) -> dict[str, str]:
     return {
         "BTEC_DATABASE_URL": source,
@@ -67,12 +41,6 @@ def env(source: str, tmp_path: Path) -> dict[str, str]:
         "BTEC_DATA_DIR": str(tmp_path / "var"),
         "BTEC_ENV_FILE": "",
     }
-
-
-def ok(cli: Callable[..., Any], *args: str, env: dict[str, str]) -> dict[str, Any]:
-    result = cli(*args, "--json", env=env)
-    assert result.exit_code == 0, result.output
-    return dict(json.loads(result.stdout))
 
 
 def drop(url: str, name: str) -> None:
@@ -213,28 +181,27 @@ def test_interrupted_clean_restore_leaves_the_database_intact(
 
 
 def _wait_for_copy(url: str, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
+    """Until btecctl's connection is copying rows (a dump or a restore under way)."""
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute(
+        eventually_sync(
+            lambda: conn.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE application_name = 'btecctl' "
                 "AND query ILIKE 'COPY%%'"
-            ).fetchone()
-            if row:
-                return True
-            time.sleep(0.01)
-    return False
+            ).fetchone(),
+            timeout=timeout, interval=0.01, message="btecctl is copying rows",
+        )  # fmt: skip
+    return True
 
 
 def _wait_for_no_restore(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+    """Until btecctl's connections are gone (the killed restore's backend has ended)."""
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            if not conn.execute(
+        eventually_sync(
+            lambda: conn.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE application_name = 'btecctl'"
-            ).fetchone():
-                return
-            time.sleep(0.05)
+            ).fetchone(),
+            lambda row: row is None, timeout=timeout, message="no btecctl connection left",
+        )  # fmt: skip
 
 
 def test_verify_is_a_recorded_drill(
@@ -317,20 +284,10 @@ def test_prune_keeps_daily_weekly_monthly(cli: Callable[..., Any], env: dict[str
     assert left == kept
 
 
-@pytest.fixture
-def own_postgres16(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "pg16")
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.stop()
-
-
 def test_backup_and_verify_on_embedded_postgres_16(
-    cli: Callable[..., Any], own_postgres16: EmbeddedPostgres, tmp_path: Path
+    cli: Callable[..., Any], own_postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
-    url = own_postgres16.url()
+    url = own_postgres.url()
     seeded(url, 500)
     env = {"BTEC_DATABASE_URL": url, "BTEC_BACKUP_DIR": str(tmp_path / "b"), "BTEC_ENV_FILE": ""}
     made = ok(cli, "db", "backup", env=env)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests import s3
-from tests.test_backup import ok, source  # noqa: F401
+from tests.support import s3
+from tests.support.backups import ok
 
 
 def s3_env(url: str, bucket: str) -> dict[str, str]:
@@ -24,7 +24,7 @@ def s3_env(url: str, bucket: str) -> dict[str, str]:
 
 def test_offsite_copy_fetch_and_drill(
     cli: Callable[..., Any],
-    source: str,  # noqa: F811
+    source: str,
     tmp_path: Path,
     s3_url: str,
 ) -> None:
@@ -61,7 +61,7 @@ def test_offsite_copy_fetch_and_drill(
 
 def test_offsite_needs_the_s3_backend(
     cli: Callable[..., Any],
-    source: str,  # noqa: F811
+    source: str,
     tmp_path: Path,
 ) -> None:
     env = {"BTEC_DATABASE_URL": source, "BTEC_BACKUP_DIR": str(tmp_path / "b"),

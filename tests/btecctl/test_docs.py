@@ -8,7 +8,6 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,8 @@ import typer
 
 from btecctl.main import app as cli_app
 from server.config.settings import Settings
+from tests.support.env import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 CLI_REFERENCE = (ROOT / "docs" / "cli.md").read_text()
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

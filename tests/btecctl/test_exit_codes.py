@@ -23,7 +23,7 @@ import typer
 
 from btecctl.main import app as cli_app
 from btecctl.output import CONFIG, FAILED, OK, UNREACHABLE, USAGE
-from tests.helpers import closed_port
+from tests.support.env import closed_port
 
 CSV = "code,title,level,credits\nK/615/1544,Programming,3,60\n"
 PASSWORD = "a long enough passphrase\n"

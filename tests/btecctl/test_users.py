@@ -11,20 +11,13 @@ import psycopg
 import pytest
 
 from server.config.settings import Settings
-from server.platform.passwords import Passwords, password_problem
-from tests.helpers import cli_env, closed_port
-
-# Cheap hashing for tests; the parameters are settings like any other.
-FAST = {
-    "BTEC_ARGON2_TIME_COST": "1",
-    "BTEC_ARGON2_MEMORY_KIB": "8192",
-    "BTEC_ARGON2_PARALLELISM": "1",
-}
-PASSWORD = "correct horse battery staple"
+from server.platform.passwords import Passwords
+from tests.support.accounts import CHEAP_ENV, PASSWORD
+from tests.support.env import cli_env, closed_port
 
 
 def env(settings: Settings, **extra: str) -> dict[str, str]:
-    return cli_env(settings, **FAST, **extra)
+    return cli_env(settings, **CHEAP_ENV, **extra)
 
 
 def create(cli: Callable[..., Any], settings: Settings, email: str, password: str = PASSWORD,
@@ -174,28 +167,3 @@ def test_database_down_is_clean(cli: Callable[..., Any], settings: Settings) -> 
                "--json", env=down, input=PASSWORD + "\n")  # fmt: skip
     assert made.exit_code == 3
     assert PASSWORD not in made.output
-
-
-async def test_passwords_verify_rehash_and_unknown_users(settings: Settings) -> None:
-    cheap = settings.model_copy(update={"argon2_time_cost": 1, "argon2_memory_kib": 8192,
-                                        "argon2_parallelism": 1})  # fmt: skip
-    passwords = Passwords(cheap)
-    try:
-        stored = await passwords.hash(PASSWORD)
-        assert await passwords.verify(stored, PASSWORD)
-        assert not await passwords.verify(stored, PASSWORD + "!")
-        assert not await passwords.verify(None, PASSWORD)  # an unknown user: a dummy check
-        assert not await passwords.verify("not a hash", PASSWORD)
-        assert not passwords.needs_rehash(stored)
-        stronger = Passwords(cheap.model_copy(update={"argon2_time_cost": 2}))
-        try:
-            assert stronger.needs_rehash(stored)
-            assert await stronger.verify(stored, PASSWORD)  # old hashes still verify
-        finally:
-            stronger.close()
-    finally:
-        passwords.close()
-    assert password_problem("x" * 7)
-    assert password_problem("x" * 129)
-    assert password_problem("x" * 8) is None
-    assert password_problem("x" * 128) is None

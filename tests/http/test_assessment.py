@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,13 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.config.settings import Settings
 from server.domain.grading import overall
-from server.jobs.queue import JOBS
-from tests.helpers import cli_env, closed_port
-from tests.smtp import Inbox, smtp_server
-from tests.test_auth import CHEAP, PASSWORD, make_admin, session_of
-from tests.test_files import problem
+from tests.support.accounts import CHEAP, PASSWORD, make_admin, session_of
+from tests.support.env import cli_env, closed_port
+from tests.support.jobs import jobs_idle
+from tests.support.mail import Inbox
+from tests.support.problems import problem
+from tests.support.uploads import upload
+from tests.support.wait import eventually
 
 ADMIN = "ada@example.org"
 PEOPLE = {
@@ -60,12 +61,6 @@ def iso(moment: datetime) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    async with smtp_server() as found:
-        yield found
 
 
 @pytest.fixture
@@ -157,61 +152,6 @@ async def grade(
     return await school["http"].put(
         f"/api/v1/submissions/{submission['id']}/grade", headers=headers, json=body
     )
-
-
-# -- The grade rule ------------------------------------------------------------------------
-
-RULE_TABLE = [
-    # criteria (achieved ones with a +), expected overall
-    ("+P1 +P2 +M1 +D1", "D"),
-    ("+P1 +P2 +M1 D1", "M"),
-    ("+P1 +P2 M1 +D1", "P"),  # a D without every M is no Distinction
-    ("+P1 +P2 M1 D1", "P"),
-    ("+P1 P2 +M1 +D1", "U"),  # every M and D, one P missed
-    ("P1 P2 M1 D1", "U"),
-    ("+P1 +P2 +M1 +M2 D1 D2", "M"),
-    ("+P1 +P2 +M1 M2 +D1 +D2", "P"),
-    ("+P1 +P2 +M1 +M2 +D1 D2", "M"),
-    # no D band: Merit is the top grade
-    ("+P1 +P2 +M1", "M"),
-    ("+P1 +P2 M1", "P"),
-    ("+P1 P2 +M1", "U"),
-    # no M band: a Distinction needs every P and D; no Merit to award
-    ("+P1 +D1", "D"),
-    ("+P1 D1", "P"),
-    ("P1 +D1", "U"),
-    # P only
-    ("+P1 +P2 +P3", "P"),
-    ("+P1 +P2 P3", "U"),
-    ("P1", "U"),
-]
-
-
-@pytest.mark.parametrize(("criteria", "expected"), RULE_TABLE)
-def test_the_grade_rule(criteria: str, expected: str) -> None:
-    achieved = {c.lstrip("+"): c.startswith("+") for c in criteria.split()}
-    assert overall(achieved) == expected
-
-
-def _reference(achieved: dict[str, bool]) -> str:
-    """The rule as the specification states it, written independently of the code."""
-    bands = {b: [v for c, v in achieved.items() if c[0] == b] for b in "PMD"}
-    if bands["D"] and all(bands["P"]) and all(bands["M"]) and all(bands["D"]):
-        return "D"
-    if bands["M"] and all(bands["P"]) and all(bands["M"]):
-        return "M"
-    return "P" if bands["P"] and all(bands["P"]) else "U"
-
-
-@pytest.mark.parametrize(
-    "codes",
-    [("P1", "P2", "M1", "M2", "D1"), ("P1", "P2", "M1"), ("P1", "D1", "D2"), ("P1", "P2")],
-    ids=["all-bands", "no-D", "no-M", "P-only"],
-)
-def test_the_grade_rule_in_every_combination(codes: tuple[str, ...]) -> None:
-    for values in itertools.product([False, True], repeat=len(codes)):
-        achieved = dict(zip(codes, values, strict=True))
-        assert overall(achieved) == _reference(achieved), achieved
 
 
 # -- Units and assignments -----------------------------------------------------------------
@@ -479,8 +419,6 @@ async def test_a_body_past_the_limit_is_413_and_broken_json_400(school: dict[str
 
 
 async def test_evidence_files_must_be_the_students_own(school: dict[str, Any]) -> None:
-    from tests.test_files import upload
-
     http = school["http"]
     made = await assignment(school, await unit(school))
     mine = await ok(await upload(http, school["stu"], "evidence.txt", b"my evidence\n"), 201)
@@ -685,22 +623,14 @@ async def test_the_csv_export(school: dict[str, Any]) -> None:
 
 async def flags(school: dict[str, Any], submission_id: int, want: int, timeout: float = 20) -> Any:
     """The submission as its assessor sees it, once its similarity flags number `want`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        seen = await ok(await school["http"].get(
+
+    async def seen() -> Any:
+        return await ok(await school["http"].get(
             f"/api/v1/submissions/{submission_id}", headers=school["sam"]))  # fmt: skip
-        if len(seen["similarity"]) == want or asyncio.get_running_loop().time() > deadline:
-            return seen
-        await asyncio.sleep(0.1)
 
-
-async def jobs_done(school: dict[str, Any], timeout: float = 20) -> None:
-    """Until the worker has finished every job queued so far."""
-    queue = school["http"].app[JOBS].queue
-    deadline = asyncio.get_running_loop().time() + timeout
-    while await queue.count("incomplete"):
-        assert asyncio.get_running_loop().time() < deadline, "jobs still running"
-        await asyncio.sleep(0.05)
+    return await eventually(seen, lambda found: len(found["similarity"]) == want,
+                            timeout=timeout, interval=0.1,
+                            message=f"submission {submission_id} has {want} flag(s)")  # fmt: skip
 
 
 @pytest.mark.worker
@@ -718,7 +648,7 @@ async def test_near_copies_are_flagged_and_different_work_is_not(school: dict[st
     assert (await flags(school, original["id"], 1))["similarity"][0]["submission_id"] == copied[
         "id"
     ]
-    await jobs_done(school)
+    await jobs_idle(school["http"].app)
     assert (await flags(school, different["id"], 0))["similarity"] == []
     flagged = await ok(await http.get(f"/api/v1/submissions?assignment={made['id']}&flagged=true",
                                       headers=school["sam"]))  # fmt: skip
@@ -729,7 +659,7 @@ async def test_near_copies_are_flagged_and_different_work_is_not(school: dict[st
     # a resubmission in the student's own words clears the pair
     mine = "In my own words: " + " ".join(reversed(OTHER_ESSAY.split()))
     await ok(await submit(school, "kim", made["id"], answer=mine))
-    await jobs_done(school)
+    await jobs_idle(school["http"].app)
     assert (await flags(school, original["id"], 0))["similarity"] == []
 
 
@@ -740,7 +670,7 @@ async def test_short_answers_are_not_compared(school: dict[str, Any]) -> None:
         await submit(school, "stu", made["id"], answer="See the attached report."), 201
     )
     await ok(await submit(school, "kim", made["id"], answer="See the attached report."), 201)
-    await jobs_done(school)
+    await jobs_idle(school["http"].app)
     assert (await flags(school, first["id"], 0, timeout=0))["similarity"] == []
 
 
@@ -785,7 +715,7 @@ async def test_flags_are_listed_and_rechecked_at_a_new_threshold(
     loose = " ".join(ESSAY.split()[:45] + OTHER_ESSAY.split()[:30])  # about 0.7 alike
     copied = await ok(await submit(school, "kim", made["id"], answer=loose), 201)
     worker = await aiohttp_client(create_app(school_settings, worker=True))
-    await jobs_done({"http": worker})
+    await jobs_idle(worker.app)
     await worker.close()
     env = cli_env(school_settings, BTEC_ENV_FILE="")
     listed = await acli("assessment", "flags", "--json", env=env)
@@ -798,7 +728,7 @@ async def test_flags_are_listed_and_rechecked_at_a_new_threshold(
     assert json.loads(queued.stdout) == {"ok": True, "queued": 2, "assignment": made["id"]}
     lower = school_settings.model_copy(update={"similarity_threshold": 0.5})
     worker = await aiohttp_client(create_app(lower, worker=True))
-    await jobs_done({"http": worker})
+    await jobs_idle(worker.app)
     listed = await acli("assessment", "flags", "--assignment", str(made["id"]), "--json", env=env)
     [flag] = json.loads(listed.stdout)["flags"]
     assert {flag["submission_id"], flag["other_id"]} == {original["id"], copied["id"]}

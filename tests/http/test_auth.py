@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -15,63 +16,23 @@ import pytest
 from server.app import create_app
 from server.config.settings import Settings
 from server.platform.tokens import AUDIENCE, TokenKeys
-from tests.helpers import cli_env, closed_port
+from tests.support.accounts import (
+    CHEAP,
+    PASSWORD,
+    acli_input,
+    bearer,
+    login,
+    make_admin,
+    signed_in,
+    token_for,
+    use_refresh,
+)
+from tests.support.env import cli_env, closed_port, database
+from tests.support.problems import PROBLEM
+from tests.support.wait import eventually
 
-PROBLEM = "application/problem+json"
-PASSWORD = "correct horse battery staple"
-CHEAP = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
-CHEAP_ENV = {"BTEC_ARGON2_TIME_COST": "1", "BTEC_ARGON2_MEMORY_KIB": "8192",
-             "BTEC_ARGON2_PARALLELISM": "1"}  # fmt: skip
 KEY_A = "a" * 40
 KEY_B = "b" * 40
-
-
-@pytest.fixture
-def auth_settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(**CHEAP)
-
-
-@pytest.fixture
-async def http(aiohttp_client: Callable[..., Any], auth_settings: Settings) -> Any:
-    return await aiohttp_client(create_app(auth_settings))
-
-
-async def make_admin(acli: Callable[..., Any], settings: Settings, email: str) -> None:
-    result = await acli_input(acli, settings, ("users", "create-admin", email, "--name", "Ada",
-                                               "--password-stdin", "--json"), PASSWORD)  # fmt: skip
-    assert result.exit_code == 0, result.output
-
-
-async def acli_input(
-    acli: Callable[..., Any], settings: Settings, args: tuple[str, ...], line: str
-) -> Any:
-    import asyncio
-
-    from typer.testing import CliRunner
-
-    from btecctl.main import app
-
-    env = cli_env(settings, **CHEAP_ENV)
-    return await asyncio.to_thread(
-        CliRunner().invoke, app, list(args), env=env, input=line + "\n", catch_exceptions=False
-    )
-
-
-async def login(http: Any, email: str, password: str = PASSWORD) -> Any:
-    return await http.post("/api/v1/auth/login", json={"email": email, "password": password})
-
-
-async def session_of(http: Any, email: str) -> dict[str, str]:
-    """The Authorization header of a fresh sign-in."""
-    answer = await login(http, email)
-    assert answer.status == 200, await answer.text()
-    return bearer(await answer.json())
-
-
-async def token_for(http: Any, email: str) -> str:
-    answer = await login(http, email)
-    assert answer.status == 200, await answer.text()
-    return str((await answer.json())["access_token"])
 
 
 async def test_login_then_me(http: Any, acli: Callable[..., Any], auth_settings: Settings) -> None:
@@ -202,8 +163,14 @@ async def test_a_remembered_token_still_expires(
     auth = {"Authorization": f"Bearer {token}"}
     assert (await http.get("/api/v1/users/me", headers=auth)).status == 200
     assert (await http.get("/api/v1/users/me", headers=auth)).status == 200  # remembered
-    await asyncio.sleep(2.2)
-    expired = await http.get("/api/v1/users/me", headers=auth)
+
+    async def me() -> Any:
+        answer = await http.get("/api/v1/users/me", headers=auth)
+        await answer.read()
+        return answer
+
+    expired = await eventually(me, lambda answer: answer.status != 200, timeout=10,
+                               interval=0.1, message="the token is refused")  # fmt: skip
     assert expired.status == 401
     assert (await expired.json(content_type=PROBLEM))["detail"] == "the token has expired"
 
@@ -305,7 +272,6 @@ async def test_failed_logins_back_off_per_account(
                                headers={"X-Forwarded-For": ip})  # fmt: skip
 
     assert [(await attempt(f"192.0.2.{i}")).status for i in range(3)] == [401] * 3
-    started = time.monotonic()
     for ip in ("198.51.100.7", "203.0.113.9"):  # other IPs: still delayed, right password too
         for password in ("wrong password", PASSWORD):
             held = await attempt(ip, password)
@@ -316,13 +282,19 @@ async def test_failed_logins_back_off_per_account(
     unknown = [(await attempt("192.0.2.50", email="nobody@example.org")).status for _ in range(4)]
     assert unknown == [401, 401, 401, 429]  # unknown addresses are delayed the same way
 
-    await asyncio.sleep(max(0.0, 1.05 - (time.monotonic() - started)))
-    assert (await attempt("192.0.2.60")).status == 401  # the delay expired; the 4th failure
+    # An attempt held back is not counted: try, each time from a new address (so no per-IP
+    # limit interferes), until one is let through.
+    fresh = (f"198.18.{n // 256}.{n % 256}" for n in itertools.count(1))
+
+    def let_through(password: str) -> Any:
+        return eventually(lambda: attempt(next(fresh), password), lambda a: a.status != 429,
+                          timeout=10, interval=0.1, message="the delay expires")  # fmt: skip
+
+    assert (await let_through("wrong password")).status == 401  # the delay expired; the 4th failure
     doubled = await attempt("192.0.2.61", PASSWORD)
     assert doubled.status == 429
     assert doubled.headers["Retry-After"] == "2"  # 2 x 1 s, the cap
-    await asyncio.sleep(2.05)
-    assert (await attempt("192.0.2.62", PASSWORD)).status == 200  # never a lockout
+    assert (await let_through(PASSWORD)).status == 200  # never a lockout
     assert [(await attempt("192.0.2.63")).status for _ in range(3)] == [401] * 3  # count reset
     metrics = await (await http.get("/metrics")).text()
     assert 'btec_ratelimit_decisions_total{policy="auth_login_account",result="limited"}' in metrics
@@ -363,20 +335,6 @@ async def test_login_backoff_with_redis_down_lets_the_ip_policy_decide(
     assert statuses == [401] * 7  # no per-account count without Redis; the IP policy decides
 
 
-async def signed_in(http: Any, email: str) -> dict[str, Any]:
-    answer = await login(http, email)
-    assert answer.status == 200
-    return dict(await answer.json())
-
-
-def bearer(session: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {session['access_token']}"}
-
-
-async def use_refresh(http: Any, token: str) -> Any:
-    return await http.post("/api/v1/auth/refresh", json={"refresh_token": token})
-
-
 async def test_refresh_rotates_and_reuse_revokes_the_family(
     http: Any, acli: Callable[..., Any], auth_settings: Settings
 ) -> None:
@@ -404,15 +362,19 @@ async def test_refresh_refuses_bad_unknown_and_expired_tokens(
     acli: Callable[..., Any],
     auth_settings: Settings,
 ) -> None:
-    import asyncio
-
     await make_admin(acli, auth_settings, "ada@example.org")
     http = await aiohttp_client(create_app(make_settings(**CHEAP, refresh_token_days=0.00002)))
     for body in ({}, {"refresh_token": 5}, {"refresh_token": "x" * 201}, {"refresh_token": ""}):
         assert (await http.post("/api/v1/auth/refresh", json=body)).status == 422, body
     assert (await use_refresh(http, "never-issued")).status == 401
     session = await signed_in(http, "ada@example.org")
-    await asyncio.sleep(2)  # the refresh token lives 1.7 s here
+    # The refresh token lives 1.7 s here. A use before its expiry would spend it, so wait until
+    # the expiry the server recorded has passed (the server compares it with this clock).
+    with psycopg.connect(database(auth_settings)) as conn:
+        row = conn.execute("SELECT max(expires_at) FROM refresh_tokens").fetchone()
+    assert row is not None
+    await eventually(lambda: dt.datetime.now(dt.UTC) > row[0], timeout=10,
+                     message="the refresh token's expiry has passed")  # fmt: skip
     expired = await use_refresh(http, session["refresh_token"])
     assert expired.status == 401
     assert "expired" in (await expired.json(content_type=PROBLEM))["detail"]

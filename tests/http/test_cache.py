@@ -21,40 +21,21 @@ import psycopg
 import pytest
 import redis
 import redis.asyncio as aioredis
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from server import __version__
 from server.app import create_app
 from server.cache import core as cache_module
-from server.cache.core import Cache, cached
+from server.cache.core import CACHE, Cache, cached
 from server.config.settings import Settings
 from server.observability.metrics import Metrics
 from server.platform.embedded import EmbeddedRedis
-from tests.helpers import cli_env, closed_port
-from tests.test_units import CATALOGUE, HEADER, write
+from tests.support.env import cli_env, closed_port
+from tests.support.metrics import metric, scrape
+from tests.support.units import CATALOGUE, HEADER, seed, write
+from tests.support.wait import eventually, eventually_sync
 
 PAGE = "/api/v1/units?level=3"
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include `labels` (0 when absent)."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and labels.items() <= sample.labels.items():
-                total += sample.value
-    return total
-
-
-async def scrape(client: Any) -> str:
-    return str(await (await client.get("/metrics")).text())
-
-
-async def seed(acli: Callable[..., Any], settings: Settings, tmp_path: Path, text: str) -> None:
-    result = await acli("units", "import", write(tmp_path, text, f"{time.monotonic_ns()}.csv"),
-                        "--json", env=cli_env(settings))  # fmt: skip
-    assert result.exit_code == 0, result.output
 
 
 async def test_hits_and_misses_are_counted(
@@ -122,16 +103,17 @@ async def test_a_late_store_from_before_the_write_is_never_served(plain_cache: C
     """A read that fetched before a write committed stores its result after the
     invalidation; the next read must not get it."""
     database = {"title": "old"}
-    gate = asyncio.Event()
+    fetched, gate = asyncio.Event(), asyncio.Event()
 
     @cached("test.race", ttl=60, key="{unit_id}", tags=("race",))
     async def read(*, cache: Cache | None, unit_id: int) -> str:
         seen = database["title"]
+        fetched.set()
         await gate.wait()
         return seen
 
     slow = asyncio.ensure_future(read(cache=plain_cache, unit_id=1))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(fetched.wait(), 10)  # the read has fetched, before the write
     database["title"] = "new"  # the write commits...
     assert await plain_cache.invalidate("race")  # ...then invalidates
     gate.set()
@@ -191,7 +173,7 @@ async def test_a_waiter_elsewhere_reads_itself_when_the_holder_fails(
     async def read(*, cache: Cache | None, n: int, fail: bool) -> str:
         if fail:
             started.set()
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # a slow read that then fails: what the other waits out
             raise LookupError("the database went away")
         return "fresh"
 
@@ -225,23 +207,34 @@ def test_declarations_are_checked() -> None:
         del cache_module.REGISTRY[name]
 
 
-def hold_units_lock(database_url: str, started: threading.Event, seconds: float) -> None:
-    """Keep the units table locked so every read of it waits: misses pile up together."""
+def hold_units_lock(database_url: str, started: threading.Event, release: threading.Event) -> None:
+    """Keep the units table locked until `release` so every read of it waits: misses pile up
+    together."""
     with psycopg.connect(database_url) as conn:
         conn.execute("LOCK TABLE units IN ACCESS EXCLUSIVE MODE")
         started.set()
-        time.sleep(seconds)
+        release.wait(60)
 
 
 async def test_a_stampede_of_50_misses_computes_once(
     client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path, database_url: str
 ) -> None:
     await seed(acli, settings, tmp_path, CATALOGUE)
-    started = threading.Event()
-    holder = threading.Thread(target=hold_units_lock, args=(database_url, started, 0.7))
+    started, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_units_lock, args=(database_url, started, release))
     holder.start()
-    await asyncio.to_thread(started.wait, 5)
-    answers = await asyncio.gather(*(client.get(PAGE) for _ in range(50)))
+    try:
+        await asyncio.to_thread(started.wait, 5)
+        reads = asyncio.gather(*(client.get(PAGE) for _ in range(50)))
+        # The first read waits on the table; the lock goes once all 49 others wait on it.
+        await eventually(
+            lambda: scrape(client),
+            lambda text: metric(text, "btec_cache_coalesced_total", cache="units.page") >= 49,
+            message="49 reads wait for the first",
+        )  # fmt: skip
+    finally:
+        release.set()
+    answers = await reads
     await asyncio.to_thread(holder.join)
     bodies = [await a.json() for a in answers]
     assert all(a.status == 200 for a in answers)
@@ -283,13 +276,27 @@ def test_two_processes_share_one_computation(
     ports = [closed_port(), closed_port()]
     procs = [serve(settings, p) for p in ports]
     try:
-        started = threading.Event()
-        holder = threading.Thread(target=hold_units_lock, args=(database_url, started, 1.0))
+        started, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=hold_units_lock, args=(database_url, started, release))
         holder.start()
         started.wait(5)
         urls = [f"http://127.0.0.1:{ports[i % 2]}{PAGE}" for i in range(50)]
         with ThreadPoolExecutor(max_workers=50) as pool:
-            bodies = list(pool.map(fetch, urls))
+            try:
+                reading = pool.map(fetch, urls)
+                # The lock goes once, in each process, every read but the first waits on the
+                # first (the first of the second process waits on the other's lock in Redis).
+                eventually_sync(
+                    lambda: sum(
+                        metric(fetch(f"http://127.0.0.1:{p}/metrics").decode(),
+                               "btec_cache_coalesced_total", cache="units.page")
+                        for p in ports
+                    ),
+                    lambda waiting: waiting >= 48, message="48 reads wait for their first",
+                )  # fmt: skip
+            finally:
+                release.set()
+            bodies = list(reading)
         holder.join()
         texts = [fetch(f"http://127.0.0.1:{p}/metrics").decode() for p in ports]
     finally:
@@ -336,7 +343,9 @@ async def test_redis_down_means_uncached_but_correct(
     assert metric(text, "btec_cache_bypassed_total", cache="units.page") >= 2
 
     await asyncio.to_thread(own_redis.start)
-    await asyncio.sleep(cache_module.BACKOFF_SECONDS + 0.1)
+    cache = client.app[CACHE]  # after an error it skips Redis for BACKOFF_SECONDS
+    await eventually(lambda: time.monotonic() >= cache._backoff_until, timeout=10,
+                     message="the cache is back from its backoff")  # fmt: skip
     before = metric(await scrape(client), "btec_cache_hits_total", cache="units.page")
     for _ in range(3):
         titles = [u["title"] for u in (await (await client.get(PAGE)).json())["items"]]
@@ -391,55 +400,3 @@ async def test_disabled_cache_reads_postgres_every_time(
     plain = redis.Redis.from_url(redis_url)
     assert list(plain.scan_iter(match=cache_module.VALUE_PREFIX + "*")) == []
     plain.close()
-
-
-async def test_cache_stats_and_flush(
-    client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path
-) -> None:
-    await seed(acli, settings, tmp_path, CATALOGUE)
-    env = cli_env(settings)
-    await client.get(PAGE)
-    await client.get(PAGE)
-    await client.get("/api/v1/units?level=2")
-    url = f"http://127.0.0.1:{client.port}"
-    stats = await acli("cache", "stats", "--url", url, "--json", env=env)
-    assert stats.exit_code == 0, stats.output
-    report = json.loads(stats.stdout)
-    page = next(r for r in report["caches"] if r["cache"] == "units.page")
-    assert (page["entries"], page["hits"], page["misses"], page["hit_ratio"]) == (2, 1, 2, 0.333)
-    assert page["bytes"] > 0
-    assert page["ttl_s"] == 300
-    # the import invalidated once: the units, and the assignments that show them
-    assert report["generations"] == {"units": 1, "assignments": 1}
-    assert report["server_counters"] is True
-
-    tagged = json.loads((await acli("cache", "flush", "--tag", "units", "--json", env=env)).stdout)
-    assert tagged == {"ok": True, "tag": "units", "generation": 2}
-    await client.get(PAGE)
-    assert metric(await scrape(client), "btec_cache_misses_total", cache="units.page") == 3
-
-    everything = json.loads((await acli("cache", "flush", "--json", env=env)).stdout)
-    assert everything == {
-        "ok": True,
-        "tag": None,
-        "deleted": 3,
-        "generations": {"units": 3, "assignments": 2},
-    }
-    after = json.loads((await acli("cache", "stats", "--url", url, "--json", env=env)).stdout)
-    assert all(r["entries"] == 0 for r in after["caches"])
-
-
-def test_cache_commands_fail_cleanly(cli: Callable[..., Any], settings: Settings) -> None:
-    env = cli_env(settings)
-    unknown = cli("cache", "flush", "--tag", "nope", "--json", env=env)
-    assert unknown.exit_code == 2
-    assert "units" in json.loads(unknown.stdout)["error"]
-    nobody = cli("cache", "stats", "--url", f"http://127.0.0.1:{closed_port()}", "--json", env=env)
-    assert nobody.exit_code == 0
-    assert json.loads(nobody.stdout)["server_counters"] is False
-    gone = cli_env(settings, BTEC_REDIS_URL=f"redis://:s3cret@127.0.0.1:{closed_port()}/0")
-    for args in (("stats",), ("flush",), ("flush", "--tag", "units")):
-        result = cli("cache", *args, "--json", env=gone)
-        assert result.exit_code == 3, args
-        assert "s3cret" not in result.output
-        assert "Traceback" not in result.output

@@ -21,10 +21,13 @@ import pytest
 
 from server.app import create_app
 from server.config.settings import Settings
-from tests import s3
-from tests.test_auth import CHEAP, PASSWORD, PROBLEM, make_admin, session_of
+from tests.support import s3
+from tests.support.accounts import CHEAP, PASSWORD, make_admin, session_of
+from tests.support.env import closed_port
+from tests.support.problems import problem
+from tests.support.uploads import ADMIN, BOUNDARY, MULTIPART, admin_app, multipart, part, upload
+from tests.support.wait import eventually
 
-ADMIN = "ada@example.org"
 LIMIT = 2 * 1024 * 1024
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -70,19 +73,6 @@ async def http(aiohttp_client: Callable[..., Any], files_settings: Settings) -> 
     return await aiohttp_client(create_app(files_settings))
 
 
-async def admin_app(
-    aiohttp_client: Callable[..., Any],
-    acli: Callable[..., Any],
-    settings: Settings,
-    *,
-    worker: bool = False,
-) -> tuple[Any, dict[str, str]]:
-    """The app on `settings`, and the headers of an admin signed in to it."""
-    http = await aiohttp_client(create_app(settings, worker=worker))
-    await make_admin(acli, settings, ADMIN)
-    return http, await session_of(http, ADMIN)
-
-
 async def raw_post(port: int, who: dict[str, str], length: int, body: bytes = b"") -> Any:
     """POST /api/v1/files over a bare socket, so the body can lie about its length or stop
     half-way: (reader, writer)."""
@@ -114,37 +104,11 @@ async def people(http: Any, acli: Callable[..., Any], files_settings: Settings) 
     }
 
 
-BOUNDARY = "btec-test-boundary-7d3f"
-MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
-
-
-def part(filename: str, data: bytes, name: str = "file") -> bytes:
-    """One multipart part, its name as browsers send it: raw UTF-8 in quotes."""
-    quoted = filename.replace('"', "%22")
-    head = (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
-        f'filename="{quoted}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    )
-    return head.encode() + data + b"\r\n"
-
-
-def multipart(*parts: bytes) -> bytes:
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
-
-
 def form(filename: str, data: bytes | Any, name: str = "file") -> aiohttp.FormData:
     """aiohttp's own encoder (chunked when `data` is an async iterator)."""
     body = aiohttp.FormData()
     body.add_field(name, data, filename=filename, content_type="application/octet-stream")
     return body
-
-
-async def upload(http: Any, who: dict[str, str], filename: str, data: bytes) -> Any:
-    return await http.post(
-        "/api/v1/files",
-        data=multipart(part(filename, data)),
-        headers={**who, "Content-Type": MULTIPART},
-    )
 
 
 def stored_files(settings: Settings) -> list[Path]:
@@ -178,14 +142,6 @@ async def rows(settings: Settings) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM files"))
     finally:
         await conn.close()
-
-
-async def problem(answer: Any, status: int, code: str) -> dict[str, Any]:
-    assert answer.status == status, await answer.text()
-    assert answer.content_type == PROBLEM
-    body: dict[str, Any] = await answer.json(content_type=PROBLEM)
-    assert body["code"] == code, body
-    return body
 
 
 async def nothing_kept(settings: Settings) -> None:
@@ -419,22 +375,6 @@ async def test_names_are_cleaned(
         assert path.resolve().is_relative_to(files_settings.uploads_path.resolve())
 
 
-@pytest.mark.parametrize(
-    ("given", "kept"),
-    [
-        ("C:\\Users\\sam\\evil.txt", "evil.txt"),
-        ("../..", "file"),
-        ("", "file"),
-        ("\u200b\u200b.txt", "txt"),
-        ("report.verylongextension123", "report.verylongextension123"),
-    ],
-)
-def test_clean_filename(given: str, kept: str) -> None:
-    from server.domain.filetypes import clean_filename
-
-    assert clean_filename(given) == kept
-
-
 async def test_a_very_long_unicode_name_is_cut_keeping_the_extension(
     http: Any, people: dict[str, Any]
 ) -> None:
@@ -532,13 +472,11 @@ async def test_a_client_that_goes_away_midway_leaves_nothing(
     raw = multipart(part("essay.pdf", PDF + os.urandom(500_000)))
     _, writer = await raw_post(http.server.port, people["student"], len(raw), raw[: len(raw) // 2])
     incoming = files_settings.uploads_path / ".incoming"
-    async with asyncio.timeout(10):  # the upload has started streaming to a temporary file
-        while not any(incoming.iterdir()):
-            await asyncio.sleep(0.02)
+    await eventually(lambda: any(incoming.iterdir()), timeout=10, interval=0.02,
+                     message="the upload streams to a temporary file")  # fmt: skip
     writer.close()
-    async with asyncio.timeout(10):
-        while any(incoming.iterdir()):
-            await asyncio.sleep(0.05)
+    await eventually(lambda: not any(incoming.iterdir()), timeout=10,
+                     message="the temporary file is gone")  # fmt: skip
     await nothing_kept(files_settings)
 
 
@@ -574,8 +512,6 @@ async def test_s3_down_is_503_and_nothing_is_kept(
     acli: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
-    from tests.helpers import closed_port
-
     down = f"http://127.0.0.1:{closed_port()}"
     settings = make_settings(**CHEAP, **s3.settings_for(down, "nowhere"), data_dir=tmp_path / "v")
     http, admin = await admin_app(aiohttp_client, acli, settings)

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.config.settings import Settings
 from server.http.guard import public
+from tests.support.problems import PROBLEM
 
-PROBLEM = "application/problem+json"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

@@ -1,16 +1,11 @@
-"""Health: the document, its status codes, who sees details, caching, and outages."""
+"""Health over HTTP: the document, its status codes, who sees details, caching, and outages."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
-import os
-import pty
-import signal
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,8 +18,9 @@ from server.observability.metrics import METRICS
 from server.platform.embedded import EmbeddedPostgres
 from server.platform.lifecycle import LIFECYCLE
 from server.schema import migrations
-from tests.helpers import cli_env, closed_port
-from tests.smtp import smtp_server
+from tests.support.env import closed_port
+from tests.support.mail import smtp_server
+from tests.support.problems import PROBLEM
 
 HEALTH_JSON = "application/health+json"
 EXPECTED_CHECKS = {
@@ -43,8 +39,8 @@ EXPECTED_CHECKS = {
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
-    """Everything up, and no virus scanner on purpose (tests/test_scan.py covers clamd's
-    check): otherwise the scanner check warns that uploads go unscanned."""
+    """Everything up, and no virus scanner on purpose (tests/platform/test_scan.py covers
+    clamd's check): otherwise the scanner check warns that uploads go unscanned."""
     return make_settings(scan_disabled=True)
 
 
@@ -117,7 +113,7 @@ async def test_optional_component_down_warns_but_stays_ready(
 async def test_invalid_query_is_a_problem(client: Any) -> None:
     resp = await client.get("/api/v1/health?fresh=maybe")
     assert resp.status == 422
-    body = await resp.json(content_type="application/problem+json")
+    body = await resp.json(content_type=PROBLEM)
     assert body["code"] == "validation_failed"
     assert "fresh" in str(body["errors"])
 
@@ -134,17 +130,6 @@ async def test_checks_are_cached_and_single_flight(
     assert runs._value.get() == 1
     await client.get("/api/v1/health?fresh=true")
     assert runs._value.get() == 2
-
-
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own, so the test can stop it."""
-    pg = EmbeddedPostgres(tmp_path / "own")
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.stop()
 
 
 async def test_postgres_down_fails_with_503(
@@ -195,90 +180,6 @@ async def test_readiness_fails_while_draining(client: Any) -> None:
     assert (await client.get("/api/v1/health/live")).status == 200
 
 
-# btecctl health: exit codes 0 pass, 0 warn (2 with --strict), 1 fail, 3 unreachable.
-
-
-async def _served(aiohttp_server: Callable[..., Any], settings: Settings) -> str:
-    server = await aiohttp_server(create_app(settings, worker=True))
-    return f"http://127.0.0.1:{server.port}"
-
-
-async def test_cli_health_pass(
-    aiohttp_server: Callable[..., Any], settings: Settings, acli: Callable[..., Any]
-) -> None:
-    url = await _served(aiohttp_server, settings)
-    result = await acli("health", "--url", url, "--json", env=cli_env(settings))
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["status"] == "pass"
-    table = await acli("health", "--url", url, env=cli_env(settings))
-    assert table.exit_code == 0
-    assert "postgres:responseTime" in table.stdout
-
-
-async def test_cli_health_warn_and_strict(
-    aiohttp_server: Callable[..., Any],
-    make_settings: Callable[..., Settings],
-    acli: Callable[..., Any],
-) -> None:
-    settings = make_settings(smtp_url=f"smtp://127.0.0.1:{closed_port()}")
-    url = await _served(aiohttp_server, settings)
-    plain = await acli("health", "--url", url, "--json", env=cli_env(settings))
-    assert plain.exit_code == 0
-    strict = await acli("health", "--url", url, "--strict", "--json", env=cli_env(settings))
-    assert strict.exit_code == 2
-
-
-async def test_cli_health_fail(
-    aiohttp_server: Callable[..., Any],
-    make_settings: Callable[..., Settings],
-    acli: Callable[..., Any],
-    own_postgres: EmbeddedPostgres,
-) -> None:
-    settings = make_settings(database_url=SecretStr(own_postgres.url()))
-    url = await _served(aiohttp_server, settings)  # never migrated: readiness fails
-    result = await acli("health", "--url", url, "--json", env=cli_env(settings))
-    assert result.exit_code == 1
-    await asyncio.to_thread(own_postgres.stop)
-    result = await acli("health", "--url", url, "--fresh", env=cli_env(settings))
-    assert result.exit_code == 1
-    assert "fail" in result.stdout
-
-
-def test_cli_health_unreachable(cli: Callable[..., Any], settings: Settings) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
-    result = cli("health", "--url", url, "--json", env=cli_env(settings))
-    assert result.exit_code == 3
-    assert json.loads(result.stdout)["status"] == "unreachable"
-    for bad in ("ftp://x", "not-a-url", "http://127.0.0.1:99999"):
-        assert cli("health", "--url", bad, env=cli_env(settings)).exit_code == 2, bad
-
-
-async def test_cli_health_watch_repeats_until_interrupted(
-    aiohttp_server: Callable[..., Any], settings: Settings
-) -> None:
-    url = await _served(aiohttp_server, settings)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "btecctl",
-        "health",
-        "--url",
-        url,
-        "--watch",
-        "0.5",
-        "--json",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, **cli_env(settings)},
-    )
-    await asyncio.sleep(2.5)
-    proc.send_signal(signal.SIGINT)
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
-    assert proc.returncode == 0
-    readings = out.decode().count('"releaseId"')
-    assert readings >= 3, out.decode()
-
-
 async def test_no_worker_warns(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
@@ -315,28 +216,3 @@ async def test_a_probe_of_smtp_logs_nothing_at_info(
     lines = [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
     assert [line for line in lines if line["logger"].startswith("mail.")] == []
     assert [line for line in lines if line["event"] != "request"] == []
-
-
-async def test_cli_health_watch_redraws_one_table_on_a_terminal(
-    aiohttp_server: Callable[..., Any], settings: Settings
-) -> None:
-    url = await _served(aiohttp_server, settings)
-    leader, follower = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "btecctl", "health", "--url", url, "--watch", "0.5",
-        stdin=follower, stdout=follower, stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, **cli_env(settings), "TERM": "xterm", "COLUMNS": "120"},
-    )  # fmt: skip
-    os.close(follower)
-    seen = b""
-    try:
-        async with asyncio.timeout(30):
-            while seen.count(b"btec health at") < 3:
-                seen += await asyncio.to_thread(os.read, leader, 65536)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        await proc.wait()
-        os.close(leader)
-    assert proc.returncode == 0
-    # Each new reading moves the cursor back up over the table and draws it again there.
-    assert b"\x1b[1A\x1b[2K" in seen

@@ -8,20 +8,13 @@ from typing import Any
 import pytest
 
 from server.config.settings import Settings
-from tests.test_auth import (  # noqa: F401
-    PASSWORD,
-    PROBLEM,
-    auth_settings,
-    bearer,
-    http,
-    make_admin,
-    session_of,
-)
+from tests.support.accounts import PASSWORD, make_admin, session_of
+from tests.support.problems import PROBLEM
 
 ADMIN = "ada@example.org"
 
 
-async def create(http: Any, admin: dict[str, str], email: str, role: str) -> dict[str, Any]:  # noqa: F811
+async def create(http: Any, admin: dict[str, str], email: str, role: str) -> dict[str, Any]:
     body = {"email": email, "full_name": role.title(), "role": role, "password": PASSWORD}
     answer = await http.post("/api/v1/users", headers=admin, json=body)
     assert answer.status == 201, await answer.text()
@@ -30,9 +23,9 @@ async def create(http: Any, admin: dict[str, str], email: str, role: str) -> dic
 
 @pytest.fixture
 async def people(
-    http: Any,  # noqa: F811
+    http: Any,
     acli: Callable[..., Any],
-    auth_settings: Settings,  # noqa: F811
+    auth_settings: Settings,
 ) -> dict[str, Any]:
     await make_admin(acli, auth_settings, ADMIN)
     admin = await session_of(http, ADMIN)
@@ -47,7 +40,7 @@ async def people(
     }
 
 
-async def test_the_role_matrix(http: Any, people: dict[str, Any]) -> None:  # noqa: F811
+async def test_the_role_matrix(http: Any, people: dict[str, Any]) -> None:
     sid = people["student_id"]
     calls = [
         ("GET", "/api/v1/users", None),
@@ -73,7 +66,7 @@ async def test_the_role_matrix(http: Any, people: dict[str, Any]) -> None:  # no
 
 
 async def test_admins_list_read_update_and_deactivate(
-    http: Any,  # noqa: F811
+    http: Any,
     people: dict[str, Any],
 ) -> None:
     admin, sid = people["admin"], people["student_id"]
@@ -129,7 +122,7 @@ async def test_admins_list_read_update_and_deactivate(
     ],
 )
 async def test_bad_admin_requests(
-    http: Any,  # noqa: F811
+    http: Any,
     people: dict[str, Any],
     method: str,
     path: str,

@@ -1,7 +1,6 @@
 """No password, token or Authorization header reaches a log line: the whole accounts flow runs
 through HTTP and the in-process worker (real mail to aiosmtpd) with every logger at DEBUG, and
 the captured output is searched for each secret the flow used."""
-# ruff: noqa: F811 - the fixtures imported from test_verification are test arguments here
 
 from __future__ import annotations
 
@@ -9,45 +8,46 @@ import io
 import json
 from typing import Any
 
-from tests.smtp import Inbox
-from tests.test_auth import PASSWORD, bearer
-from tests.test_email_change import NEW, patch_me
-from tests.test_password_reset import reset_token
-from tests.test_verification import (  # noqa: F401 - fixtures
+from tests.support.accounts import (
+    PASSWORD,
     STUDENT,
-    http,
-    inbox,
+    bearer,
     link_token,
-    mail_settings,
+    patch_me,
     register,
+    reset_token,
 )
+from tests.support.mail import Inbox
 
+NEW_EMAIL = "sam.smith@example.org"
 NEW_PASSWORD = "a second long passphrase ✓"
 FINAL_PASSWORD = "the third passphrase, after a reset"
 WRONG_PASSWORD = "wrong guess 12345"
 
 
-async def test_the_accounts_flow_logs_no_secret(http: Any, inbox: Inbox, logs: io.StringIO) -> None:
+async def test_the_accounts_flow_logs_no_secret(
+    mail_http: Any, inbox: Inbox, logs: io.StringIO
+) -> None:
     secrets = {"password": PASSWORD, "new password": NEW_PASSWORD,
                "reset password": FINAL_PASSWORD, "wrong password": WRONG_PASSWORD}  # fmt: skip
 
     async def post(path: str, body: dict[str, Any], session: Any = None) -> Any:
         headers = bearer(session) if session else {}
-        return await http.post(f"/api/v1/auth/{path}", json=body, headers=headers)
+        return await mail_http.post(f"/api/v1/auth/{path}", json=body, headers=headers)
 
-    assert (await register(http)).status == 201
+    assert (await register(mail_http)).status == 201
     secrets["verify token"] = await link_token(inbox)
     assert (await post("verify/confirm", {"token": secrets["verify token"]})).status == 200
     email = STUDENT["email"]
     assert (await post("login", {"email": email, "password": WRONG_PASSWORD})).status == 401
     session = await (await post("login", {"email": email, "password": PASSWORD})).json()
     refreshed = await (await post("refresh", {"refresh_token": session["refresh_token"]})).json()
-    assert (await http.get("/api/v1/users/me", headers=bearer(refreshed))).status == 200
+    assert (await mail_http.get("/api/v1/users/me", headers=bearer(refreshed))).status == 200
     forged = refreshed["access_token"][:-6] + "AAAAAA"
     forged_session = {"access_token": forged}
-    assert (await http.get("/api/v1/users/me", headers=bearer(forged_session))).status == 401
+    assert (await mail_http.get("/api/v1/users/me", headers=bearer(forged_session))).status == 401
 
-    asked = await patch_me(http, refreshed, {"email": NEW, "current_password": PASSWORD})
+    asked = await patch_me(mail_http, refreshed, {"email": NEW_EMAIL, "current_password": PASSWORD})
     assert asked.status == 200
     secrets["change token"] = await link_token(inbox, 2)
     change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
@@ -56,7 +56,7 @@ async def test_the_accounts_flow_logs_no_secret(http: Any, inbox: Inbox, logs: i
     third = await changed.json()
     await inbox.wait_for(3)  # the password-changed notice
 
-    secrets["reset token"] = await reset_token(http, inbox, email)
+    secrets["reset token"] = await reset_token(mail_http, inbox, email)
     reset = {"token": secrets["reset token"], "password": FINAL_PASSWORD}
     assert (await post("password/reset", reset)).status == 200
     assert (await post("password/reset", reset)).status == 400  # used

@@ -16,8 +16,9 @@ import pytest
 from server.app import create_app
 from server.config.settings import Settings
 from server.observability.logging import configure_logging, get_logger, log_access, request_id_var
-from tests.test_auth import CHEAP, PASSWORD, bearer, make_admin
-from tests.test_serve import Served, data_dir, free_port  # noqa: F401 - data_dir is a fixture
+from tests.support.accounts import CHEAP, PASSWORD, bearer, make_admin
+from tests.support.env import free_port
+from tests.support.processes import Served
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI3In0.c2lnbmF0dXJlLXBhcnQ"
 
@@ -104,7 +105,7 @@ def test_log_file_rotates_at_the_size_limit(captured: io.StringIO, tmp_path: Pat
     assert "never-in-a-file" not in "".join((tmp_path / n).read_text() for n in files)
 
 
-def test_serve_writes_and_rotates_its_log_file(data_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_serve_writes_and_rotates_its_log_file(data_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "serve.log"
     served = Served(data_dir, free_port(), BTEC_LOG_FILE=str(path),
                     BTEC_LOG_FILE_MAX_BYTES="4096", BTEC_LOG_FILE_BACKUPS="3")  # fmt: skip

@@ -4,7 +4,6 @@ backup and health gauges follow what they report on, and metrics can be switched
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import re
@@ -19,10 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.app import create_app
 from server.config.settings import Settings
 from server.observability.metrics import METRICS
-from tests.helpers import cli_env, closed_port, required_tool
+from tests.support.env import ROOT, cli_env, closed_port, required_tool
+from tests.support.metrics import scrape
+from tests.support.problems import PROBLEM
+from tests.support.wait import eventually
 
-MONITORING = Path(__file__).resolve().parent.parent / "runbooks" / "monitoring"
-PROBLEM = "application/problem+json"
+MONITORING = ROOT / "runbooks" / "monitoring"
 # Series Prometheus makes itself, not btec.
 PROMETHEUS_OWN = {"up"}
 METRIC_NAME = re.compile(r"\b((?:btec|process|python)_[a-z0-9_]+|up)\b")
@@ -139,9 +140,10 @@ async def test_metrics_pass_promtool_and_cover_every_alert_and_panel(
         assert (await client.get("/api/v1/units?limit=5")).status == 200
     assert (await client.get("/api/v1/no-such-route")).status == 404
     assert (await client.get("/api/v1/health")).status in (200, 503)
-    async with asyncio.timeout(10):  # the queue monitor's first reading
-        while "btec_workers" not in (text := await (await client.get("/metrics")).text()):
-            await asyncio.sleep(0.05)
+    text = await eventually(  # the queue monitor's first reading
+        lambda: scrape(client), lambda found: "btec_workers" in found, timeout=10,
+        message="btec_workers in /metrics",
+    )  # fmt: skip
 
     checked = promtool_run("check", "metrics", stdin=text)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -1,15 +1,12 @@
-"""Sentry: a real sentry-sdk sends to a loopback sink in a separate process (tests/sentry_sink.py).
+"""Sentry: a real sentry-sdk sends to a loopback sink in a separate process
+(tests/support/sentry_sink.py).
 An unhandled exception arrives with its tags, release and environment, headers redacted, and a
 transaction named by route; expected 4xx errors and health probes send nothing; `btecctl
 sentry test` reports whether the event was accepted."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,48 +21,18 @@ from server.http.guard import public
 from server.jobs.queue import JOBS
 from server.observability import sentry
 from server.observability.logging import request_id_var
-from tests.helpers import closed_port
+from tests.support.env import closed_port
+from tests.support.sentry_sink import SinkProcess
+from tests.support.wait import eventually
 
 SECRET_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI5In0.sentry-test-signature"
-
-
-class SinkProcess:
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.port = closed_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.sentry_sink", str(self.port), str(out)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == "ready"
-
-    @property
-    def dsn(self) -> str:
-        return f"http://public@127.0.0.1:{self.port}/1"
-
-    def envelopes(self) -> list[dict[str, Any]]:
-        if not self.out.exists():
-            return []
-        return [json.loads(line) for line in self.out.read_text().splitlines()]
-
-    def items(self, kind: str, timeout: float = 10) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:  # looks at least once, even with no time to wait
-            found = [
-                i["payload"] for e in self.envelopes() for i in e["items"] if i["type"] == kind
-            ]
-            if found or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.05)
 
 
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[SinkProcess]:
     running = SinkProcess(tmp_path / "envelopes.jsonl")
     yield running
-    running.proc.terminate()
-    running.proc.wait(10)
+    running.stop()
 
 
 @pytest.fixture
@@ -95,7 +62,7 @@ async def test_an_unhandled_exception_reaches_sentry_redacted(
     assert resp.status == 500
     assert (await resp.json(content_type="application/problem+json"))["code"] == "internal_error"
     await sentry.flush()
-    events = sink.items("event")
+    events = sink.wait_items("event")
     assert len(events) == 1
     event = events[0]
     assert event["exception"]["values"][-1]["type"] == "RuntimeError"
@@ -103,7 +70,7 @@ async def test_an_unhandled_exception_reaches_sentry_redacted(
     assert event["tags"]["component"] == "api"
     assert event["release"] == reporting.release
     assert event["environment"] == "test"
-    transactions = sink.items("transaction")
+    transactions = sink.wait_items("transaction")
     assert [t["transaction"] for t in transactions] == ["GET /_test/explode/{part}"]
     assert transactions[0]["tags"]["request_id"] == "sentry-1"
     everything = sink.out.read_text()
@@ -121,11 +88,14 @@ async def test_expected_errors_and_probes_send_nothing(
     assert (await client.get("/api/v1/users/me")).status == 401
     assert (await client.get("/api/v1/health/live")).status == 200
     assert (await client.get("/metrics")).status == 200
-    await sentry.flush()
-    await asyncio.sleep(0.3)
-    assert sink.items("event", timeout=0.5) == []
-    names = {t["transaction"] for t in sink.items("transaction", timeout=0.5)}
-    assert names == {"GET /api/v1/units/{id}", "GET /api/v1/units", "GET /api/v1/users/me"}
+    await sentry.flush()  # everything sent has been received: the sink answers after writing
+    # The transactions arrive after any error event of the same requests: with them all in,
+    # no event can be on its way.
+    expected = {"GET /api/v1/units/{id}", "GET /api/v1/units", "GET /api/v1/users/me"}
+    sink.wait_items("transaction", count=len(expected))
+    assert sink.items("event") == []
+    names = {t["transaction"] for t in sink.items("transaction")}
+    assert names == expected
 
 
 async def test_a_job_that_fails_for_good_is_reported(
@@ -140,12 +110,13 @@ async def test_a_job_that_fails_for_good_is_reported(
     )  # fmt: skip
     request_id_var.set(None)
     assert job is not None
-    events = []
-    deadline = time.monotonic() + 15
-    while not events and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-        await sentry.flush()
-        events = sink.items("event", timeout=0)
+
+    async def received() -> list[dict[str, Any]]:
+        await sentry.flush()  # the worker's last attempt may have just failed
+        return sink.items("event")
+
+    events = await eventually(received, timeout=15, interval=0.2,
+                              message="the failed job's event at the sink")  # fmt: skip
     assert len(events) == 1
     assert events[0]["exception"]["values"][-1]["type"] == "PermanentError"
     assert events[0]["tags"]["task"] == "send_email"
@@ -160,7 +131,7 @@ def test_sentry_test_command(cli: Callable[..., Any], sink: SinkProcess) -> None
     answer = json.loads(result.stdout)
     assert answer["ok"] is True
     assert answer["accepted"] is True
-    events = sink.items("event")
+    events = sink.wait_items("event")
     assert [e["event_id"] for e in events] == [answer["event_id"]]
     assert events[0]["message"] == "btecctl sentry test"
 

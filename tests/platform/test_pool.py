@@ -17,8 +17,7 @@ from server.http import deps
 from server.http.guard import public
 from server.observability.metrics import METRICS
 from server.platform.postgres import DB_POOL
-
-PROBLEM = "application/problem+json"
+from tests.support.problems import PROBLEM
 
 
 @public

@@ -4,10 +4,9 @@ file `error`, never `clean`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,20 @@ from pydantic import SecretStr
 
 from server.app import create_app
 from server.config.settings import Settings
-from tests import s3
-from tests.clamd import EICAR, SIGNATURE, ClamdServer, clamd_server
-from tests.helpers import cli_env
-from tests.smtp import Inbox, smtp_server
-from tests.test_auth import CHEAP
-from tests.test_files import ADMIN, admin_app, problem, upload
+from tests.support import s3
+from tests.support.accounts import CHEAP
+from tests.support.clamd import EICAR, SIGNATURE, ClamdServer, clamd_server
+from tests.support.env import cli_env
+from tests.support.mail import Inbox
+from tests.support.problems import problem
+from tests.support.uploads import ADMIN, admin_app, upload
+from tests.support.wait import eventually
 
 
 @pytest.fixture
 def clamd() -> Iterator[ClamdServer]:
     with clamd_server() as server:
         yield server
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    async with smtp_server() as found:
-        yield found
 
 
 async def scanning(
@@ -59,14 +54,16 @@ async def scanning(
 async def verdict(
     http: Any, who: dict[str, str], file_id: str, timeout: float = 30
 ) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            meta: dict[str, Any] = await (
-                await http.get(f"/api/v1/files/{file_id}", headers=who)
-            ).json()
-            if meta["scan_status"] != "pending":
-                return meta
-            await asyncio.sleep(0.05)
+    """The file's metadata, once its scan has given a verdict."""
+
+    async def meta() -> dict[str, Any]:
+        found: dict[str, Any] = await (
+            await http.get(f"/api/v1/files/{file_id}", headers=who)
+        ).json()
+        return found
+
+    return await eventually(meta, lambda found: found["scan_status"] != "pending",
+                            timeout=timeout, message=f"a verdict on {file_id}")  # fmt: skip
 
 
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
@@ -140,7 +137,7 @@ async def test_clamd_killed_mid_scan_is_error_not_clean(
                                   clamd.unix_url, scan_retries=1)  # fmt: skip
     clamd.pause()  # it accepts the connection, then hangs mid-scan
     meta = await (await upload(http, who, "notes.txt", b"clean words " * 100_000)).json()
-    await asyncio.sleep(0.5)  # the scan job is connected and streaming
+    await eventually(clamd.connections, message="the scan job is connected and streaming")
     clamd.kill()
     done = await verdict(http, who, meta["id"])
     assert done["scan_status"] == "error"

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from server.schema.lint import RULES, Finding, check_migrations
+from tests.support.env import ROOT
 
-REAL_MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+REAL_MIGRATIONS = ROOT / "migrations"
 TIMEOUT = "SET lock_timeout = '5s';\n"
 
 

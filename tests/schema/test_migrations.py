@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from server.config.settings import Settings
 from server.schema import migrations
 from server.schema.migrate_test import scratch_database
-from tests.helpers import MIGRATION_IDS, closed_port
+from tests.support.env import MIGRATION_IDS, closed_port
 
 FIRST, LAST = MIGRATION_IDS[0], MIGRATION_IDS[-1]
 

@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import closed_port, required_tool
+from tests.support.env import closed_port, required_tool
+from tests.support.wait import eventually_sync
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 SIGNATURE = "Test.EICAR.UNOFFICIAL"
@@ -50,6 +50,13 @@ class ClamdServer:
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+
+    def connections(self) -> int:
+        """Connections to the unix socket, accepted or waiting to be (Linux's /proc/net/unix
+        lists each with the socket's path): a paused clamd shows the scans that reached it."""
+        path = str(self.socket_path)
+        with open("/proc/net/unix") as table:
+            return sum(1 for line in table if line.rstrip().endswith(path)) - 1  # the listener
 
 
 def _answers(path: Path) -> bool:
@@ -83,12 +90,11 @@ def clamd_server(stream_max: str = "25M") -> Iterator[ClamdServer]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 30
-            while not _answers(sock):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "clamd.log").read_text() if (root / "clamd.log").exists() else ""
-                    raise RuntimeError(f"clamd did not start:\n{log[-2000:]}")
-                time.sleep(0.05)
+            with contextlib.suppress(AssertionError):  # not up in time: its log says why
+                eventually_sync(lambda: proc.poll() is not None or _answers(sock), timeout=30)
+            if proc.poll() is not None or not _answers(sock):
+                log = (root / "clamd.log").read_text() if (root / "clamd.log").exists() else ""
+                raise RuntimeError(f"clamd did not start:\n{log[-2000:]}")
             yield ClamdServer(proc, sock, port)
         finally:
             with contextlib.suppress(ProcessLookupError):

@@ -1,15 +1,19 @@
-"""Helpers shared by tests."""
+"""What tests need of the machine and of btecctl's environment: the checkout, ports, Debian
+tools, the BTEC_* variables equivalent to a Settings, and the migrations' ids."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 
 from server.config.settings import Settings
 from server.schema.migrations import MIGRATIONS_DIR
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: README, docs/, runbooks/
 
 # Every migration's id, in order; tests read them here so a new migration needs no edits.
 MIGRATION_IDS = sorted(
@@ -24,6 +28,11 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port() -> int:
+    """A loopback port for a server the test starts."""
+    return closed_port()
 
 
 def required_tool(name: str, package: str, require_env: str) -> str:
@@ -49,3 +58,9 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         env["BTEC_REDIS_URL"] = settings.redis_url.get_secret_value()
     env.update(extra)
     return env
+
+
+def database(settings: Settings) -> str:
+    """The settings' database URL, for a test's own psycopg connection."""
+    assert settings.database_url is not None
+    return settings.database_url.get_secret_value()

@@ -1,5 +1,6 @@
-"""Real SMTP peers on loopback for tests: aiosmtpd that records messages, and a server that
-greets with 421 (service unavailable) and records when each attempt came."""
+"""Real SMTP peers on loopback for tests: aiosmtpd that records messages (also over TLS with
+AUTH), and a server that greets with 421 (service unavailable) and records when each attempt
+came; and reading what arrived."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from urllib.parse import quote
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from tests.support.wait import eventually
+
 
 @dataclass
 class Inbox:
@@ -27,19 +30,24 @@ class Inbox:
     messages: list[EmailMessage] = field(default_factory=list)
     delay: float = 0.0  # seconds handle_DATA waits before accepting, to catch senders mid-way
     port: int = 0
+    receiving: int = 0  # messages sent in full and not yet accepted (during `delay`)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        parsed = BytesParser(policy=default_policy).parsebytes(envelope.original_content or b"")
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
+        self.receiving += 1
+        try:
+            if self.delay:  # a deliberately slow peer: the sender waits for the reply
+                await asyncio.sleep(self.delay)
+            parsed = BytesParser(policy=default_policy).parsebytes(envelope.original_content or b"")
+            assert isinstance(parsed, EmailMessage)
+            self.messages.append(parsed)
+        finally:
+            self.receiving -= 1
         return "250 OK queued"
 
     async def wait_for(self, count: int, timeout: float = 15) -> list[EmailMessage]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        """The messages, once at least `count` have arrived."""
+        await eventually(lambda: len(self.messages), lambda n: n >= count, timeout=timeout,
+                         message=f"{count} message(s) in the inbox")  # fmt: skip
         return self.messages
 
     @property
@@ -93,6 +101,13 @@ async def refusing_server() -> AsyncIterator[Refusals]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def text_of(message: EmailMessage) -> str:
+    """The plain-text body of a message."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
 
 
 def parts(message: EmailMessage) -> dict[str, Any]:

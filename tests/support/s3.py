@@ -10,7 +10,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 import boto3
 
-from tests.helpers import closed_port
+from tests.support.env import closed_port
+from tests.support.wait import eventually_sync
 
 KEY_ID, SECRET = "btec-test-key", "btec-test-secret"
 
@@ -33,16 +33,19 @@ def moto_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()  # noqa: S310 - loopback
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()  # noqa: S310 - loopback
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.05)
+        eventually_sync(lambda: answers() or proc.poll() is not None, timeout=30,
+                        message="moto_server answers or exits")  # fmt: skip
+        if proc.poll() is not None:
+            raise RuntimeError("moto_server did not start")
         yield url
     finally:
         proc.terminate()

@@ -2,16 +2,21 @@
 AioHttpIntegration instruments every aiohttp app in the process it runs in, so it cannot share
 the test's). It answers 200 to `POST /api/<project>/envelope/` and appends each envelope's
 items, decompressed and parsed, to a JSON-lines file; a fake only in that it stores instead of
-processing. `python -m tests.sentry_sink PORT OUT_FILE`
+processing. `python -m tests.support.sentry_sink PORT OUT_FILE`; SinkProcess runs it for a test.
+
+At the top this module imports only the standard library, so the sink's process starts fast.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 import sys
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 
 class Sink(BaseHTTPRequestHandler):
@@ -52,6 +57,48 @@ class Sink(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+class SinkProcess:
+    """The sink running in its own process, writing to `out`; what it received, read back."""
+
+    def __init__(self, out: Path) -> None:
+        from tests.support.env import free_port
+
+        self.out = out
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.sentry_sink", str(self.port), str(out)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def dsn(self) -> str:
+        return f"http://public@127.0.0.1:{self.port}/1"
+
+    def envelopes(self) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_text().splitlines()]
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads of the items of `kind` ("event", "transaction") received so far."""
+        return [i["payload"] for e in self.envelopes() for i in e["items"] if i["type"] == kind]
+
+    def wait_items(self, kind: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+        """The items of `kind`, once at least `count` have arrived."""
+        from tests.support.wait import eventually_sync
+
+        return eventually_sync(
+            lambda: self.items(kind), lambda found: len(found) >= count, timeout=timeout,
+            message=f"{count} {kind}(s) at the sink",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def main() -> None:

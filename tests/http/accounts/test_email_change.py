@@ -1,6 +1,5 @@
 """PATCH /api/v1/users/me: a new name at once, a new address only once a link mailed to it is
 confirmed (with the old address told), all through HTTP with mail from a real aiosmtpd."""
-# ruff: noqa: F811 - the fixtures imported from test_verification are test arguments here
 
 from __future__ import annotations
 
@@ -12,25 +11,22 @@ import psycopg
 import pytest
 
 from server.config.settings import Settings
-from tests.smtp import Inbox
-from tests.test_auth import PASSWORD, PROBLEM, bearer, make_admin
-from tests.test_password_reset import text_of
-from tests.test_verification import (  # noqa: F401 - fixtures
+from tests.support.accounts import (
+    PASSWORD,
     STUDENT,
-    database,
-    http,
-    inbox,
+    bearer,
     link_token,
-    mail_settings,
+    make_admin,
+    patch_me,
     register,
     signed_in,
 )
+from tests.support.env import database
+from tests.support.jobs import jobs_idle
+from tests.support.mail import Inbox, text_of
+from tests.support.problems import PROBLEM
 
 NEW = "sam.smith@example.org"
-
-
-async def patch_me(http: Any, session: dict[str, Any], body: Any) -> Any:
-    return await http.patch("/api/v1/users/me", headers=bearer(session), json=body)
 
 
 async def login_status(http: Any, email: str) -> int:
@@ -115,7 +111,7 @@ async def test_changing_the_address_needs_the_password_and_a_free_address(
     same = await patch_me(http, session, {"email": "SAM@example.org"})  # no change: no password
     assert same.status == 200
     assert (await same.json())["pending_email"] is None
-    await asyncio.sleep(0.5)
+    await jobs_idle(http.app)  # anything the requests queued has run
     assert len(inbox.messages) == 1  # only the registration mail
 
 

@@ -3,70 +3,28 @@ real aiosmtpd server."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections.abc import AsyncIterator, Callable
-from email.message import EmailMessage
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 
-from server.app import create_app
 from server.config.settings import Settings
-from tests.smtp import Inbox, smtp_server
-from tests.test_auth import CHEAP, PASSWORD, PROBLEM, acli_input, bearer, make_admin
+from tests.support.accounts import PASSWORD, acli_input, bearer, login, make_admin, reset_token
+from tests.support.jobs import jobs_idle
+from tests.support.mail import Inbox, text_of
+from tests.support.problems import PROBLEM
 
 NEW = "a brand new long passphrase"
 RESET = "/api/v1/auth/password/reset"
 CHANGE = "/api/v1/auth/password/change"
-LINK = re.compile(r"/reset-password\?token=([A-Za-z0-9_%\-]+)")
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    async with smtp_server() as box:
-        yield box
-
-
-@pytest.fixture
-def mail_settings(make_settings: Callable[..., Settings], inbox: Inbox) -> Settings:
-    return make_settings(**CHEAP, smtp_url=SecretStr(inbox.url))
-
-
-@pytest.fixture
-async def http(aiohttp_client: Callable[..., Any], mail_settings: Settings) -> Any:
-    return await aiohttp_client(create_app(mail_settings, worker=True))
-
-
-def text_of(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
-
-
-async def reset_token(http: Any, inbox: Inbox, email: str) -> str:
-    before = len(inbox.messages)
-    answer = await http.post("/api/v1/auth/password/forgot", json={"email": email})
-    assert answer.status == 202
-    messages = await inbox.wait_for(before + 1)
-    assert len(messages) == before + 1, "no reset mail arrived"
-    found = LINK.search(text_of(messages[-1]))
-    assert found is not None
-    return unquote(found.group(1))
-
-
-async def sign_in(http: Any, email: str, password: str = PASSWORD) -> Any:
-    return await http.post("/api/v1/auth/login", json={"email": email, "password": password})
 
 
 async def test_forgot_then_reset_ends_every_session(
     http: Any, inbox: Inbox, acli: Callable[..., Any], mail_settings: Settings
 ) -> None:
     await make_admin(acli, mail_settings, "ada@example.org")
-    old = await (await sign_in(http, "ada@example.org")).json()
+    old = await (await login(http, "ada@example.org")).json()
     token = await reset_token(http, inbox, "ada@example.org")
     message = inbox.messages[-1]
     assert message["To"] == "ada@example.org"
@@ -80,8 +38,8 @@ async def test_forgot_then_reset_ends_every_session(
         "/api/v1/auth/refresh", json={"refresh_token": old["refresh_token"]}
     )
     assert refreshed.status == 401
-    assert (await sign_in(http, "ada@example.org")).status == 401
-    assert (await sign_in(http, "ada@example.org", NEW)).status == 200
+    assert (await login(http, "ada@example.org")).status == 401
+    assert (await login(http, "ada@example.org", NEW)).status == 200
 
     again = await http.post("/api/v1/auth/password/reset", json={"token": token, "password": NEW})
     assert again.status == 400
@@ -100,7 +58,7 @@ async def test_forgot_answers_the_same_for_unknown_addresses(
     assert (known.status, unknown.status) == (202, 202)
     assert await known.read() == await unknown.read()
     await inbox.wait_for(1)
-    await asyncio.sleep(1.0)  # the unknown address's job has run too
+    await jobs_idle(http.app)  # the unknown address's job has run too
     assert [m["To"] for m in inbox.messages] == ["ada@example.org"]
 
 
@@ -112,7 +70,7 @@ async def test_forgot_has_a_cooldown_per_address(
         answer = await http.post("/api/v1/auth/password/forgot", json={"email": "ADA@example.org"})
         assert answer.status == 202
     await inbox.wait_for(1)
-    await asyncio.sleep(1.0)
+    await jobs_idle(http.app)  # whatever the repeats queued has run
     assert len(inbox.messages) == 1
 
 
@@ -137,7 +95,7 @@ async def test_expired_and_superseded_tokens_are_refused(
     stale = await http.post("/api/v1/auth/password/reset",
                             json={"token": before_change, "password": NEW})  # fmt: skip
     assert stale.status == 400
-    assert (await sign_in(http, "bob@example.org", "set by the operator")).status == 200
+    assert (await login(http, "bob@example.org", "set by the operator")).status == 200
 
 
 @pytest.mark.parametrize(
@@ -168,8 +126,8 @@ async def test_change_password(
     http: Any, inbox: Inbox, acli: Callable[..., Any], mail_settings: Settings
 ) -> None:
     await make_admin(acli, mail_settings, "ada@example.org")
-    here = await (await sign_in(http, "ada@example.org")).json()
-    there = await (await sign_in(http, "ada@example.org")).json()
+    here = await (await login(http, "ada@example.org")).json()
+    there = await (await login(http, "ada@example.org")).json()
     wrong = await http.post(CHANGE, headers=bearer(here),
                             json={"current_password": "not it", "new_password": NEW})  # fmt: skip
     assert wrong.status == 400
@@ -184,7 +142,7 @@ async def test_change_password(
     assert (await http.get("/api/v1/users/me", headers=bearer(fresh))).status == 200
     for old in (here, there):
         assert (await http.get("/api/v1/users/me", headers=bearer(old))).status == 401
-    assert (await sign_in(http, "ada@example.org", NEW)).status == 200
+    assert (await login(http, "ada@example.org", NEW)).status == 200
     notices = await inbox.wait_for(1)
     assert "was changed" in str(notices[-1]["Subject"])
     body = {"current_password": NEW, "new_password": PASSWORD}

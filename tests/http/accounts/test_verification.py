@@ -3,64 +3,17 @@ and the central rule that unverified users may only see their profile, resend an
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import unquote
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 
-from server.app import create_app
 from server.config.settings import Settings
-from tests.smtp import Inbox, smtp_server
-from tests.test_auth import CHEAP, PASSWORD, PROBLEM, bearer
-from tests.test_password_reset import text_of
-
-LINK = re.compile(r"/verify-email\?token=([A-Za-z0-9_%\-]+)")
-STUDENT = {"email": "sam@example.org", "full_name": "Sam Student", "password": PASSWORD}
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    async with smtp_server() as box:
-        yield box
-
-
-@pytest.fixture
-def mail_settings(make_settings: Callable[..., Settings], inbox: Inbox) -> Settings:
-    return make_settings(**CHEAP, smtp_url=SecretStr(inbox.url))
-
-
-@pytest.fixture
-async def http(aiohttp_client: Callable[..., Any], mail_settings: Settings) -> Any:
-    return await aiohttp_client(create_app(mail_settings, worker=True))
-
-
-async def register(http: Any, body: dict[str, Any] | None = None) -> Any:
-    return await http.post("/api/v1/auth/register", json=body or STUDENT)
-
-
-async def link_token(inbox: Inbox, count: int = 1) -> str:
-    messages = await inbox.wait_for(count)
-    assert len(messages) >= count, "no verification mail arrived"
-    found = LINK.search(text_of(messages[count - 1]))
-    assert found is not None
-    return unquote(found.group(1))
-
-
-async def signed_in(http: Any) -> dict[str, Any]:
-    answer = await http.post("/api/v1/auth/login", json={"email": STUDENT["email"],
-                             "password": PASSWORD})  # fmt: skip
-    assert answer.status == 200
-    return dict(await answer.json())
-
-
-def database(settings: Settings) -> str:
-    assert settings.database_url is not None
-    return settings.database_url.get_secret_value()
+from tests.support.accounts import PASSWORD, STUDENT, bearer, link_token, register, signed_in
+from tests.support.env import database
+from tests.support.jobs import jobs_idle
+from tests.support.mail import Inbox, text_of
+from tests.support.problems import PROBLEM
 
 
 async def test_register_verify_then_full_access(http: Any, inbox: Inbox) -> None:
@@ -103,7 +56,7 @@ async def test_resend_has_a_cooldown(http: Any, inbox: Inbox) -> None:
     for _ in range(5):
         resent = await http.post("/api/v1/auth/verify/request", headers=bearer(session))
         assert resent.status == 202
-    await asyncio.sleep(1.0)
+    await jobs_idle(http.app)  # whatever the resends queued has run
     assert len(inbox.messages) == 1  # within 2 minutes of the first: no new message
     sixth = await http.post("/api/v1/auth/verify/request", headers=bearer(session))
     assert sixth.status == 429  # 5 a day per user

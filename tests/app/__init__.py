@@ -1,0 +1,1 @@
+"""The composition root (server/app): btecctl serve as a real process."""

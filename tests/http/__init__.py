@@ -1,0 +1,1 @@
+"""API tests: each route area over HTTP, and the request frame every request passes."""

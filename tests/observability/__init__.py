@@ -1,0 +1,1 @@
+"""Logging, secrets kept out of logs, Sentry, metrics and monitoring (server/observability)."""

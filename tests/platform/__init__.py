@@ -1,0 +1,1 @@
+"""Adapters (server/platform): the database pool, the virus scanner, passwords."""

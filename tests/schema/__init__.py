@@ -1,0 +1,1 @@
+"""Migrations, migrate-test and the migration linter (server/schema)."""
