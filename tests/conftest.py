@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -72,11 +73,22 @@ def pg_server_url() -> Iterator[str]:
             pg.stop()
 
 
+def _worker_database(url: str) -> str:
+    """This pytest-xdist worker's Redis database: the URL's own for the first worker, the
+    ones below it for the others, since each test empties its database first."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) - index
+    assert number >= 0, f"{url}: too few Redis databases below it for worker {worker}"
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     external = os.environ.get("BTEC_TEST_REDIS_URL")
     if external:
-        yield external
+        yield _worker_database(external)
         return
     with _server_dir("redis") as path:
         rd = EmbeddedRedis(path)
@@ -138,6 +150,10 @@ def _settings(db_url: str, cache_url: str, **overrides: Any) -> Settings:
         "mail_catcher_port": 0,
         "worker_drain_seconds": 1.0,
         "worker_heartbeat_seconds": 3.0,
+        # Rate-limit decisions and cache reads wait this long for Redis before the policy's
+        # fallback applies: the suite runs on every core at once, where a round trip can take
+        # longer than the 0.25 s default. Tests of the fallback itself stop Redis outright.
+        "cache_timeout": 1.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -25,6 +25,10 @@ from tests.support.problems import problem
 from tests.support.uploads import upload
 from tests.support.wait import eventually
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
+
 ADMIN = "ada@example.org"
 PEOPLE = {
     "sam": ("sam@example.org", "assessor", "Sam Assessor"),

@@ -31,6 +31,10 @@ from tests.support.env import cli_env, closed_port, database
 from tests.support.problems import PROBLEM
 from tests.support.wait import eventually
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
+
 KEY_A = "a" * 40
 KEY_B = "b" * 40
 

@@ -35,6 +35,10 @@ from tests.support.metrics import metric, scrape
 from tests.support.units import CATALOGUE, HEADER, seed, write
 from tests.support.wait import eventually, eventually_sync
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
+
 PAGE = "/api/v1/units?level=3"
 
 

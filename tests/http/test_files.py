@@ -28,6 +28,10 @@ from tests.support.problems import problem
 from tests.support.uploads import ADMIN, BOUNDARY, MULTIPART, admin_app, multipart, part, upload
 from tests.support.wait import eventually
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
+
 LIMIT = 2 * 1024 * 1024
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"

@@ -23,6 +23,10 @@ from tests.support.env import cli_env, closed_port
 from tests.support.problems import PROBLEM
 from tests.support.wait import eventually
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
+
 ROUTE = "/api/v1/no-such-thing"  # under the default policy: 404 until limited
 
 

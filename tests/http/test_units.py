@@ -14,6 +14,9 @@ from tests.support.env import cli_env
 from tests.support.problems import PROBLEM
 from tests.support.units import CATALOGUE, HEADER, write
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
 
 async def test_catalogue_pages_and_filters(
     client: Any, acli: Callable[..., Any], settings: Settings, tmp_path: Path

@@ -22,6 +22,9 @@ from tests.support.env import cli_env
 from tests.support.jobs import jobs_idle, wait_job
 from tests.support.mail import Credentials, parts, refusing_server, smtp_server, tls_smtp_server
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
 
 async def served(aiohttp_client: Callable[..., Any], settings: Settings) -> Any:
     return await aiohttp_client(create_app(settings, worker=True))

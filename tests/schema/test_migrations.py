@@ -19,6 +19,10 @@ from tests.support.env import MIGRATION_IDS, closed_port
 FIRST, LAST = MIGRATION_IDS[0], MIGRATION_IDS[-1]
 
 
+# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
+pytestmark = pytest.mark.embedded
+
+
 @pytest.fixture
 def scratch_url(pg_server_url: str) -> Iterator[str]:
     """A database of this test's own, with nothing applied."""
