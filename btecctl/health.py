@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,6 +181,9 @@ def _watch(look: Callable[[], Reading], every: float, as_json: bool) -> Reading:
     in place; the last reading decides the exit code."""
     from rich.live import Live
 
+    # Ctrl-C ends the watch even where btecctl was started with SIGINT ignored (a background
+    # job of a script, a test runner's worker), which Python would otherwise keep.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     reading = look()
     try:
         with _Lines() if as_json else Live(console=out_console, auto_refresh=False) as live:
