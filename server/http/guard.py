@@ -82,33 +82,24 @@ def unverified_allowed(handler: H) -> H:
 
 
 class Guard:
-    """Admits a request to its route or raises the problem that says why not. Each route's
-    Access is read once from its handler; `public_names` are routes whose handlers are not
-    ours to mark (the API docs)."""
+    """Admits a request to its route or raises the problem that says why not. A route's
+    Access is what its handler declares (the request frame keeps it in the route's plan);
+    `public_names` are routes whose handlers are not ours to mark (the API docs)."""
 
     def __init__(self, settings: Settings, public_names: Iterable[str] = ()) -> None:
         self.settings = settings
         self.public_names = frozenset(public_names)
-        self._routes: dict[web.AbstractRoute, Access] = {}
 
     async def check_routes(self, app: web.Application) -> None:
-        """on_startup: every route's access, worked out before the first request; a route
-        that declares a contradiction (roles on a public route) stops the start."""
+        """on_startup: read every route's access once, so that a route declaring a
+        contradiction (roles on a public route) stops the start, not its first request."""
         for route in app.router.routes():
             self.access(route)
 
     def access(self, route: web.AbstractRoute) -> Access:
-        """What `route` needs; the router's own 404 and 405 (a new route object each time,
-        never cached) need nothing, since they only refuse."""
-        if route.resource is None:
-            return PUBLIC
-        found = self._routes.get(route)
-        if found is None:
-            found = self._routes[route] = self._declared(route)
-        return found
-
-    def _declared(self, route: web.AbstractRoute) -> Access:
-        if route.name in self.public_names:
+        """What `route` needs; the router's own 404 and 405 need nothing, since they only
+        refuse."""
+        if route.resource is None or route.name in self.public_names:
             return PUBLIC
         found: Access = getattr(route.handler, ACCESS_ATTR, SIGNED_IN)
         if found.who != "user" and (found.roles is not None or found.unverified):
