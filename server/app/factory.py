@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import OpenApiVersion, setup_aiohttp_apispec
+from aiohttp_apigami import AiohttpApiSpec, OpenApiVersion
 from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
 
 from server import __version__
@@ -119,22 +119,22 @@ def app_metrics_for(settings: Settings) -> Metrics:
 
 
 def _setup_docs(app: web.Application, settings: Settings) -> None:
-    spec = setup_aiohttp_apispec(
-        app,
-        title="btec API",
-        version=__version__,
+    spec = AiohttpApiSpec(
         url=API_SPEC_PATH,
         swagger_path=API_DOCS_PATH,
         openapi_version=OpenApiVersion.V303,
-        in_place=True,  # the document is made here, with every route added: see openapi_document
+        title="btec API",
+        version=__version__,
         servers=[{"url": settings.public_url, "description": "This deployment"}],
         info={"description": API_DESCRIPTION},
     )
-    app[APISPEC_PARSER] = ProblemParser()
     spec.spec.components.schema("Problem", schema=ProblemSchema)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.spec.components.security_scheme(name, scheme)
-    app[SWAGGER_DICT] = spec.swagger_dict()  # again, with the components added here
+    # The document is made here, once, with every route and component added (openapi_document
+    # reads it without serving); apigami's parser is then replaced by ours.
+    spec.register(app, in_place=True)
+    app[APISPEC_PARSER] = ProblemParser()
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:

@@ -446,16 +446,6 @@ class EmbeddedRedis(EmbeddedServer):
         self.socket.unlink(missing_ok=True)
 
 
-def servers_for(settings: Settings) -> list[EmbeddedServer]:
-    """The embedded servers this configuration uses (none when both URLs are set)."""
-    found: list[EmbeddedServer] = []
-    if settings.embedded_postgres:
-        found.append(EmbeddedPostgres(settings.data_dir))
-    if settings.embedded_redis:
-        found.append(EmbeddedRedis(settings.data_dir))
-    return found
-
-
 @contextlib.contextmanager
 def embedded_services(
     settings: Settings, *, redis: bool = True, postgres: bool = True

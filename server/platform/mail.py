@@ -100,10 +100,6 @@ def smtp_url(settings: Settings) -> str:
     return f"smtp://127.0.0.1:{settings.mail_catcher_port}?starttls=off"
 
 
-def mailer_for(settings: Settings) -> Mailer:
-    return Mailer(SmtpTarget.from_url(smtp_url(settings), settings.smtp_timeout))
-
-
 # The embedded catcher -----------------------------------------------------------------------
 
 
