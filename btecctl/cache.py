@@ -77,7 +77,7 @@ def stats(ctx: typer.Context, url: UrlOpt = None, as_json: JsonOpt = False) -> N
     with session(ctx, as_json, redis=True) as s:
         base = base_url(url or default_url(s.settings), as_json)
         found = _in_redis(s.redis)
-    served = _served(base, s.settings.metrics_token)
+    served = _served(base, s.secret("metrics_token"))
     counted = served if isinstance(served, dict) else {}
     specs, entries = found.pop("specs"), found.pop("entries")
     caches = [_row(n, spec, entries.get(n), counted.get(n, {})) for n, spec in specs.items()]

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+from pydantic import SecretStr
 
 from btecctl.output import CONFIG, FAILED, UNREACHABLE, USAGE, cli_logging, fail
 from server.config.settings import Settings, load_settings
@@ -149,13 +150,22 @@ class Session:
 
     @property
     def database_url(self) -> str:
-        assert self.settings.database_url is not None, "session(..., postgres=True)"
+        if self.settings.database_url is None:
+            raise RuntimeError("session(..., postgres=True)")
         return self.settings.database_url.get_secret_value()
 
     @property
     def redis_url(self) -> str:
-        assert self.settings.redis_url is not None, "session(..., redis=True)"
+        if self.settings.redis_url is None:
+            raise RuntimeError("session(..., redis=True)")
         return self.settings.redis_url.get_secret_value()
+
+    def secret(self, name: str) -> SecretStr | None:
+        """An operator token or key as the server sees it: the setting, or (outside
+        production) the data dir's own."""
+        from server.platform.localsecrets import secret
+
+        return secret(self.settings, name)
 
     @contextlib.asynccontextmanager
     async def db(self) -> AsyncIterator[Any]:

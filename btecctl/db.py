@@ -123,7 +123,7 @@ def pool_stats(ctx: typer.Context, url: UrlOpt = None, as_json: JsonOpt = False)
     """Print the database pool metrics of a running server (from its /metrics)."""
     with session(ctx, as_json) as s:
         base = base_url(url or default_url(s.settings), as_json)
-        families = scrape(base, s.settings.metrics_token)
+        families = scrape(base, s.secret("metrics_token"))
     stats = {sample.name: sample.value for family in families
              if family.name.startswith("btec_db_pool") for sample in family.samples
              if not sample.labels or sample.name.endswith(("_sum", "_count"))}  # fmt: skip

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 WARN_STRICT = 2
-STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
+STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}  # nosec B105 # health status colours
 UrlOpt = Annotated[
     str | None,
     typer.Option(metavar="URL", help="Server base URL. Default: from BTEC_HOST/BTEC_PORT."),
@@ -55,7 +55,7 @@ TimeoutOpt = Annotated[float, typer.Option(min=0.1, metavar="SECONDS", help="Req
 
 
 def default_url(settings: Settings) -> str:
-    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104  # nosec B104 # compared, not bound: a wildcard host is reached via loopback
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{settings.port}"
 
@@ -81,7 +81,7 @@ def get(url: str, token: str | None, timeout: float, accept: str = "*/*") -> tup
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310  # nosec B310 # callers pass base_url()/default_url(): http(s) only
             return int(resp.status), resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -160,7 +160,8 @@ def health(
     """Show the server's health. Exit 0 pass or warn (2 with --strict), 1 fail, 3 unreachable."""
     with session(ctx, as_json) as s:
         base = base_url(url or default_url(s.settings), as_json)
-        token = s.settings.health_token.get_secret_value() if s.settings.health_token else None
+        found = s.secret("health_token") or s.secret("ops_token")
+        token = found.get_secret_value() if found else None
     look = functools.partial(read, base, token, timeout, fresh)
     last = _watch(look, watch, as_json) if watch else _show(look(), as_json)
     raise typer.Exit(last.code(strict))

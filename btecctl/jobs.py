@@ -182,11 +182,13 @@ async def _ping(
 
     started = time.monotonic()
     job = await s.jobs.enqueue("ping", timeout=job_timeout, seconds=seconds)
-    assert job is not None
+    if job is None:
+        raise RuntimeError("the ping job was not queued")
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_finished(s.jobs.queue, job.key), wait)
     done = await s.jobs.queue.job(job.key)
-    assert done is not None
+    if done is None:
+        raise RuntimeError(f"job {job.key} is gone from the queue")
     return {**admin.describe(done), "round_trip_s": round(time.monotonic() - started, 3)}
 
 

@@ -21,6 +21,7 @@ from btecctl import (
     health,
     jobs,
     mail,
+    security,
     sentry,
     serve,
     units,
@@ -55,6 +56,7 @@ GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("files", files.app),
     ("assessment", assessment.app),
     ("users", users.app),
+    ("security", security.app),
     ("sentry", sentry.app),
 )
 # Backups are the database's: `btecctl db backup`, `db restore`, ...

@@ -151,13 +151,13 @@ def set_password_command(
 
 @app.command("unthrottle")
 def unthrottle_command(ctx: typer.Context, email: EmailArg, as_json: JsonOpt = False) -> None:
-    """Forget an address's failed sign-ins, so its next attempt is not delayed (see
-    BTEC_LOGIN_BACKOFF_*)."""
+    """Forget an address's failed sign-ins from every client, so no attempt is delayed (see
+    BTEC_LOGIN_BACKOFF_* and BTEC_LOGIN_ACCOUNT_CAP)."""
     from server.ratelimit.loginguard import LoginGuard
 
     address = _email(email, as_json)
     with session(ctx, as_json, redis=True) as s:
-        failures = int(s.redis.hget(LoginGuard.key(address), "fails") or 0)
+        failures = int(s.redis.hget(LoginGuard.key(address), "total") or 0)
         s.redis.delete(LoginGuard.key(address))
     said = f"[green]forgot[/] {failures} failed sign-ins for {address}"
     report(as_json, {"ok": True, "email": address, "failures_forgotten": failures},

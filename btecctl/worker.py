@@ -110,11 +110,12 @@ async def _saq_ui(settings: Settings, port: int | None) -> AsyncIterator[None]:
 
     from server.jobs.queue import create_queue
 
-    assert settings.redis_url is not None
-    assert settings.jobs_ui_password is not None
+    if settings.redis_url is None or settings.jobs_ui_password is None:
+        raise RuntimeError("the jobs UI needs a Redis URL and BTEC_JOBS_UI_PASSWORD")
     # A queue of its own: the UI app disconnects its queues when it stops.
     app = saq_app([create_queue(settings.redis_url.get_secret_value())])
     app.middlewares.insert(0, basic_auth(settings.jobs_ui_password.get_secret_value()))
+    app.middlewares.insert(0, same_origin_writes())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -122,6 +123,31 @@ async def _saq_ui(settings: Settings, port: int | None) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
+
+
+def same_origin_writes() -> Middleware:
+    """CSRF defence for saq's UI: a browser sends Basic credentials with any request to the
+    UI, a forged one from another site included. So a request that changes something (not
+    GET, HEAD or OPTIONS) must come from the UI's own pages: a browser's `Sec-Fetch-Site`
+    says same-origin (or none: typed by the user), and its `Origin` is the UI's own. A client
+    that sends neither header (curl, a script) is no browser and cannot be forged into
+    sending credentials. OWASP's "verifying origin with standard headers"; no CSRF token,
+    since saq's pages are not ours to add one to."""
+    from aiohttp import web
+    from aiohttp.typedefs import Handler
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return await handler(request)
+        site = request.headers.get("Sec-Fetch-Site")
+        origin = request.headers.get("Origin")
+        own = f"{request.scheme}://{request.host}"
+        if site not in (None, "same-origin", "none") or origin not in (None, own):
+            return web.Response(status=403, text="cross-site requests are refused")
+        return await handler(request)
+
+    return check
 
 
 def basic_auth(password: str) -> Middleware:

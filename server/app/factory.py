@@ -121,7 +121,7 @@ def app_metrics_for(settings: Settings) -> Metrics:
 def _setup_docs(app: web.Application, settings: Settings) -> None:
     spec = AiohttpApiSpec(
         url=API_SPEC_PATH,
-        swagger_path=API_DOCS_PATH,
+        swagger_path=API_DOCS_PATH if settings.docs_ui_served else None,
         openapi_version=OpenApiVersion.V303,
         title="btec API",
         version=__version__,

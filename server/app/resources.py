@@ -26,7 +26,6 @@ from server.observability import system
 from server.observability.metrics import METRICS, PoolSnapshot
 from server.observability.system import LoopMonitor
 from server.platform import clamd, mail, postgres, redis
-from server.platform.denylist import DENYLIST, Denylist
 from server.platform.mail import MAILER, Mailer, SmtpTarget, mail_catcher, maildir_path, smtp_url
 from server.platform.passwords import PASSWORDS, Passwords
 from server.platform.postgres import DB_POOL
@@ -77,7 +76,6 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     batcher = ScriptBatcher(client, timeout=app[SETTINGS].cache_timeout)
     app[RATE_LIMITER] = RateLimiter(batcher)
     app[CACHE] = Cache(client, app[SETTINGS], app[METRICS], batcher)
-    app[DENYLIST] = Denylist(batcher)
     app[LOGIN_GUARD] = LoginGuard(batcher, app[SETTINGS], app[METRICS])
     try:
         yield
@@ -124,7 +122,8 @@ def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[N
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        assert settings.redis_url is not None
+        if settings.redis_url is None:
+            raise RuntimeError("resolve embedded servers before jobs_ctx")
         saq_queue = jobs.create_queue(settings.redis_url.get_secret_value())
         catalogue = jobs.Jobs(saq_queue, handlers.specs(settings), app[METRICS])
         app[JOBS] = catalogue

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config.settings import Settings
+from server.http.protocol import ProblemRunner
 from server.observability.logging import get_logger
 from server.observability.metrics import METRICS
 from server.platform.lifecycle import LIFECYCLE
@@ -35,11 +36,16 @@ async def serve(
     then requests finish and the in-process worker drains."""
     sock = listening_socket(host, port)  # a taken port fails here, before anything starts
     app = create_app(settings, worker=worker)
-    runner = web.AppRunner(
+    runner = ProblemRunner(
         app,
+        settings,
         access_log=None,
         handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout,
+        # aiohttp closes a connection still waiting for a request's headers this long after
+        # it opened or its last answer went, however many bytes it trickled meanwhile: the
+        # header timeout (slowloris), and the idle keep-alive time with it.
+        keepalive_timeout=settings.header_timeout,
     )
     await runner.setup()
     try:
@@ -84,8 +90,9 @@ async def run_worker(
         metrics_url = None
         if sock is not None:
             listener = web.AppRunner(
-                worker_metrics_app(settings, app[METRICS]), access_log=None, handle_signals=False
-            )
+                worker_metrics_app(settings, app[METRICS]), access_log=None,
+                handle_signals=False, keepalive_timeout=settings.header_timeout,
+            )  # fmt: skip
             await listener.setup()
             await web.SockSite(listener, sock).start()
             metrics_url = _url(listener, settings.host, sock.getsockname()[1]) + "/metrics"

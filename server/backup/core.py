@@ -10,7 +10,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404 # runs only pg_dump/pg_restore, as argv lists without a shell
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -66,7 +66,7 @@ def _tool_version(bin_dir: Path) -> tuple[int, str] | None:
     exe = bin_dir / "pg_dump"
     if not exe.exists():
         return None
-    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False)
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False)  # nosec B603 # fixed argv: a candidate pg_dump path and --version
     found = _VERSION.search(out.stdout)
     return (int(found.group(1)), found.group(0)) if found else None
 
@@ -108,7 +108,8 @@ def find_tools(settings: Settings, server_major: int, probed: Probed | None = No
 
 def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
     row = conn.execute("SELECT current_setting('server_version_num')::int, version()").fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("SELECT version() returned no row")
     return int(row[0]) // 10000, str(row[1]).split(" on ")[0]
 
 
@@ -116,7 +117,7 @@ def migration_head(conn: psycopg.Connection[Any]) -> str | None:
     try:
         with conn.transaction():
             row = conn.execute(
-                f"SELECT migration_id FROM {MIGRATION_TABLE} ORDER BY applied_at_utc DESC LIMIT 1"
+                f"SELECT migration_id FROM {MIGRATION_TABLE} ORDER BY applied_at_utc DESC LIMIT 1"  # nosec B608 # MIGRATION_TABLE is a constant
             ).fetchone()
     except psycopg.errors.UndefinedTable:
         return None
@@ -279,7 +280,8 @@ def _snapshot(url: str) -> Iterator[tuple[psycopg.Connection[Any], str]]:
     with psycopg.connect(url) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        assert row is not None
+        if row is None:
+            raise RuntimeError("pg_export_snapshot() returned no row")
         yield conn, str(row[0])
         conn.rollback()
 
@@ -290,14 +292,15 @@ def _run_tool(
     """Run pg_dump/pg_restore --verbose, handing each line of its log to `on_line`;
     `meanwhile` runs while it works, and its result is returned."""
     env = {**os.environ, "PGAPPNAME": "btecctl"}
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # nosec B603 # argv list built by backup()/restore(): our pg_dump/pg_restore path and options, no shell
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True, env=env,
     )  # fmt: skip
     errors: list[str] = []
 
     def read_stderr() -> None:
-        assert proc.stderr is not None
+        if proc.stderr is None:
+            raise RuntimeError("Popen(stderr=PIPE) gave no stderr")
         for line in proc.stderr:
             on_line(line)
             if "error" in line.lower() or "fatal" in line.lower():
@@ -343,7 +346,8 @@ def _restore_watcher(progress: Progress) -> Callable[[str], None]:
 
 def backup(settings: Settings, progress: Progress, *, label: str = "") -> Backup:
     """Dump the database into a new backup directory; atomic: it exists complete or not at all."""
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise RuntimeError("resolve embedded servers first")
     url = settings.database_url.get_secret_value()
     root = settings.backups_path
     root.mkdir(parents=True, exist_ok=True)
@@ -460,7 +464,8 @@ class RestorePlan:
 def plan_restore(
     settings: Settings, backup: Backup, *, into: str | None, clean: bool, swap: bool
 ) -> RestorePlan:
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise RuntimeError("resolve embedded servers first")
     url = settings.database_url.get_secret_value()
     target = database_name(url)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
@@ -553,7 +558,8 @@ def _drop(url: str, name: str) -> None:
 
 def verify(settings: Settings, backup: Backup, progress: Progress) -> dict[str, Any]:
     """A restore drill into a scratch database, dropped afterwards; recorded in drills.json."""
-    assert settings.database_url is not None
+    if settings.database_url is None:
+        raise RuntimeError("resolve embedded servers first")
     url = settings.database_url.get_secret_value()
     scratch = f"btec_verify_{uuid.uuid4().hex[:10]}"
     started = time.monotonic()

@@ -35,7 +35,8 @@ async def push(settings: Settings, backup: Backup, progress: Progress) -> dict[s
     _storage_check(settings)
     names = [*sorted(backup.manifest["files"]), MANIFEST]
     async with open_storage(settings) as storage:
-        assert isinstance(storage, S3Storage)
+        if not isinstance(storage, S3Storage):
+            raise RuntimeError("BTEC_STORAGE_BACKEND=s3 opened no S3 storage")
         try:
             for name in names:
                 await storage.put_raw(backup.path / name, f"{PREFIX}{backup.name}/{name}")
@@ -49,7 +50,8 @@ async def copies(settings: Settings) -> list[str]:
     """Names of the complete off-site copies, newest first."""
     _storage_check(settings)
     async with open_storage(settings) as storage:
-        assert isinstance(storage, S3Storage)
+        if not isinstance(storage, S3Storage):
+            raise RuntimeError("BTEC_STORAGE_BACKEND=s3 opened no S3 storage")
         try:
             keys = await storage.list_raw(PREFIX)
         except StorageError as exc:
@@ -73,7 +75,8 @@ async def fetch(settings: Settings, name: str, progress: Progress) -> Backup:
     partial.mkdir()
     try:
         async with open_storage(settings) as storage:
-            assert isinstance(storage, S3Storage)
+            if not isinstance(storage, S3Storage):
+                raise RuntimeError("BTEC_STORAGE_BACKEND=s3 opened no S3 storage")
             base = f"{PREFIX}{name}/"
             try:
                 manifest_bytes = await storage.get_raw(base + MANIFEST)

@@ -329,7 +329,7 @@ class Cache:
     async def _store(
         self, key: str, lock: str, token: str, ttl: float, value: Any, counters: _Counters
     ) -> None:
-        ttl_ms = self._ms(ttl * random.uniform(1 - self.jitter, 1 + self.jitter))  # noqa: S311
+        ttl_ms = self._ms(ttl * random.uniform(1 - self.jitter, 1 + self.jitter))  # noqa: S311  # nosec B311 # TTL jitter spreads expiries; nothing secret
         payload = _encode(value)
         try:
             async with asyncio.timeout(self.timeout):

@@ -1,5 +1,5 @@
 """Pure parsers of setting values: rate-limit policies, log levels per logger, the clamd
-address and JWT signing keys.
+address and JWT signing keys, and how strong a secret is.
 
 Settings validate these at start-up; they live here, free of the packages that use them
 (Redis, logging, clamd, PyJWT), so that `settings` imports none of those packages.
@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
+import string
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 MIN_SECRET = 32  # characters of a JWT signing key
+HEX = frozenset(string.hexdigits)
+URLSAFE = frozenset(string.ascii_letters + string.digits + "-_=+/")
 
 Failure = Literal["open", "closed"]
 
@@ -95,3 +99,41 @@ def parse_jwt_keys(spec: str) -> dict[str, bytes]:
     if not keys:
         raise ValueError("no keys given")
     return keys
+
+
+STRONG_BITS = 256
+
+
+def estimated_bits(secret: str) -> float:
+    """A generous estimate of a secret's entropy in bits: its length times log2 of the
+    alphabet its characters come from (hex, URL-safe base64, printable ASCII, or wider), as
+    if each were drawn at random from it; but where far fewer distinct characters appear than
+    random draws would show (under half as many), only the ones that appear count. So
+    `openssl rand -hex 32` and `secrets.token_urlsafe(32)` reach 256, while 32 x "a" (0 bits)
+    or a short phrase repeated do not."""
+    if not secret:
+        return 0.0
+    if all(c in HEX for c in secret):
+        alphabet = 16
+    elif all(c in URLSAFE for c in secret):
+        alphabet = 64
+    elif secret.isascii() and secret.isprintable():
+        alphabet = 95
+    else:
+        alphabet = 256
+    length, distinct = len(secret), len(set(secret))
+    expected = alphabet * (1 - (1 - 1 / alphabet) ** length)
+    if distinct < expected / 2:
+        alphabet = distinct
+    return length * math.log2(alphabet) if alphabet > 1 else 0.0
+
+
+def weak_secret(secret: str) -> str | None:
+    """Why `secret` is too weak to sign with, or None."""
+    bits = estimated_bits(secret)
+    if bits >= STRONG_BITS:
+        return None
+    return (
+        f"has about {bits:.0f} bits of entropy, fewer than {STRONG_BITS}: make one with "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+    )

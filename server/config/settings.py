@@ -21,12 +21,17 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server import __version__
-from server.config.parsers import Policy, parse_clamd_url, parse_jwt_keys, parse_levels
+from server.config.parsers import (
+    Policy,
+    parse_clamd_url,
+    parse_jwt_keys,
+    parse_levels,
+    weak_secret,
+)
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105
 
 URL_SCHEMES = {
     "database_url": ("postgresql", "postgres"),
@@ -44,7 +49,7 @@ class Settings(BaseSettings):
     """Every setting of btec: field `x` is read from the environment variable `BTEC_X`, and
     from a `.env` file in the working directory too (`BTEC_ENV_FILE` names another file, or
     none when empty). A bad value stops every command at start, naming the variable. With
-    `BTEC_ENV=production`, btec refuses to start with the development secret key, without
+    `BTEC_ENV=production`, btec refuses to start without a strong signing key, without
     `BTEC_DATABASE_URL` and `BTEC_REDIS_URL` (no embedded servers), or without a virus scanner
     unless `BTEC_SCAN_DISABLED=true`."""
 
@@ -74,9 +79,11 @@ class Settings(BaseSettings):
         __version__, description="Release id reported in /health and `btec_build_info`."
     )
     service_id: str = Field("btec", description="Service id reported in /health.")
-    secret_key: SecretStr = Field(
-        SecretStr(DEV_SECRET_KEY),
-        description="Signing secret, at least 32 characters. Required in production.",
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signing secret of access tokens, at least 32 characters and, in "
+        "production, 256 bits of entropy. Required in production (unless BTEC_JWT_KEYS is set)."
+        " Unset elsewhere: a random one made for the data dir (`<data dir>/secrets/`).",
     )
 
     migrations_dir: Path = Field(
@@ -148,7 +155,9 @@ class Settings(BaseSettings):
         "none has lately.",
     )
     ops_token: SecretStr | None = Field(
-        None, description="Bearer token for `/api/v1/ops`. Unset: direct loopback callers only."
+        None,
+        description="Bearer token for `/api/v1/ops`. Unset: closed in production; elsewhere a "
+        "random one made for the data dir (`<data dir>/secrets/ops_token`).",
     )
     jobs_ui_password: SecretStr | None = Field(
         None,
@@ -196,14 +205,14 @@ class Settings(BaseSettings):
         0.8, description="Timeout in seconds of each health check."
     )
     health_token: SecretStr | None = Field(
-        None, description="Bearer token that shows full /health details."
-    )
-    health_loopback_details: bool = Field(
-        True,
-        description="Show full /health details to direct loopback callers (no forwarding headers).",
+        None,
+        description="Bearer token that shows full /health details (so does the ops token). "
+        "Unset: none in production; elsewhere a random one made for the data dir.",
     )
     metrics_token: SecretStr | None = Field(
-        None, description="Bearer token for /metrics. Unset: direct loopback callers only."
+        None,
+        description="Bearer token for /metrics. Unset: closed in production; elsewhere a random"
+        " one made for the data dir (`<data dir>/secrets/metrics_token`).",
     )
     metrics_enabled: bool = Field(
         True,
@@ -286,16 +295,24 @@ class Settings(BaseSettings):
     )
     login_backoff_after: Annotated[int, Field(ge=1, le=100)] = Field(
         5,
-        description="Failed sign-ins in a row for one email address (known or not, from any client"
-        " IP) after which each further attempt must wait: 429 `login_throttled` with "
-        "`Retry-After`.",
+        description="Failed sign-ins in a row for one email address (known or not) from one "
+        "client address after which each further attempt from that address must wait: 429 "
+        "`login_throttled` with `Retry-After`. Other addresses are not slowed.",
     )
     login_backoff_base_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         1.0,
         description="The first wait; it doubles with each further failure.",
     )
     login_backoff_max_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
-        900.0, description="The longest wait between attempts for one address: never a lockout."
+        900.0,
+        description="The longest wait between attempts for one email address from one client "
+        "address.",
+    )
+    login_account_cap: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        100,
+        description="Failed sign-ins for one email address from all client addresses together "
+        "after which only addresses that signed in to it before may try, until the failures "
+        "are forgotten (BTEC_LOGIN_BACKOFF_RESET_SECONDS after the last).",
     )
     login_backoff_reset_seconds: Annotated[float, Field(gt=0, le=604800)] = Field(
         3600.0,
@@ -322,6 +339,23 @@ class Settings(BaseSettings):
     )
     shutdown_timeout: PositiveFloat = Field(
         20.0, description="Seconds in-flight requests get to finish on shutdown."
+    )
+    docs_ui: bool | None = Field(
+        None,
+        description="Serve Swagger UI at `/api/docs`. Unset: on, but off in production. The "
+        "OpenAPI document (`/api/docs/openapi.json`) is always served: clients are generated "
+        "from it.",
+    )
+    header_timeout: PositiveFloat = Field(
+        15.0,
+        description="Seconds a connection may take to send a request's headers, from when it "
+        "opens or its last answer went; past it the connection is closed (slowloris). Also "
+        "how long an idle keep-alive connection stays open.",
+    )
+    body_timeout: PositiveFloat = Field(
+        30.0,
+        description="Seconds a JSON body may take to arrive, and the longest pause between two"
+        " chunks of an upload: past it, 408 `request_timeout` and the connection closes.",
     )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest JSON request body in bytes; larger ones get 413."
@@ -542,8 +576,8 @@ class Settings(BaseSettings):
 
     @field_validator("secret_key")
     @classmethod
-    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 32:
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
         return value
 
@@ -555,9 +589,7 @@ class Settings(BaseSettings):
             raise ValueError("BTEC_DB_POOL_MIN_SIZE must not exceed BTEC_DB_POOL_MAX_SIZE")
         if self.env != "production":
             return self
-        problems = []
-        if self.secret_key.get_secret_value() == DEV_SECRET_KEY:
-            problems.append("BTEC_SECRET_KEY must be set (the default is for development)")
+        problems = self._weak_keys()
         if self.database_url is None:
             problems.append("BTEC_DATABASE_URL must be set (no embedded PostgreSQL)")
         if self.redis_url is None:
@@ -570,6 +602,21 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("production: " + "; ".join(problems))
         return self
+
+    def _weak_keys(self) -> list[str]:
+        """Production's signing keys: set, and each strong enough (config.parsers)."""
+        if self.jwt_keys is not None:
+            keys = parse_jwt_keys(self.jwt_keys.get_secret_value())
+            return [f"BTEC_JWT_KEYS: the key {kid!r} {why}" for kid, key in keys.items()
+                    if (why := weak_secret(key.decode())) is not None]  # fmt: skip
+        if self.secret_key is None:
+            return ["BTEC_SECRET_KEY must be set (or BTEC_JWT_KEYS)"]
+        why = weak_secret(self.secret_key.get_secret_value())
+        return [] if why is None else [f"BTEC_SECRET_KEY {why}"]
+
+    @property
+    def docs_ui_served(self) -> bool:
+        return self.docs_ui if self.docs_ui is not None else self.env != "production"
 
     @property
     def embedded_postgres(self) -> bool:

@@ -109,6 +109,18 @@ class MalformedBody(DomainError):
     title = "The request body is not valid JSON"
 
 
+class BodyTooComplex(DomainError):
+    status = 400
+    code = "body_too_complex"
+    title = "The request body nests too deep or holds too large a number"
+
+
+class RequestTimeout(DomainError):
+    status = 408
+    code = "request_timeout"
+    title = "The request body did not arrive in time"
+
+
 class PayloadTooLarge(DomainError):
     status = 413
     code = "payload_too_large"

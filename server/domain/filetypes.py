@@ -136,7 +136,8 @@ def _check_text(path: Path) -> None:
 
 
 def _check_office(path: Path, kind: Kind, limits: ZipLimits) -> None:
-    assert kind.office is not None
+    if kind.office is None:
+        raise RuntimeError(f"{kind.name} is not an office format")
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()

@@ -12,11 +12,11 @@ from aiohttp import web
 
 from server.cache.core import CACHE
 from server.config.settings import SETTINGS
+from server.http import clientaddr
 from server.http.keys import CLAIMS, USER
 from server.jobs.queue import JOBS
 from server.observability.logging import request_id_var
 from server.observability.metrics import METRICS
-from server.platform.denylist import DENYLIST
 from server.platform.lifecycle import LIFECYCLE
 from server.platform.passwords import PASSWORDS
 from server.platform.postgres import DB_POOL, acquire
@@ -45,7 +45,8 @@ def user(request: web.Request) -> dict[str, Any]:
 def claims(request: web.Request) -> AccessClaims:
     """The signed-in user's access token, as the guard checked it."""
     found = request[CLAIMS]
-    assert isinstance(found, AccessClaims), "only routes for signed-in users ask"
+    if not isinstance(found, AccessClaims):
+        raise RuntimeError("only routes for signed-in users ask")
     return found
 
 
@@ -64,9 +65,15 @@ def path(request: web.Request) -> dict[str, Any]:
     return request["match_info"]  # type: ignore[no-any-return]
 
 
+def client_ip(request: web.Request) -> str:
+    """The client's address: the peer, or behind BTEC_TRUSTED_PROXIES the address they saw."""
+    return clientaddr.client_ip(request, request.app[SETTINGS].trusted_networks)
+
+
 def request_id(request: web.Request) -> str:
     rid = request_id_var.get()
-    assert rid is not None, "the request frame gives every request an id"
+    if rid is None:
+        raise RuntimeError("the request frame gives every request an id")
     return rid
 
 
@@ -86,7 +93,6 @@ storage = _from_app(STORAGE)
 metrics = _from_app(METRICS)
 passwords = _from_app(PASSWORDS)
 token_keys = _from_app(TOKEN_KEYS)
-denylist = _from_app(DENYLIST)
 login_guard = _from_app(LOGIN_GUARD)
 health = _from_app(HEALTH)
 lifecycle = _from_app(LIFECYCLE)

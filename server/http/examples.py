@@ -4,8 +4,8 @@ from __future__ import annotations
 
 REFRESH_EXAMPLE = "q2Xo4l0o1o4-5pY0i3M9g0dT6a8u1bQx2n6Jc0Wk3rE"
 SESSION_EXAMPLE = {
-    "access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImswIn0.eyJzdWIiOiI3In0.c2ln",
-    "token_type": "Bearer",
+    "access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6ImswIn0.eyJzdWIiOiI3In0.c2ln",  # nosec B105 # OpenAPI example, signs nothing
+    "token_type": "Bearer",  # nosec B105 # the OAuth token type name, not a secret
     "expires_in": 900,
     "refresh_token": REFRESH_EXAMPLE,
     "refresh_expires_in": 2592000,

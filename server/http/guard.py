@@ -3,8 +3,9 @@
 Every route needs a signed-in user whose address is verified, unless its registration says
 otherwise where the route is defined:
 - `@public`: anyone;
-- `@operator("ops_token")`: the bearer token of that setting (BTEC_OPS_TOKEN), or a direct
-  loopback caller while the setting is unset;
+- `@operator("ops_token")`: the bearer token of that setting (BTEC_OPS_TOKEN; outside
+  production, the data dir's own when unset: server.platform.localsecrets). Never the
+  caller's address: a same-host proxy makes every caller look local;
 - `@roles("admin", ...)`: signed in, with one of these roles as the account is now;
 - `@unverified_allowed`: signed in, even before the address is verified.
 A handler that declares nothing is for signed-in, verified users: forgetting a check can no
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
@@ -27,14 +27,12 @@ from pydantic import SecretStr
 from server.config.settings import Settings
 from server.domain.errors import EmailUnverified, Forbidden, InvalidToken, Unauthorized
 from server.http import deps
-from server.http.keys import CLAIMS, DENIED, USER, USER_ID
-from server.platform import tokens
-from server.platform.denylist import DENYLIST
+from server.http.keys import CLAIMS, USER, USER_ID
+from server.platform import localsecrets, tokens
 from server.platform.tokens import TOKEN_KEYS, AccessClaims
 from server.services import auth
 
 AUTHORIZATION = istr("Authorization")
-FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 ACCESS_ATTR = "__btec_access__"
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -89,6 +87,20 @@ class Guard:
     def __init__(self, settings: Settings, public_names: Iterable[str] = ()) -> None:
         self.settings = settings
         self.public_names = frozenset(public_names)
+        self._tokens: dict[str, SecretStr | None] = {}
+
+    def token(self, setting: str) -> SecretStr | None:
+        """The operator token of `setting`, read once (it may be the data dir's own)."""
+        if setting not in self._tokens:
+            self._tokens[setting] = localsecrets.secret(self.settings, setting)
+        return self._tokens[setting]
+
+    def holds(self, request: web.Request, *settings: str) -> bool:
+        """Whether the request's bearer token is the token of one of `settings`."""
+        return any(
+            (token := self.token(name)) is not None and bearer_matches(request, token)
+            for name in settings
+        )
 
     async def check_routes(self, app: web.Application) -> None:
         """on_startup: read every route's access once, so that a route declaring a
@@ -109,9 +121,8 @@ class Guard:
     async def admit(self, request: web.Request, access: Access) -> None:
         """Raise unless this request may call a route that needs `access` (not PUBLIC)."""
         if access.who == "operator":
-            assert access.token_setting is not None
-            token = getattr(self.settings, access.token_setting)
-            require_operator(request, token, variable=f"BTEC_{access.token_setting.upper()}")
+            setting = access.token_setting or "ops_token"
+            require_operator(request, self.token(setting), variable=f"BTEC_{setting.upper()}")
             return
         user = await signed_in(request)
         if user["email_verified_at"] is None and not access.unverified:
@@ -130,7 +141,7 @@ async def signed_in(request: web.Request) -> dict[str, Any]:
         raise Unauthorized("a bearer access token is required")
     if isinstance(claims, tokens.InvalidToken):
         raise InvalidToken(str(claims))
-    user = await auth.authenticate(db=deps.db(request), claims=claims, denied=request.get(DENIED))
+    user = await auth.authenticate(db=deps.db(request), claims=claims)
     request[USER] = user
     request[USER_ID] = str(user["id"])
     return user
@@ -138,9 +149,8 @@ async def signed_in(request: web.Request) -> dict[str, Any]:
 
 def bearer_claims(request: web.Request) -> AccessClaims | tokens.InvalidToken | None:
     """The claims of the request's bearer token, or why it is not valid; None without one.
-    Decoded once per request: the rate limiter keys on the user, the guard then checks
-    revocation and the account. The logout check starts here (DENIED), so it joins the
-    rate limiter's Redis round trip."""
+    Decoded once per request: the rate limiter keys on the user, the guard then checks the
+    account and the sign-in."""
     if CLAIMS in request:
         return request[CLAIMS]
     found: AccessClaims | tokens.InvalidToken | None = None
@@ -155,27 +165,8 @@ def bearer_claims(request: web.Request) -> AccessClaims | tokens.InvalidToken | 
             found = request.app[TOKEN_KEYS].decode(token)
         except tokens.InvalidToken as exc:
             found = exc
-        else:  # the logout check rides in the rate-limit decision's Redis batch
-            request[DENIED] = request.app[DENYLIST].check_soon(found.jti)
     request[CLAIMS] = found
     return found
-
-
-def is_loopback(address: str | None) -> bool:
-    """True when `address` is a loopback IP (or a unix socket peer, given as '')."""
-    if address is None:
-        return False
-    if address == "":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def direct_loopback(request: web.Request) -> bool:
-    """A loopback peer that is not a reverse proxy forwarding someone else."""
-    return is_loopback(request.remote) and not any(h in request.headers for h in FORWARDING_HEADERS)
 
 
 def bearer_matches(request: web.Request, token: SecretStr) -> bool:
@@ -186,11 +177,9 @@ def bearer_matches(request: web.Request, token: SecretStr) -> bool:
 
 
 def require_operator(request: web.Request, token: SecretStr | None, *, variable: str) -> None:
-    """Pass with the bearer token; with no token configured, only direct loopback callers."""
+    """Pass with the bearer token; with none configured (production), nobody."""
     if token is None:
-        if direct_loopback(request):
-            return
-        raise Forbidden(f"only loopback callers are served while {variable} is unset")
+        raise Forbidden(f"closed: {variable} is not set")
     if not request.headers.get(AUTHORIZATION, "").startswith("Bearer "):
         raise Unauthorized(
             "a bearer token is required", headers={"WWW-Authenticate": 'Bearer realm="btec"'}

@@ -3,7 +3,6 @@ log context: server.observability.logging.request_id_var)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -15,5 +14,3 @@ USER_ID: web.RequestKey[str] = web.RequestKey("user_id")  # set by authenticatio
 USER: web.RequestKey[dict[str, Any]] = web.RequestKey("user")
 # A bearer token's claims or why it is not valid, decoded once per request (None: no token).
 CLAIMS: web.RequestKey[AccessClaims | InvalidToken | None] = web.RequestKey("claims")
-# The logout (jti denylist) check of a valid bearer token, started with the claims.
-DENIED: web.RequestKey[asyncio.Future[Any]] = web.RequestKey("denied")

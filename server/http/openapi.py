@@ -58,12 +58,12 @@ EXAMPLE_DETAILS: dict[str, str] = {
     "malformed_body": "Expecting value: line 1",
     "unauthorized": "a valid bearer token is required",
     "invalid_credentials": "the email or password is wrong",
-    "invalid_token": "the token has expired",
+    "invalid_token": "the token has expired",  # nosec B105 # example error detail, not a secret
     "forbidden": "this token may not read metrics",
     "email_unverified": "verify it first",
-    "invalid_verify_token": "not valid or used",
-    "invalid_reset_token": "the reset link is not valid",
-    "wrong_password": "the current password is wrong",
+    "invalid_verify_token": "not valid or used",  # nosec B105 # example error detail, not a secret
+    "invalid_reset_token": "the reset link is not valid",  # nosec B105 # example error detail, not a secret
+    "wrong_password": "the current password is wrong",  # nosec B105 # example error detail, not a secret
     "not_found": "Not Found",
     "method_not_allowed": "Method Not Allowed",
     "email_taken": "an account uses this email address",

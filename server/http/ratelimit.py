@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ from aiohttp import web
 from server.config.parsers import Policy
 from server.config.settings import Settings
 from server.domain.errors import RateLimited, RateLimitUnavailable
+from server.http.clientaddr import client_ip
 from server.http.guard import bearer_claims
 from server.observability.logging import get_logger
 from server.observability.metrics import Metrics
@@ -48,35 +48,6 @@ def alongside(handler: H) -> H:
     request the decision refuses still gets its 429 and nothing else."""
     setattr(handler, ALONGSIDE_ATTR, True)
     return handler
-
-
-def client_ip(request: web.Request, trusted: list[Any]) -> str:
-    """The peer, or, behind trusted proxies, the right-most X-Forwarded-For hop they did
-    not add themselves."""
-    peer = request.remote or ""
-    if not trusted or not _in(peer, trusted):
-        return peer
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _in(hop, trusted):
-            return hop if _is_ip(hop) else peer
-    return hops[0] if hops and _is_ip(hops[0]) else peer
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _in(address: str, networks: list[Any]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
 
 
 class RateLimits:

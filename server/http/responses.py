@@ -22,3 +22,14 @@ def answer(
 
 def no_content() -> web.Response:
     return web.Response(status=204, headers=NO_STORE)
+
+
+async def start_stream(request: web.Request, response: web.StreamResponse) -> bool:
+    """Send `response`'s headers; False when the body must not follow. A HEAD is answered
+    with the headers a GET would have, and nothing after them (RFC 9110 9.3.2): a body there
+    would be read by a proxy as the start of the next response."""
+    await response.prepare(request)
+    if request.method == "HEAD":
+        await response.write_eof()
+        return False
+    return True

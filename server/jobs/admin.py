@@ -109,7 +109,8 @@ async def abort(queue: JobQueue, key: str) -> Job:
 async def monitor_queue(jobs: Jobs, stop: asyncio.Event, every: float = 5.0) -> None:
     """Keep the queue gauges fresh for /metrics (collectors cannot await Redis) until `stop`.
     An event, not cancellation: redis-py can turn a cancellation into a ConnectionError."""
-    assert jobs.metrics is not None
+    if jobs.metrics is None:
+        raise RuntimeError("monitor_queue needs Jobs made with metrics")
     gauges = jobs.metrics.queue
     while not stop.is_set():
         try:

@@ -92,7 +92,7 @@ class JobQueue(RedisQueue):
 
     async def _retry(self, job: Job, error: str | None) -> None:
         cap = min(job.retry_delay * 2 ** max(job.attempts - 1, 0), _max_delay(job))
-        delay = cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not secrecy
+        delay = cap / 2 + random.uniform(0, cap / 2)  # noqa: S311  # nosec B311 # retry jitter, not secrecy
         job_id = job.id
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.lrem(self._active, 1, job_id)

@@ -63,7 +63,8 @@ def _wrap(spec: JobSpec) -> Callable[..., Awaitable[Any]]:
 
 
 def _redis(job: Job) -> aioredis.Redis:
-    assert isinstance(job.queue, JobQueue), "btec jobs live on a JobQueue"
+    if not isinstance(job.queue, JobQueue):
+        raise RuntimeError("btec jobs live on a JobQueue")
     return job.queue.redis
 
 

@@ -39,7 +39,7 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ACQUIRE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 UNMATCHED_ROUTE = "<unmatched>"
-HEALTH_RANK = {"pass": 0, "warn": 1, "fail": 2}
+HEALTH_RANK = {"pass": 0, "warn": 1, "fail": 2}  # nosec B105 # health statuses, not a password
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

@@ -41,7 +41,8 @@ def checksum(conn: psycopg.Connection[Any], table: str, columns: Sequence[str]) 
         "FROM (SELECT ROW({})::text AS r FROM {}) s"
     ).format(cols, sql.Identifier(table))
     row = conn.execute(query).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("SELECT count(*) returned no row")
     return int(row[0]), str(row[1])
 
 

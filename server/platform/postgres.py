@@ -39,7 +39,8 @@ def server_settings(settings: Settings) -> dict[str, str]:
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
-    assert settings.database_url is not None, "resolve embedded servers before create_pool"
+    if settings.database_url is None:
+        raise RuntimeError("resolve embedded servers before create_pool")
     pool = await asyncpg.create_pool(
         dsn=settings.database_url.get_secret_value(),
         min_size=settings.db_pool_min_size,
@@ -52,7 +53,8 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         timeout=settings.db_pool_acquire_timeout,
         reset=keep_session,
     )
-    assert pool is not None
+    if pool is None:
+        raise RuntimeError("asyncpg.create_pool returned no pool")
     return pool
 
 

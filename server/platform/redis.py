@@ -28,7 +28,8 @@ class _HiredisPacking:
 
 
 def create_client(settings: Settings) -> aioredis.Redis:
-    assert settings.redis_url is not None, "resolve embedded servers before create_client"
+    if settings.redis_url is None:
+        raise RuntimeError("resolve embedded servers before create_client")
     client = aioredis.Redis.from_url(
         settings.redis_url.get_secret_value(),
         socket_timeout=5,

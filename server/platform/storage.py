@@ -303,7 +303,8 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
-    assert settings.s3_bucket is not None
+    if settings.s3_bucket is None:
+        raise RuntimeError("BTEC_STORAGE_BACKEND=s3 needs BTEC_S3_BUCKET")
     secret = settings.s3_secret_access_key
     key_id = settings.s3_access_key_id
     async with get_session().create_client(

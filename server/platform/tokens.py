@@ -1,8 +1,10 @@
 """Access tokens: HS256 JWTs (PyJWT) with a `kid` for key rotation, checked as RFC 8725 asks.
 
-Claims `iss`, `aud`, `sub`, `iat`, `exp`, `jti`, `typ` and `ver` are all required, the
-algorithm is pinned to HS256, and 30 s of clock leeway is allowed. `ver` is the user's
-token_version when the token was made: raising it ends every token the user holds.
+Claims `iss`, `aud`, `sub`, `iat`, `exp`, `jti`, `typ`, `ver` and `sid` are all required,
+the algorithm is pinned to HS256, and 30 s of clock leeway is allowed. `ver` is the user's
+token_version when the token was made: raising it ends every token the user holds. `sid` is
+the sign-in (the refresh-token family) it belongs to: revoking the family, on sign-out or when
+a spent refresh token comes back, ends every access token of that sign-in at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +22,14 @@ from aiohttp import web
 
 from server.config.parsers import parse_jwt_keys
 from server.config.settings import Settings
+from server.platform import localsecrets
 
 TOKEN_KEYS: web.AppKey[TokenKeys] = web.AppKey("token_keys")
 
 ALGORITHM = "HS256"
 AUDIENCE = "btec-api"
 LEEWAY_SECONDS = 30
-REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "typ", "ver"]
+REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "typ", "ver", "sid"]
 VERIFIED_CACHE_SIZE = 10_000  # about 4 MB of recently verified tokens per process
 
 
@@ -41,6 +45,7 @@ class AccessClaims:
     version: int
     jti: str
     expires_at: int
+    session: uuid.UUID  # the sign-in: its refresh-token family
 
 
 class InvalidToken(Exception):
@@ -54,7 +59,10 @@ class TokenKeys:
         if settings.jwt_keys is not None:
             self.keys = parse_jwt_keys(settings.jwt_keys.get_secret_value())
         else:
-            base = settings.secret_key.get_secret_value().encode()
+            secret_key = localsecrets.secret(settings, "secret_key")
+            if secret_key is None:  # production settings refuse this; a guard all the same
+                raise ValueError("no signing key: set BTEC_SECRET_KEY or BTEC_JWT_KEYS")
+            base = secret_key.get_secret_value().encode()
             self.keys = {"k0": hmac.new(base, b"btec access tokens", hashlib.sha256).digest()}
         self.signing_kid = next(iter(self.keys))
         self.issuer = settings.public_url
@@ -65,8 +73,10 @@ class TokenKeys:
         self._verified: dict[str, AccessClaims] = {}
         self.max_verified = VERIFIED_CACHE_SIZE
 
-    def issue(self, user_id: int, version: int, now: float | None = None) -> tuple[str, int]:
-        """A new access token and its lifetime in seconds."""
+    def issue(
+        self, user_id: int, version: int, session: uuid.UUID, now: float | None = None
+    ) -> tuple[str, int]:
+        """A new access token of the sign-in `session`, and its lifetime in seconds."""
         issued = int(time.time() if now is None else now)
         claims = {
             "iss": self.issuer,
@@ -77,6 +87,7 @@ class TokenKeys:
             "jti": secrets.token_hex(16),
             "typ": "access",
             "ver": version,
+            "sid": str(session),
         }
         token = jwt.encode(
             claims, self.keys[self.signing_kid], algorithm=ALGORITHM,
@@ -110,12 +121,12 @@ class TokenKeys:
             )  # fmt: skip
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the token has expired") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError):  # ValueError: text that is not ASCII
             raise InvalidToken("the token is not valid") from None
         if claims["typ"] != "access":
             raise InvalidToken("not an access token")
         try:
             return AccessClaims(int(claims["sub"]), int(claims["ver"]), str(claims["jti"]),
-                                int(claims["exp"]))  # fmt: skip
+                                int(claims["exp"]), uuid.UUID(str(claims["sid"])))  # fmt: skip
         except (TypeError, ValueError):
             raise InvalidToken("the token is not valid") from None

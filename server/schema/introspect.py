@@ -19,7 +19,7 @@ QUERIES: dict[str, str] = {
     "table": f"""
         SELECT c.relname, c.relkind::text || ' ' || c.relpersistence::text
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_NAMESPACE} AND c.relkind IN ('r', 'p', 'f') AND {_NOT_YOYO}""",
+        WHERE {_NAMESPACE} AND c.relkind IN ('r', 'p', 'f') AND {_NOT_YOYO}""",  # nosec B608 # only the constant predicates above
     "column": f"""
         SELECT c.relname || '.' || a.attname,
                concat_ws(' | ', format_type(a.atttypid, a.atttypmod),
@@ -33,7 +33,7 @@ QUERIES: dict[str, str] = {
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE {_NAMESPACE} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND a.attnum > 0 AND NOT a.attisdropped AND {_NOT_YOYO}""",
+          AND a.attnum > 0 AND NOT a.attisdropped AND {_NOT_YOYO}""",  # nosec B608 # only the constant predicates above
     "constraint": f"""
         SELECT c.relname || '.' || con.conname,
                con.contype::text || ' ' || pg_get_constraintdef(con.oid)
@@ -41,14 +41,14 @@ QUERIES: dict[str, str] = {
         FROM pg_constraint con
         JOIN pg_class c ON c.oid = con.conrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_NAMESPACE} AND {_NOT_YOYO}""",
+        WHERE {_NAMESPACE} AND {_NOT_YOYO}""",  # nosec B608 # only the constant predicates above
     "index": f"""
         SELECT i.relname, pg_get_indexdef(i.oid)
         FROM pg_index x
         JOIN pg_class i ON i.oid = x.indexrelid
         JOIN pg_class c ON c.oid = x.indrelid
         JOIN pg_namespace n ON n.oid = i.relnamespace
-        WHERE {_NAMESPACE} AND {_NOT_YOYO}""",
+        WHERE {_NAMESPACE} AND {_NOT_YOYO}""",  # nosec B608 # only the constant predicates above
     "sequence": f"""
         SELECT c.relname,
                concat_ws(' ', s.seqtypid::regtype::text, s.seqstart, s.seqincrement,
@@ -56,29 +56,29 @@ QUERIES: dict[str, str] = {
         FROM pg_sequence s
         JOIN pg_class c ON c.oid = s.seqrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_NAMESPACE} AND NOT c.relname LIKE ANY(%(yoyo_like)s)""",
+        WHERE {_NAMESPACE} AND NOT c.relname LIKE ANY(%(yoyo_like)s)""",  # nosec B608 # only the constant predicates above
     "view": f"""
         SELECT c.relname, c.relkind::text || ' ' || pg_get_viewdef(c.oid)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_NAMESPACE} AND c.relkind IN ('v', 'm')""",
+        WHERE {_NAMESPACE} AND c.relkind IN ('v', 'm')""",  # nosec B608 # only the constant predicates above
     "trigger": f"""
         SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
         FROM pg_trigger t
         JOIN pg_class c ON c.oid = t.tgrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_NAMESPACE} AND NOT t.tgisinternal""",
+        WHERE {_NAMESPACE} AND NOT t.tgisinternal""",  # nosec B608 # only the constant predicates above
     "enum": f"""
         SELECT t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
         FROM pg_type t
         JOIN pg_enum e ON e.enumtypid = t.oid
         JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE {_NAMESPACE}
-        GROUP BY t.typname""",
+        GROUP BY t.typname""",  # nosec B608 # only the constant predicates above
     "function": f"""
         SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                md5(pg_get_functiondef(p.oid))
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE {_NAMESPACE} AND p.prokind IN ('f', 'p')""",
+        WHERE {_NAMESPACE} AND p.prokind IN ('f', 'p')""",  # nosec B608 # only the constant predicates above
     "extension": """
         SELECT extname, extversion FROM pg_extension WHERE extname <> 'plpgsql'""",
 }

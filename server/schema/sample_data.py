@@ -228,7 +228,8 @@ class Seeder:
         return count
 
     def _parent_values(self, col: Column) -> list[Any]:
-        assert col.references is not None
+        if col.references is None:
+            raise RuntimeError(f"{col.name} references no table")
         ref_table, ref_col = col.references
         rows = self.conn.execute(
             sql.SQL("SELECT {} FROM {} ORDER BY 1 LIMIT 1000").format(

@@ -89,7 +89,8 @@ async def create(
         await store.set_assessors(conn, new_id, assessors)
         made = await store.by_id(conn, new_id)
     await _invalidate(cache)
-    assert made is not None
+    if made is None:
+        raise RuntimeError(f"assignment {new_id} is gone right after its insert")
     return made
 
 
@@ -135,7 +136,8 @@ async def update(
             await store.relate_late(conn, assignment_id)
         changed = await store.by_id(conn, assignment_id)
     await _invalidate(cache)
-    assert changed is not None
+    if changed is None:
+        raise RuntimeError(f"assignment {assignment_id} is gone right after its update")
     return changed
 
 

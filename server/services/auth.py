@@ -1,20 +1,22 @@
 """Signing in and out: passwords checked in constant work, access tokens issued and checked,
-refresh tokens rotated on every use with reuse detection (RFC 9700 4.14)."""
+refresh tokens rotated on every use with reuse detection (RFC 9700 4.14).
+
+A sign-in is a refresh-token family, and every access token names its family (`sid`). So
+revoking the family, on sign-out or on reuse of a spent refresh token, ends every access token
+of that sign-in at its next request. Revocations live in PostgreSQL with the families (not in
+Redis), and each request's account read checks them in the same query: they hold during a
+Redis outage, and cost no extra round trip."""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-import time
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from server.domain.errors import InvalidCredentials, InvalidToken, LoginThrottled
 from server.observability.logging import get_logger
-from server.platform import tokens as token_infra
-from server.platform.denylist import Denylist
 from server.platform.passwords import Passwords
 from server.platform.tokens import AccessClaims, TokenKeys, digest
 from server.ratelimit.loginguard import LoginGuard
@@ -34,7 +36,7 @@ class Session:
     def as_dict(self) -> dict[str, Any]:
         return {
             "access_token": self.access_token,
-            "token_type": "Bearer",
+            "token_type": "Bearer",  # nosec B105 # the OAuth token type name, not a secret
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
             "refresh_expires_in": self.refresh_expires_in,
@@ -52,7 +54,7 @@ async def _open(
         conn, user_id=user["id"], family=family, token_hash=digest(refresh),
         expires_at=dt.datetime.now(dt.UTC) + lifetime,
     )  # fmt: skip
-    access, seconds = keys.issue(user["id"], user["token_version"])
+    access, seconds = keys.issue(user["id"], user["token_version"], family)
     return Session(access, seconds, refresh, int(lifetime.total_seconds()))
 
 
@@ -65,13 +67,15 @@ async def login(
     email: str,
     password: str,
     refresh_days: float,
+    client: str,
 ) -> Session:
     """A session for the right password of an active account; one answer for every failure,
-    after the same hashing work whether or not the account exists. An address with too many
-    failures in a row must wait first (LoginThrottled), known or not."""
-    if guard is not None and (throttle := await guard.attempt(email)) is not None:
+    after the same hashing work whether or not the account exists. A client address with too
+    many failures in a row for an email address must wait first (LoginThrottled), known or
+    not (server.ratelimit.loginguard)."""
+    if guard is not None and (throttle := await guard.attempt(email, client)) is not None:
         raise LoginThrottled(
-            f"too many failed sign-ins for this account; retry in {throttle.retry_after_header} s",
+            f"too many failed sign-ins; retry in {throttle.retry_after_header} s",
             headers={"Retry-After": throttle.retry_after_header},
         )
     async with db() as conn:
@@ -80,7 +84,7 @@ async def login(
     if not await passwords.verify(stored, password) or user is None or not user["is_active"]:
         raise InvalidCredentials("the email or password is wrong")
     if guard is not None:
-        await guard.succeeded(email)
+        await guard.succeeded(email, client)
     fresh = (
         await passwords.hash(password) if passwords.needs_rehash(user["password_hash"]) else None
     )
@@ -127,52 +131,32 @@ async def refresh(
     return outcome
 
 
-async def authenticate(
-    *, db: Connect, claims: AccessClaims, denied: Awaitable[Any] | None
-) -> dict[str, Any]:
-    """The user a valid access token (its signature and claims checked) belongs to: not
-    logged out (`denied`: the denylist check, started by the caller), and the account still
-    active at the token's version."""
-    if denied is not None and await _denied(denied):
-        raise InvalidToken("the token has been revoked")
+async def authenticate(*, db: Connect, claims: AccessClaims) -> dict[str, Any]:
+    """The user a valid access token (its signature and claims checked) belongs to: the
+    account still active at the token's version, and the token's sign-in not revoked. Both
+    live in PostgreSQL beside the account, so a revocation holds whatever else is down."""
     async with db() as conn:
-        user = await store.by_id(conn, claims.user_id)
+        user = await store.by_session(conn, claims.user_id, claims.session)
     if user is None or not user["is_active"] or user["token_version"] != claims.version:
+        raise InvalidToken("the token has been revoked")
+    if user.pop("session_revoked"):
         raise InvalidToken("the token has been revoked")
     return user
 
 
-async def _denied(check: Awaitable[Any]) -> bool:
-    """Whether the token was logged out. With Redis unreachable this cannot be known: the
-    token is accepted (it expires within BTEC_ACCESS_TOKEN_SECONDS) and the outage logged."""
-    try:
-        return bool(await check)
-    except Exception as exc:
-        log.warning("denylist_unavailable", error=type(exc).__name__)
-        return False
-
-
 async def logout(
-    *,
-    db: Connect,
-    denylist: Denylist,
-    user_id: int,
-    claims: AccessClaims,
-    refresh_token: str | None,
+    *, db: Connect, user_id: int, claims: AccessClaims, refresh_token: str | None
 ) -> None:
-    """End this session: the access token is refused from now on, and the refresh token
-    (if given, and the user's) with its whole family."""
-    if refresh_token:
-        async with db() as conn, conn.transaction():
+    """End this sign-in: every access token issued in it (before or after a refresh) is
+    refused from the next request on, with its refresh tokens; and the family of
+    `refresh_token` too, if given and the user's. Committed before the answer: if PostgreSQL
+    cannot take it, the caller gets 503, never a sign-out that revoked nothing."""
+    async with db() as conn, conn.transaction():
+        await sessions.revoke_family(conn, claims.session)
+        if refresh_token:
             row = await sessions.take(conn, digest(refresh_token))
             if row is not None and row["user_id"] == user_id:
                 await sessions.revoke_family(conn, row["family"])
-    try:
-        await denylist.deny(
-            claims.jti, claims.expires_at - time.time() + token_infra.LEEWAY_SECONDS
-        )
-    except Exception as exc:  # Redis down: the access token lives out its short life
-        log.warning("logout_denylist_unavailable", error=type(exc).__name__)
 
 
 async def logout_all(*, db: Connect, user_id: int) -> None:

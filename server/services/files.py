@@ -20,11 +20,11 @@ from server.store import files as store
 from server.store import users as users_store
 
 log = get_logger("btec.files")
-READERS = frozenset({"assessor", "admin"})  # besides the owner
 
 
 async def visible(*, db: Connect, user: dict[str, Any], file_id: str) -> dict[str, Any]:
-    """The file, if this user may see it: the owner, assessors and admins. Anyone else gets
+    """The file, if this user may see it: its owner, an admin, or an assessor of an
+    assignment it is evidence for (the work they grade, not every upload). Anyone else gets
     the same 404 as for a file that does not exist."""
     try:
         found = uuid.UUID(file_id)
@@ -32,9 +32,15 @@ async def visible(*, db: Connect, user: dict[str, Any], file_id: str) -> dict[st
         raise NotFound("no such file") from None
     async with db() as conn:
         row = await store.by_id(conn, found)
-    if row is None or (row["owner_id"] != user["id"] and user["role"] not in READERS):
-        raise NotFound("no such file")
+        if row is None or not await _may_read(conn, row, user):
+            raise NotFound("no such file")
     return row
+
+
+async def _may_read(conn: Any, row: dict[str, Any], user: dict[str, Any]) -> bool:
+    if row["owner_id"] == user["id"] or user["role"] == "admin":
+        return True
+    return user["role"] == "assessor" and await store.assessed_by(conn, row["id"], user["id"])
 
 
 async def for_download(

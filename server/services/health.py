@@ -19,7 +19,7 @@ from server.observability.probes import Check, Observation, Status
 
 HEALTH: web.AppKey[HealthService] = web.AppKey("health")
 
-_RANK: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}
+_RANK: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}  # nosec B105 # health statuses, not a password
 
 
 @dataclass(frozen=True)

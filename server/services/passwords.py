@@ -47,7 +47,8 @@ async def issue_reset(
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes),
         )  # fmt: skip
     link = f"{public_url.rstrip('/')}/reset-password?token={quote(token)}"
-    return {"name": user["full_name"], "link": link, "minutes": minutes, "to": user["email"]}
+    # No name: an unverified account's name was chosen by whoever registered the address.
+    return {"link": link, "minutes": minutes, "to": user["email"]}
 
 
 async def _new_password(conn: Any, user_id: int, password_hash: str) -> None:
@@ -86,7 +87,8 @@ async def reset_password(
             raise InvalidResetToken("the reset link is not valid, used or expired")
         await _new_password(conn, reset["user_id"], hashed)
         user = await store.by_id(conn, reset["user_id"])
-    assert user is not None
+    if user is None:
+        raise RuntimeError("the user is gone right after the reset")
     await notices.password_changed(jobs, user)
     return user
 
@@ -112,6 +114,7 @@ async def change_password(
     async with db() as conn, conn.transaction():
         await _new_password(conn, user["id"], hashed)
         changed = await store.by_id(conn, user["id"])
-    assert changed is not None
+    if changed is None:
+        raise RuntimeError("the user is gone right after the password change")
     await notices.password_changed(jobs, changed)
     return await open_session(db=db, keys=keys, user=changed, refresh_days=refresh_days)

@@ -157,7 +157,8 @@ async def _check_files(
 async def _document(conn: Conn, submission_id: int, *, staff: bool) -> dict[str, Any]:
     """A submission in full; similarity flags only for staff."""
     row = await store.by_id(conn, submission_id)
-    assert row is not None
+    if row is None:
+        raise RuntimeError(f"submission {submission_id} is gone")
     document: dict[str, Any] = {
         "id": row["id"],
         "assignment_id": row["assignment_id"],

@@ -114,7 +114,8 @@ async def deactivate(*, db: Connect, email: str) -> dict[str, Any]:
         await store.deactivate(conn, user["id"])
         await sessions.revoke_user(conn, user["id"])
         changed = await store.by_email(conn, email)
-    assert changed is not None
+    if changed is None:
+        raise RuntimeError("the user is gone right after the deactivation")
     return public(changed)
 
 

@@ -48,7 +48,8 @@ async def issue(
             expires_at=dt.datetime.now(dt.UTC) + LIFETIME, new_address=new_email is not None,
         )  # fmt: skip
     link = f"{public_url.rstrip('/')}/verify-email?token={quote(token)}"
-    return {"name": user["full_name"], "link": link, "to": address, "current": user["email"]}
+    # No name: whoever registered chose it, and the address may not be theirs.
+    return {"link": link, "to": address, "current": user["email"]}
 
 
 def _usable(row: dict[str, Any] | None) -> bool:
@@ -88,7 +89,8 @@ async def confirm(*, db: Connect, jobs: Jobs, token: str) -> dict[str, Any]:
         if not await verifications.confirm(conn, row["user_id"], row["email"]):
             raise EmailTaken("another account uses this email address now")
         user = await store.by_id(conn, row["user_id"])
-    assert user is not None
+    if user is None:
+        raise RuntimeError("the user is gone right after the verification")
     if row["new_address"]:
         await notices.email_changed(jobs, user, row["current_email"])
     return user

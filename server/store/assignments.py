@@ -11,7 +11,7 @@ from server.store.units import _like
 # Criteria in BTEC order: P before M before D, then by number.
 CRITERIA_ORDER = "array_position(ARRAY['P', 'M', 'D'], c.band), c.number"
 CODES = (
-    f"ARRAY(SELECT c.code FROM assignment_criteria c WHERE c.assignment_id = a.id "
+    f"ARRAY(SELECT c.code FROM assignment_criteria c WHERE c.assignment_id = a.id "  # nosec B608 # only the constant CRITERIA_ORDER
     f"ORDER BY {CRITERIA_ORDER})"
 )
 SUMMARY = (
@@ -30,7 +30,7 @@ async def page(
     """Assignments by deadline (soonest first), and how many match in all."""
     pattern = _like(q) if q else None
     rows = await conn.fetch(
-        f"SELECT {SUMMARY}, count(*) OVER () AS total FROM assignments a "
+        f"SELECT {SUMMARY}, count(*) OVER () AS total FROM assignments a "  # nosec B608 # only the constants SUMMARY and FILTER; values are $n args
         f"JOIN units u ON u.id = a.unit_id WHERE {FILTER} "
         "ORDER BY a.deadline, a.id LIMIT $3 OFFSET $4",
         unit_id,
@@ -43,7 +43,9 @@ async def page(
     if offset == 0:
         return [], 0
     total = await conn.fetchval(
-        f"SELECT count(*) FROM assignments a WHERE {FILTER}", unit_id, pattern
+        f"SELECT count(*) FROM assignments a WHERE {FILTER}",  # nosec B608 # only the constant FILTER; values are $n args
+        unit_id,
+        pattern,
     )
     return [], int(total)
 
@@ -61,7 +63,7 @@ async def by_id(conn: Conn, assignment_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     criteria = await conn.fetch(
-        "SELECT c.code, c.band, c.description FROM assignment_criteria c "
+        "SELECT c.code, c.band, c.description FROM assignment_criteria c "  # nosec B608 # only the constant CRITERIA_ORDER; values are $n args
         f"WHERE c.assignment_id = $1 ORDER BY {CRITERIA_ORDER}",
         assignment_id,
     )
@@ -85,7 +87,7 @@ async def lock(conn: Conn, assignment_id: int, *, share: bool = False) -> Any:
     it FOR UPDATE and grading FOR SHARE: criteria never change under a grade being given."""
     mode = "FOR SHARE" if share else "FOR UPDATE"
     return await conn.fetchrow(
-        "SELECT id, unit_id, title, opens_at, deadline, now() AS now FROM assignments "
+        "SELECT id, unit_id, title, opens_at, deadline, now() AS now FROM assignments "  # nosec B608 # mode is FOR SHARE or FOR UPDATE, a literal
         f"WHERE id = $1 {mode}",
         assignment_id,
     )
@@ -124,7 +126,7 @@ async def update(conn: Conn, assignment_id: int, changes: dict[str, Any]) -> Non
     columns = [c for c in allowed if c in changes]
     assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
     await conn.execute(
-        f"UPDATE assignments SET {assignments}, updated_at = now() WHERE id = $1",
+        f"UPDATE assignments SET {assignments}, updated_at = now() WHERE id = $1",  # nosec B608 # column names from the `allowed` tuple; values are $n args
         assignment_id,
         *(changes[c] for c in columns),
     )

@@ -30,7 +30,7 @@ async def insert_within_quota(conn: Conn, row: dict[str, Any], quota: int) -> di
     if await used_bytes(conn, row["owner_id"]) + row["size_bytes"] > quota:
         return None
     found = await conn.fetchrow(
-        f"INSERT INTO files (id, owner_id, filename, kind, content_type, size_bytes, sha256, "
+        f"INSERT INTO files (id, owner_id, filename, kind, content_type, size_bytes, sha256, "  # nosec B608 # only the constant COLUMNS; values are $n args
         f"storage, storage_key, scan_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
         f"RETURNING {COLUMNS}",
         row["id"],
@@ -44,17 +44,31 @@ async def insert_within_quota(conn: Conn, row: dict[str, Any], quota: int) -> di
         row["storage_key"],
         row["scan_status"],
     )
-    assert found is not None
+    if found is None:
+        raise RuntimeError("INSERT ... RETURNING returned no row")
     return dict(found)
 
 
 async def by_id(conn: Conn, file_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM files WHERE id = $1", file_id)
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM files WHERE id = $1", file_id)  # nosec B608 # only the constant COLUMNS; values are $n args
     return dict(row) if row else None
 
 
+async def assessed_by(conn: Conn, file_id: uuid.UUID, assessor_id: int) -> bool:
+    """Whether the file is evidence in a submission to an assignment the user assesses."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM submission_files sf "
+        "JOIN submissions s ON s.id = sf.submission_id "
+        "JOIN assignment_assessors aa ON aa.assignment_id = s.assignment_id "
+        "WHERE sf.file_id = $1 AND aa.assessor_id = $2)",
+        file_id,
+        assessor_id,
+    )
+    return bool(found)
+
+
 async def delete(conn: Conn, file_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"DELETE FROM files WHERE id = $1 RETURNING {COLUMNS}", file_id)
+    row = await conn.fetchrow(f"DELETE FROM files WHERE id = $1 RETURNING {COLUMNS}", file_id)  # nosec B608 # only the constant COLUMNS; values are $n args
     return dict(row) if row else None
 
 
@@ -64,7 +78,7 @@ async def set_verdict(
     """Record a scan's verdict on a file still pending (or errored: a retry); None if it is
     gone or was decided already."""
     row = await conn.fetchrow(
-        f"UPDATE files SET scan_status = $2, scan_detail = $3, scanned_at = now(), "
+        f"UPDATE files SET scan_status = $2, scan_detail = $3, scanned_at = now(), "  # nosec B608 # only the constant COLUMNS; values are $n args
         f"updated_at = now() WHERE id = $1 AND scan_status IN ('pending', 'error') "
         f"RETURNING {COLUMNS}",
         file_id,

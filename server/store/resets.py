@@ -27,7 +27,7 @@ async def replace(
 async def find(conn: Conn, token_hash: bytes, *, lock: bool = False) -> dict[str, Any] | None:
     """The live reset with this digest and its user's current token_version."""
     row = await conn.fetchrow(
-        "SELECT r.user_id, r.issued_version, r.expires_at, u.token_version, u.is_active "
+        "SELECT r.user_id, r.issued_version, r.expires_at, u.token_version, u.is_active "  # nosec B608 # appends a literal FOR UPDATE clause; values are $n args
         "FROM password_resets r JOIN users u ON u.id = r.user_id "
         "WHERE r.token_hash = $1" + (" FOR UPDATE OF r" if lock else ""),
         token_hash,

@@ -22,7 +22,7 @@ async def page(
     """Units ordered by code, and how many match in all."""
     pattern = _like(q) if q else None
     rows = await conn.fetch(
-        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM units "
+        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM units "  # nosec B608 # only the constant COLUMNS; values are $n args
         "WHERE ($1::smallint IS NULL OR level = $1) "
         "AND ($2::text IS NULL OR title ILIKE $2 OR code ILIKE $2) "
         "ORDER BY code LIMIT $3 OFFSET $4",
@@ -45,7 +45,7 @@ async def page(
 
 
 async def by_id(conn: Conn, unit_id: int) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM units WHERE id = $1", unit_id)
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM units WHERE id = $1", unit_id)  # nosec B608 # only the constant COLUMNS; values are $n args
     return _unit(row) if row else None
 
 
@@ -85,7 +85,7 @@ def _unit(row: Any) -> dict[str, Any]:
 async def insert(conn: Conn, unit: dict[str, Any]) -> dict[str, Any]:
     """A new unit; asyncpg's UniqueViolationError if its code is taken (in any case)."""
     row = await conn.fetchrow(
-        f"INSERT INTO units (code, title, level, credits) VALUES ($1, $2, $3, $4) "
+        f"INSERT INTO units (code, title, level, credits) VALUES ($1, $2, $3, $4) "  # nosec B608 # only the constant COLUMNS; values are $n args
         f"RETURNING {COLUMNS}",
         unit["code"],
         unit["title"],
@@ -96,7 +96,7 @@ async def insert(conn: Conn, unit: dict[str, Any]) -> dict[str, Any]:
 
 
 async def by_code(conn: Conn, code: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM units WHERE lower(code) = lower($1)", code)
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM units WHERE lower(code) = lower($1)", code)  # nosec B608 # only the constant COLUMNS; values are $n args
     return _unit(row) if row else None
 
 
@@ -105,7 +105,7 @@ async def update(conn: Conn, unit_id: int, changes: dict[str, Any]) -> dict[str,
     columns = [c for c in ("code", "title", "level", "credits") if c in changes]
     sets = "".join(f"{c} = ${i + 2}, " for i, c in enumerate(columns))
     row = await conn.fetchrow(
-        f"UPDATE units SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+        f"UPDATE units SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",  # nosec B608 # column names from a fixed allowlist; values are $n args
         unit_id,
         *(changes[c] for c in columns),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from server.store import Conn
@@ -18,7 +19,7 @@ async def insert(
 ) -> dict[str, Any] | None:
     """The new user, or None when the email (in any case) is taken."""
     row = await conn.fetchrow(
-        f"INSERT INTO users (email, full_name, role, password_hash, email_verified_at) "
+        f"INSERT INTO users (email, full_name, role, password_hash, email_verified_at) "  # nosec B608 # only the constant COLUMNS; values are $n args
         f"VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) "
         f"ON CONFLICT ((lower(email))) DO NOTHING RETURNING {COLUMNS}",
         email,
@@ -32,7 +33,7 @@ async def insert(
 
 async def by_email(conn: Conn, email: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)",
+        f"SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)",  # nosec B608 # only the constant COLUMNS; values are $n args
         email,
     )
     return dict(row) if row else None
@@ -42,7 +43,7 @@ async def page(
     conn: Conn, *, role: str | None, active: bool | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     rows = await conn.fetch(
-        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM users "
+        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM users "  # nosec B608 # only the constant COLUMNS; values are $n args
         "WHERE ($1::text IS NULL OR role = $1) AND ($2::boolean IS NULL OR is_active = $2) "
         "ORDER BY id LIMIT $3 OFFSET $4",
         role,
@@ -74,7 +75,20 @@ async def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
 
 
 async def by_id(conn: Conn, user_id: int) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM users WHERE id = $1", user_id)
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM users WHERE id = $1", user_id)  # nosec B608 # only the constant COLUMNS; values are $n args
+    return dict(row) if row else None
+
+
+async def by_session(conn: Conn, user_id: int, session: uuid.UUID) -> dict[str, Any] | None:
+    """The user, with `session_revoked`: whether the sign-in `session` (a refresh-token
+    family) has been revoked. One round trip for every authenticated request."""
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS}, EXISTS (SELECT 1 FROM refresh_tokens "  # nosec B608 # only the constant COLUMNS; values are $n args
+        "WHERE family = $2 AND revoked_at IS NOT NULL) AS session_revoked "
+        "FROM users WHERE id = $1",
+        user_id,
+        session,
+    )
     return dict(row) if row else None
 
 
@@ -100,7 +114,7 @@ async def update(conn: Conn, user_id: int, changes: dict[str, Any]) -> dict[str,
     token_version on, so every access token stops working; roles are read per request."""
     allowed = {k: v for k, v in changes.items() if k in ("full_name", "role", "is_active")}
     row = await conn.fetchrow(
-        "UPDATE users SET full_name = coalesce($2, full_name), role = coalesce($3, role), "
+        "UPDATE users SET full_name = coalesce($2, full_name), role = coalesce($3, role), "  # nosec B608 # only the constant COLUMNS; values are $n args
         "is_active = coalesce($4, is_active), "
         "token_version = token_version + CASE WHEN $4::boolean IS NOT NULL AND NOT $4 "
         "AND is_active THEN 1 ELSE 0 END, "

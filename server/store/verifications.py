@@ -36,7 +36,7 @@ async def replace(
 async def find(conn: Conn, token_hash: bytes, *, lock: bool = False) -> dict[str, Any] | None:
     """The token's row with its user's current address."""
     row = await conn.fetchrow(
-        "SELECT v.user_id, v.email, v.expires_at, v.new_address, u.email AS current_email, "
+        "SELECT v.user_id, v.email, v.expires_at, v.new_address, u.email AS current_email, "  # nosec B608 # appends a literal FOR UPDATE clause; values are $n args
         "u.is_active "
         "FROM email_verifications v JOIN users u ON u.id = v.user_id "
         "WHERE v.token_hash = $1" + (" FOR UPDATE OF v" if lock else ""),

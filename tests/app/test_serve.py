@@ -11,7 +11,9 @@ from typing import Any
 import psutil
 import pytest
 
+from server.config.settings import Settings
 from tests.support.env import MIGRATION_IDS, free_port
+from tests.support.metrics import operator_headers
 from tests.support.processes import STARTUP_TIMEOUT, Served, embedded_processes
 from tests.support.wait import eventually_sync
 
@@ -151,8 +153,11 @@ def test_embedded_default_catches_mail(data_dir: Path, cli: Any) -> None:
     request = urllib.request.Request(  # noqa: S310
         served.url + "/api/v1/ops/mail/test",
         data=json.dumps({"to": "learner@college.example", "note": "welcome"}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
+        # the data dir's own ops token, as btecctl would send it
+        headers={"Content-Type": "application/json", **operator_headers(
+            Settings(_env_file=None, data_dir=data_dir), "ops_token"  # type: ignore[call-arg]
+        )},
+    )  # fmt: skip
     with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
         assert resp.status == 202
     env = {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": ""}

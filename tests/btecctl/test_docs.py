@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import typer
+from pydantic import SecretStr
 
 from btecctl.main import app as cli_app
+from server.app import create_app
 from server.config.settings import Settings
 from tests.support.env import ROOT
 
@@ -94,6 +96,22 @@ async def test_docs_ui_is_served(client: Any) -> None:
     resp = await client.get("/api/docs")
     assert resp.status == 200
     assert "swagger" in (await resp.text()).lower()
+
+
+@pytest.mark.parametrize(("env", "docs_ui", "served"), [
+    ("production", None, False), ("production", True, True), ("test", False, False),
+])  # fmt: skip
+async def test_docs_ui_switch(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    env: str, docs_ui: bool | None, served: bool,
+) -> None:  # fmt: skip
+    """Swagger UI is off in production unless asked for; the document itself stays."""
+    strong = "kT3v0Qm9ZrX2bW8yHc5NpL1sJd7FgA4uEo6iRt0qVx-_"
+    settings = make_settings(env=env, docs_ui=docs_ui, secret_key=SecretStr(strong),
+                             scan_disabled=True)  # fmt: skip
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/api/docs")).status == (200 if served else 404)
+    assert (await client.get("/api/docs/openapi.json")).status == 200
 
 
 def test_readme_starts_with_the_two_commands() -> None:

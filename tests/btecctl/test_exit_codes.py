@@ -27,6 +27,7 @@ from tests.support.env import closed_port
 
 CSV = "code,title,level,credits\nK/615/1544,Programming,3,60\n"
 PASSWORD = "a long enough passphrase\n"
+OSV_FIXTURES = Path(__file__).parent / "fixtures" / "osv"  # real advisories, none matching
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ CASES: dict[str, Codes] = {
     ),
     "users unthrottle": Codes(args=("ada@example.org",), needs="redis", ok=()),
     "sentry test": Codes(needs="sentry"),
+    # Its default reaches an advisory service, which is not on loopback: the unreachable case
+    # is tests/btecctl/test_security_deps.py's; here it audits a file.
+    "security deps": Codes(ok=("--advisories", str(OSV_FIXTURES))),
+    "security check": Codes(needs="http", ok=()),  # the settings only: no --url
 }
 # Bad input the commands themselves refuse, besides what typer refuses: each exits 2.
 BAD_INPUT: list[tuple[tuple[str, ...], str | None]] = [
@@ -111,6 +116,9 @@ BAD_INPUT: list[tuple[tuple[str, ...], str | None]] = [
     (("files", "rescan"), None),  # no scanner configured
     (("worker", "--ui-port", "18080"), None),  # no password for saq's UI
     (("jobs", "ping", "--timeout", "0"), None),
+    (("security", "deps", "--advisories", "/no/such/file.json"), None),
+    (("security", "check", "--url", "ftp://x"), None),
+    (("security", "check", "--url", "http://ops:pw@127.0.0.1:8080"), None),  # credentials
 ]
 BAD_CONFIG = {
     "port": {"BTEC_DATABASE_URL": "postgresql://x@127.0.0.1:99999/db"},

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from server.config.parsers import estimated_bits
 from server.config.settings import Settings, SettingsError, load_settings
+from server.platform import localsecrets
 
 PROD = {
     "BTEC_ENV": "production",
-    "BTEC_SECRET_KEY": "k" * 48,
+    "BTEC_SECRET_KEY": "kT3v0Qm9ZrX2bW8yHc5NpL1sJd7FgA4uEo6iRt0qVx-_",
     "BTEC_DATABASE_URL": "postgresql://btec:pw@db:5432/btec",
     "BTEC_REDIS_URL": "redis://cache:6379/0",
     "BTEC_CLAMD_URL": "tcp://clamav:3310",
@@ -57,7 +64,7 @@ def test_settings_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BTEC_REDIS_URL", "redis://127.0.0.1:port/0", "BTEC_REDIS_URL"),
         ("BTEC_PUBLIC_URL", "btec.example", "BTEC_PUBLIC_URL"),
         ("BTEC_LOG_LEVEL", "LOUD", "BTEC_LOG_LEVEL"),
-        ("BTEC_HEALTH_LOOPBACK_DETAILS", "perhaps", "BTEC_HEALTH_LOOPBACK_DETAILS"),
+        ("BTEC_METRICS_ENABLED", "perhaps", "BTEC_METRICS_ENABLED"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -108,6 +115,84 @@ def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) 
     s = load(monkeypatch, **PROD)
     assert not s.embedded_postgres
     assert "pw" not in repr(s)  # secrets stay masked in reprs and logs
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BTEC_SECRET_KEY", "a" * 32),  # the audit's example: 0 bits
+        ("BTEC_SECRET_KEY", "a" * 200),  # long, and still one character
+        ("BTEC_SECRET_KEY", "correct-horse-battery-staple-012"),  # a phrase: 192 bits
+        ("BTEC_SECRET_KEY", "0123456789abcdef" * 3),  # hex, but 48 x 4 = 192 bits
+        ("BTEC_JWT_KEYS", "k1=" + "ab" * 32),  # each signing key is judged
+    ],
+)
+def test_production_refuses_weak_signing_keys(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(monkeypatch, **{**PROD, name: value})
+    assert name in str(err.value)
+    assert "fewer than 256" in str(err.value)
+    assert value not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [  # made by secrets.token_hex(32), token_urlsafe(32) and token_urlsafe(64)
+        "df7d0edea43ba9b630651f8642b5a231d87ef96bac845f34bec1a73461179e71",
+        "93mtQM70sqkMUIOgABSZAYGUGvonx6RsWOgTIWVQSHM",
+        "6Hf0FTDkcL77qZaB7-yijFEmz7aOBVJSUA-xlt4zYbZj4HDRsIWVr7VVbDQ7tWeWXu-YpmIOoxxTPPJ_KNVisg",
+    ],
+)
+def test_production_accepts_random_keys(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    assert load(monkeypatch, **{**PROD, "BTEC_SECRET_KEY": key}).secret_key is not None
+    jwt = load(monkeypatch, **{**PROD, "BTEC_JWT_KEYS": f"k2={key},k1={secrets.token_hex(32)}"})
+    assert jwt.jwt_keys is not None
+
+
+def test_development_makes_its_own_secrets_per_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No secret is a constant in the source: each data dir makes its own, 0600 in 0700,
+    and every later load (another btecctl command, another process) finds the same."""
+    first = load(monkeypatch, BTEC_DATA_DIR=str(tmp_path / "a"))
+    made = {name: localsecrets.secret(first, name) for name in localsecrets.LOCAL}
+    again = load(monkeypatch, BTEC_DATA_DIR=str(tmp_path / "a"))
+    assert {name: localsecrets.secret(again, name) for name in localsecrets.LOCAL} == made
+    other = load(monkeypatch, BTEC_DATA_DIR=str(tmp_path / "b"))
+    for name, value in made.items():
+        assert value is not None
+        assert estimated_bits(value.get_secret_value()) >= 256
+        assert localsecrets.secret(other, name) != value
+        path = localsecrets.path_of(first, name)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "a" / "secrets").stat().st_mode) == 0o700
+    set_one = load(monkeypatch, BTEC_DATA_DIR=str(tmp_path / "a"), BTEC_OPS_TOKEN="o" * 40)
+    assert localsecrets.secret(set_one, "ops_token") == SecretStr("o" * 40)
+
+
+def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
+    code = (
+        "import sys; from server.config.settings import load_settings; "
+        "from server.platform.localsecrets import secret; "
+        "print(secret(load_settings(), 'metrics_token').get_secret_value())"
+    )
+    env = {**os.environ, "BTEC_ENV_FILE": "", "BTEC_DATA_DIR": str(tmp_path)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    values = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert len(values) == 1
+    assert values == {(tmp_path / "secrets" / "metrics_token").read_text().strip()}
+
+
+def test_production_makes_no_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    s = load(monkeypatch, **PROD, BTEC_DATA_DIR=str(tmp_path))
+    for name in ("ops_token", "metrics_token", "health_token"):
+        assert localsecrets.secret(s, name) is None
+    assert not (tmp_path / "secrets").exists()
 
 
 def test_production_needs_a_scanner_or_says_it_runs_without(

@@ -427,6 +427,10 @@ async def test_evidence_files_must_be_the_students_own(school: dict[str, Any]) -
     made = await assignment(school, await unit(school))
     mine = await ok(await upload(http, school["stu"], "evidence.txt", b"my evidence\n"), 201)
     theirs = await ok(await upload(http, school["kim"], "theirs.txt", b"their evidence\n"), 201)
+    # an upload that is no one's evidence yet: its owner's and admins', no assessor's
+    for assessor in ("sam", "ann"):
+        await problem(await http.get(mine["content_url"], headers=school[assessor]), 404,
+                      "not_found")  # fmt: skip
     refused = await submit(school, "stu", made["id"], file_ids=[mine["id"], theirs["id"]])
     found = await problem(refused, 422, "invalid_files")
     assert found["errors"] == {"file_ids": {"1": ["No file of yours has this id."]}}
@@ -436,6 +440,10 @@ async def test_evidence_files_must_be_the_students_own(school: dict[str, Any]) -
     seen = await ok(await http.get(f"/api/v1/submissions/{sub['id']}", headers=school["sam"]))
     content = await http.get(seen["files"][0]["content_url"], headers=school["sam"])
     assert await content.read() == b"my evidence\n"
+    # an assessor of other assignments still cannot (the audit: any assessor read any file)
+    await problem(await http.get(mine["content_url"], headers=school["ann"]), 404, "not_found")
+    await problem(await http.get(f"/api/v1/files/{mine['id']}", headers=school["ann"]), 404,
+                  "not_found")  # fmt: skip
     await problem(await http.delete(f"/api/v1/files/{mine['id']}", headers=school["stu"]), 409,
                   "file_in_use")  # fmt: skip
     # a resubmission without it frees it

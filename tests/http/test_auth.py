@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import itertools
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import jwt
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from server.app import create_app
 from server.config.settings import Settings
+from server.platform.embedded import EmbeddedPostgres
 from server.platform.tokens import AUDIENCE, TokenKeys
+from server.schema import migrations
 from tests.support.accounts import (
     CHEAP,
     PASSWORD,
@@ -28,6 +32,7 @@ from tests.support.accounts import (
     use_refresh,
 )
 from tests.support.env import cli_env, closed_port, database
+from tests.support.metrics import scrape
 from tests.support.problems import PROBLEM
 from tests.support.wait import eventually
 
@@ -50,7 +55,7 @@ async def test_login_then_me(http: Any, acli: Callable[..., Any], auth_settings:
     token = session["access_token"]
     assert jwt.get_unverified_header(token)["kid"] == "k0"
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "typ", "ver"}
+    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "typ", "ver", "sid"}
     me = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status == 200
     assert me.headers["Cache-Control"] == "no-store"
@@ -163,7 +168,9 @@ async def test_a_remembered_token_still_expires(
     user_id = (await (await http.get("/api/v1/users/me", headers=bearer(session))).json())["id"]
     keys = TokenKeys(auth_settings)  # the same key as the server's
     # Issued so that it expires, leeway included, 2 seconds from now.
-    token, _ = keys.issue(user_id, 0, now=time.time() - auth_settings.access_token_seconds - 28)
+    token, _ = keys.issue(
+        user_id, 0, uuid.uuid4(), now=time.time() - auth_settings.access_token_seconds - 28
+    )
     auth = {"Authorization": f"Bearer {token}"}
     assert (await http.get("/api/v1/users/me", headers=auth)).status == 200
     assert (await http.get("/api/v1/users/me", headers=auth)).status == 200  # remembered
@@ -259,49 +266,101 @@ async def test_login_is_rate_limited_per_client(http: Any) -> None:
     assert statuses == [401] * 10 + [429]
 
 
-async def test_failed_logins_back_off_per_account(
+async def test_failed_logins_back_off_per_account_and_address(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
     acli: Callable[..., Any],
 ) -> None:  # fmt: skip
-    """Three failures in a row delay the account, whichever client IP tries next; the delay
-    doubles with each further failure, expires, and a right password clears the count."""
+    """Three failures in a row from one address delay that address for the account; the
+    delay doubles with each further failure, expires, and a right password clears the count.
+    Other addresses are not slowed."""
     settings = make_settings(**CHEAP, trusted_proxies="127.0.0.1/32", login_backoff_after=3,
-                             login_backoff_base_seconds=1, login_backoff_max_seconds=2)  # fmt: skip
+                             login_backoff_base_seconds=1, login_backoff_max_seconds=2,
+                             ratelimit_policies="auth_login=1000/60:closed")  # fmt: skip
     http = await aiohttp_client(create_app(settings))
     await make_admin(acli, settings, "ada@example.org")
+    attempt = attempt_from(http)
+
+    assert [(await attempt("192.0.2.1")).status for _ in range(3)] == [401] * 3
+    for password in ("wrong password", PASSWORD):  # the same address: held, right password too
+        held = await attempt("192.0.2.1", password)
+        assert held.status == 429
+        problem = await held.json(content_type=PROBLEM)
+        assert problem["code"] == "login_throttled"
+        assert held.headers["Retry-After"] == "1"
+    assert (await attempt("198.51.100.7")).status == 401  # another address: not slowed
+    unknown = [(await attempt("192.0.2.50", email="nobody@example.org")).status for _ in range(4)]
+    assert unknown == [401, 401, 401, 429]  # unknown accounts are delayed the same way
+
+    # An attempt held back is not counted: try until one is let through.
+    def let_through(password: str) -> Any:
+        return eventually(lambda: attempt("192.0.2.1", password), lambda a: a.status != 429,
+                          timeout=10, interval=0.1, message="the delay expires")  # fmt: skip
+
+    assert (await let_through("wrong password")).status == 401  # the 4th failure
+    doubled = await attempt("192.0.2.1", PASSWORD)
+    assert doubled.status == 429
+    assert doubled.headers["Retry-After"] == "2"  # 2 x 1 s, the cap
+    assert (await let_through(PASSWORD)).status == 200  # never a lockout
+    assert [(await attempt("192.0.2.1")).status for _ in range(3)] == [401] * 3  # count reset
+    metrics = await scrape(http)
+    assert 'btec_ratelimit_decisions_total{policy="auth_login_account",result="limited"}' in metrics
+
+
+def attempt_from(http: Any) -> Callable[..., Any]:
+    """A sign-in attempt as if from client `ip` (the test's proxy is trusted)."""
 
     async def attempt(ip: str, password: str = "wrong password",  # noqa: S107
                       email: str = "ada@example.org") -> Any:  # fmt: skip
         return await http.post("/api/v1/auth/login", json={"email": email, "password": password},
                                headers={"X-Forwarded-For": ip})  # fmt: skip
 
-    assert [(await attempt(f"192.0.2.{i}")).status for i in range(3)] == [401] * 3
-    for ip in ("198.51.100.7", "203.0.113.9"):  # other IPs: still delayed, right password too
-        for password in ("wrong password", PASSWORD):
-            held = await attempt(ip, password)
-            assert held.status == 429
-            problem = await held.json(content_type=PROBLEM)
-            assert problem["code"] == "login_throttled"
-            assert held.headers["Retry-After"] == "1"
-    unknown = [(await attempt("192.0.2.50", email="nobody@example.org")).status for _ in range(4)]
-    assert unknown == [401, 401, 401, 429]  # unknown addresses are delayed the same way
+    return attempt
 
-    # An attempt held back is not counted: try, each time from a new address (so no per-IP
-    # limit interferes), until one is let through.
-    fresh = (f"198.18.{n // 256}.{n % 256}" for n in itertools.count(1))
 
-    def let_through(password: str) -> Any:
-        return eventually(lambda: attempt(next(fresh), password), lambda a: a.status != 429,
-                          timeout=10, interval=0.1, message="the delay expires")  # fmt: skip
+async def test_an_attacker_cannot_lock_the_owner_out(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+) -> None:  # fmt: skip
+    """50 failures from one address: the owner still signs in from another address, at once,
+    and the attacker stays throttled (by the account's backoff and the address's policy)."""
+    settings = make_settings(**CHEAP, trusted_proxies="127.0.0.1/32",
+                             ratelimit_policies="auth_login=1000/60:closed")  # fmt: skip
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+    attempt = attempt_from(http)
+    attacker = [(await attempt("203.0.113.66")).status for _ in range(50)]
+    assert attacker[:5] == [401] * 5
+    assert set(attacker[5:]) == {429}
+    owner = await attempt("198.51.100.20", PASSWORD)
+    assert owner.status == 200, await owner.text()
+    assert (await attempt("203.0.113.66", PASSWORD)).status == 429  # still held, even so
+    default = make_settings(**CHEAP, trusted_proxies="127.0.0.1/32")
+    http = await aiohttp_client(create_app(default))
+    attempt = attempt_from(http)  # the default per-address policy: 10 a minute
+    statuses = [(await attempt("203.0.113.67", email=f"u{i}@example.org")).status
+                for i in range(12)]  # fmt: skip
+    assert statuses[-1] == 429
 
-    assert (await let_through("wrong password")).status == 401  # the delay expired; the 4th failure
-    doubled = await attempt("192.0.2.61", PASSWORD)
-    assert doubled.status == 429
-    assert doubled.headers["Retry-After"] == "2"  # 2 x 1 s, the cap
-    assert (await let_through(PASSWORD)).status == 200  # never a lockout
-    assert [(await attempt("192.0.2.63")).status for _ in range(3)] == [401] * 3  # count reset
-    metrics = await (await http.get("/metrics")).text()
-    assert 'btec_ratelimit_decisions_total{policy="auth_login_account",result="limited"}' in metrics
+
+async def test_a_guess_spread_over_many_addresses_hits_the_account_cap(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+) -> None:  # fmt: skip
+    """Past BTEC_LOGIN_ACCOUNT_CAP failures from all addresses, only addresses that signed
+    in to the account before may try; the owner's known device still gets in."""
+    settings = make_settings(**CHEAP, trusted_proxies="127.0.0.1/32", login_account_cap=6,
+                             ratelimit_policies="auth_login=1000/60:closed")  # fmt: skip
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+    attempt = attempt_from(http)
+    assert (await attempt("198.51.100.20", PASSWORD)).status == 200  # the owner's laptop
+    spread = [(await attempt(f"203.0.113.{i}")).status for i in range(1, 10)]
+    assert spread == [401] * 6 + [429] * 3
+    assert (await attempt("192.0.2.200", PASSWORD)).status == 429  # a new device waits
+    assert (await attempt("198.51.100.20", PASSWORD)).status == 200  # a known one does not
+    cleared = await acli("users", "unthrottle", "ada@example.org", "--json", env=cli_env(settings))
+    assert json.loads(cleared.output)["failures_forgotten"] == 6
+    assert (await attempt("192.0.2.200", PASSWORD)).status == 200
 
 
 async def test_an_operator_can_clear_an_accounts_failed_logins(
@@ -355,6 +414,13 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
     replay = await use_refresh(http, first["refresh_token"])  # a spent token, again
     assert replay.status == 401
     assert (await replay.json(content_type=PROBLEM))["code"] == "invalid_token"
+    # Every access token of the sign-in ends with it, at the next request: the one issued at
+    # sign-in and the one from the refresh; another sign-in's stays.
+    for ended in (first, second):
+        gone = await http.get("/api/v1/users/me", headers=bearer(ended))
+        assert gone.status == 401
+        assert (await gone.json(content_type=PROBLEM))["detail"] == "the token has been revoked"
+    assert (await http.get("/api/v1/users/me", headers=bearer(other_device))).status == 200
     revoked = await use_refresh(http, second["refresh_token"])  # the family is gone
     assert revoked.status == 401
     assert (await use_refresh(http, other_device["refresh_token"])).status == 200  # not its family
@@ -409,7 +475,57 @@ async def test_logout_ends_this_session_only(
     bare = await signed_in(http, "ada@example.org")
     assert (await http.post("/api/v1/auth/logout", headers=bearer(bare))).status == 204
     assert (await http.get("/api/v1/users/me", headers=bearer(bare))).status == 401
+    assert (await use_refresh(http, bare["refresh_token"])).status == 401  # its sign-in's
     assert (await http.post("/api/v1/auth/logout")).status == 401
+
+
+async def test_logout_ends_every_access_token_of_the_sign_in(
+    http: Any, acli: Callable[..., Any], auth_settings: Settings
+) -> None:
+    """An access token issued before a refresh is of the same sign-in: signing out with the
+    newer one ends it too."""
+    await make_admin(acli, auth_settings, "ada@example.org")
+    earlier = await signed_in(http, "ada@example.org")
+    later = await (await use_refresh(http, earlier["refresh_token"])).json()
+    for session in (earlier, later):
+        assert (await http.get("/api/v1/users/me", headers=bearer(session))).status == 200
+    assert (await http.post("/api/v1/auth/logout", headers=bearer(later))).status == 204
+    for session in (earlier, later):
+        assert (await http.get("/api/v1/users/me", headers=bearer(session))).status == 401
+    assert (await use_refresh(http, later["refresh_token"])).status == 401
+
+
+async def test_revocations_hold_while_redis_is_down(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    acli: Callable[..., Any],
+) -> None:  # fmt: skip
+    """Revocations live in PostgreSQL with the sign-ins: with Redis unreachable, sign-out
+    still revokes (204 means revoked), and a revoked token stays refused."""
+    settings = make_settings(**CHEAP, redis_url=f"redis://127.0.0.1:{closed_port()}/0",
+                             ratelimit_enabled=False)  # fmt: skip
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+    session = await signed_in(http, "ada@example.org")
+    assert (await http.get("/api/v1/users/me", headers=bearer(session))).status == 200
+    assert (await http.post("/api/v1/auth/logout", headers=bearer(session))).status == 204
+    assert (await http.get("/api/v1/users/me", headers=bearer(session))).status == 401
+
+
+async def test_logout_that_cannot_be_stored_is_503(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    acli: Callable[..., Any], own_postgres: EmbeddedPostgres,
+) -> None:  # fmt: skip
+    """No 204 that revoked nothing: with PostgreSQL gone, sign-out answers 503."""
+    settings = make_settings(**CHEAP, database_url=SecretStr(own_postgres.url()),
+                             db_pool_acquire_timeout=1)  # fmt: skip
+    await asyncio.to_thread(migrations.migrate, settings)
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+    session = await signed_in(http, "ada@example.org")
+    await asyncio.to_thread(own_postgres.stop)
+    out = await http.post("/api/v1/auth/logout", headers=bearer(session))
+    assert out.status == 503
+    assert (await out.json(content_type=PROBLEM))["code"] in ("db_unavailable", "db_pool_timeout")
 
 
 async def test_logout_all_ends_every_session(

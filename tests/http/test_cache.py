@@ -31,7 +31,7 @@ from server.config.settings import Settings
 from server.observability.metrics import Metrics
 from server.platform.embedded import EmbeddedRedis
 from tests.support.env import cli_env, closed_port
-from tests.support.metrics import metric, scrape
+from tests.support.metrics import metric, operator_headers, scrape
 from tests.support.units import CATALOGUE, HEADER, seed, write
 from tests.support.wait import eventually, eventually_sync
 
@@ -264,8 +264,9 @@ def serve(settings: Settings, port: int, **extra: str) -> subprocess.Popen[str]:
     raise AssertionError("btecctl serve exited before it was ready")
 
 
-def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
+def fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
+    asked = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
+    with urllib.request.urlopen(asked, timeout=10) as resp:  # noqa: S310 - loopback
         return bytes(resp.read())
 
 
@@ -278,6 +279,7 @@ def test_two_processes_share_one_computation(
 
     assert cli("units", "import", write(tmp_path, CATALOGUE), env=cli_env(settings)).exit_code == 0
     ports = [closed_port(), closed_port()]
+    token = operator_headers(settings)
     procs = [serve(settings, p) for p in ports]
     try:
         started, release = threading.Event(), threading.Event()
@@ -292,7 +294,7 @@ def test_two_processes_share_one_computation(
                 # first (the first of the second process waits on the other's lock in Redis).
                 eventually_sync(
                     lambda: sum(
-                        metric(fetch(f"http://127.0.0.1:{p}/metrics").decode(),
+                        metric(fetch(f"http://127.0.0.1:{p}/metrics", token).decode(),
                                "btec_cache_coalesced_total", cache="units.page")
                         for p in ports
                     ),
@@ -302,7 +304,7 @@ def test_two_processes_share_one_computation(
                 release.set()
             bodies = list(reading)
         holder.join()
-        texts = [fetch(f"http://127.0.0.1:{p}/metrics").decode() for p in ports]
+        texts = [fetch(f"http://127.0.0.1:{p}/metrics", token).decode() for p in ports]
     finally:
         for proc in procs:
             proc.terminate()

@@ -14,9 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from server.app import create_app
-from server.config.settings import Settings
+from server.config.settings import SETTINGS, Settings
 from server.http.guard import public
+from server.platform import localsecrets
+from tests.support.metrics import operator_headers, scrape
 from tests.support.problems import PROBLEM
+
+STRONG_KEY = "kT3v0Qm9ZrX2bW8yHc5NpL1sJd7FgA4uEo6iRt0qVx-_"
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
 SECURITY_HEADERS = {
@@ -178,11 +182,11 @@ def _series(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
 async def test_random_paths_add_no_series(http: Any) -> None:
     await http.get("/no/such/path")
     await http.request("BREW", "/coffee")
-    before = _series(await (await http.get("/metrics")).text())
+    before = _series(await scrape(http))
     for _ in range(25):
         await http.get(f"/students/{uuid.uuid4()}")
         await http.request("BREW", f"/{uuid.uuid4()}")
-    after = _series(await (await http.get("/metrics")).text())
+    after = _series(await scrape(http))
     assert after == before
     routes = {dict(labels).get("route") for _, labels in after if dict(labels).get("route")}
     assert routes <= {
@@ -198,7 +202,7 @@ async def test_random_paths_add_no_series(http: Any) -> None:
 
 async def test_metrics_content(http: Any) -> None:
     await http.get("/api/v1/health/live")
-    resp = await http.get("/metrics")
+    resp = await http.get("/metrics", headers=operator_headers(http.app[SETTINGS]))
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
     text = await resp.text()
@@ -219,10 +223,28 @@ async def test_metrics_content(http: Any) -> None:
     assert 'route="/metrics"' not in text
 
 
-async def test_metrics_refuse_forwarded_callers_without_token(http: Any) -> None:
-    resp = await http.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
-    assert resp.status == 403
-    assert (await resp.json(content_type=PROBLEM))["code"] == "forbidden"
+async def test_metrics_refuse_loopback_callers_without_token(http: Any) -> None:
+    """Where a caller appears to be decides nothing: a same-host proxy makes everyone local."""
+    for headers in ({}, {"X-Forwarded-For": "198.51.100.7"}):
+        resp = await http.get("/metrics", headers=headers)
+        assert resp.status == 401
+        assert (await resp.json(content_type=PROBLEM))["code"] == "unauthorized"
+
+
+async def test_metrics_are_closed_in_production_without_a_token(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(env="production", secret_key=SecretStr(STRONG_KEY),
+                             scan_disabled=True)  # fmt: skip
+    client = await aiohttp_client(create_app(settings))
+    guess = {"Authorization": "Bearer " + "x" * 43}
+    for path, name in (("/metrics", "metrics_token"), ("/api/v1/ops/jobs/x", "ops_token")):
+        resp = await client.get(path, headers=guess)
+        assert resp.status == 403
+        body = await resp.json(content_type=PROBLEM)
+        assert body["code"] == "forbidden"
+        assert f"BTEC_{name.upper()} is not set" in body["detail"]
+        assert not localsecrets.path_of(settings, name).exists()  # production makes none
 
 
 async def test_metrics_token(

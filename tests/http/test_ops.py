@@ -1,6 +1,6 @@
 """The operator routes: POST /api/v1/ops/mail/test checks its input, GET /api/v1/ops/jobs/{id}
-finds jobs, both want the ops token (or a loopback caller not behind a proxy), and a queue that
-cannot be reached is 503."""
+finds jobs, both want the ops token wherever the caller is, and a queue that cannot be
+reached is 503."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.config.settings import Settings
 from tests.support.env import closed_port
+from tests.support.metrics import as_operator
 from tests.support.problems import PROBLEM
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Callable[..., Any]) -> Callable[..., Any]:
+    """Clients send the ops token, as an operator's tools do; `headers={}` makes one
+    anonymous."""
+    return as_operator(aiohttp_client)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +66,8 @@ async def test_unknown_job_is_404(client: Any) -> None:
 async def test_ops_token(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
-    client = await aiohttp_client(create_app(make_settings(ops_token=SecretStr("o" * 40))))
+    settings = make_settings(ops_token=SecretStr("o" * 40))
+    client = await aiohttp_client(create_app(settings), headers={})
     assert (await client.get("/api/v1/ops/jobs/x")).status == 401
     wrong = await client.get("/api/v1/ops/jobs/x", headers={"Authorization": "Bearer nope"})
     assert wrong.status == 403
@@ -66,12 +75,15 @@ async def test_ops_token(
     assert right.status == 404
 
 
-async def test_ops_refuse_forwarded_callers_without_token(client: Any) -> None:
-    resp = await client.post(
-        "/api/v1/ops/mail/test", json={"to": "a@example.org"},
-        headers={"X-Forwarded-For": "203.0.113.5"},
-    )  # fmt: skip
-    assert resp.status == 403
+async def test_ops_refuse_loopback_callers_without_token(
+    aiohttp_client: Callable[..., Any], settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(settings), headers={})
+    for headers in ({}, {"X-Forwarded-For": "203.0.113.5"}):
+        resp = await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"},
+                                  headers=headers)  # fmt: skip
+        assert resp.status == 401
+        assert (await resp.json(content_type=PROBLEM))["code"] == "unauthorized"
 
 
 async def test_redis_down_is_503_not_500(

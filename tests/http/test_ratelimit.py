@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from server.config.settings import Settings
 from server.platform.embedded import EmbeddedRedis
 from server.platform.tokens import TokenKeys
 from tests.support.env import cli_env, closed_port
+from tests.support.metrics import operator_headers, scrape
 from tests.support.problems import PROBLEM
 from tests.support.wait import eventually
 
@@ -54,7 +56,7 @@ async def test_limit_is_exact_with_headers(
     assert 1 <= retry_after <= 20
     assert limited.headers["RateLimit-Policy"] == '"default";q=3;w=60'
     assert limited.headers["RateLimit"].startswith('"default";r=0;t=')
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await scrape(client)
     assert 'btec_ratelimit_decisions_total{policy="default",result="limited"} 1.0' in metrics
     assert 'btec_ratelimit_decisions_total{policy="default",result="allowed"} 3.0' in metrics
 
@@ -79,9 +81,11 @@ async def test_retry_after_is_honoured(
 async def test_probes_and_metrics_are_exempt(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
-    client = await limited_client(aiohttp_client, make_settings(ratelimit_default="1/60"))
+    settings = make_settings(ratelimit_default="1/60")
+    client = await limited_client(aiohttp_client, settings)
+    token = operator_headers(settings)
     for path in ["/api/v1/health/live"] * 5 + ["/api/v1/health/ready"] * 3 + ["/metrics"] * 3:
-        resp = await client.get(path)
+        resp = await client.get(path, headers=token)
         assert resp.status == 200, path
         assert "RateLimit" not in resp.headers
 
@@ -91,8 +95,10 @@ async def test_route_declares_its_own_policy(
 ) -> None:
     settings = make_settings(ratelimit_policies="ops_mail=2/60:closed")
     client = await limited_client(aiohttp_client, settings)
+    ops = operator_headers(settings, "ops_token")
+    mail = {"to": "a@example.org"}
     statuses = [
-        (await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})).status
+        (await client.post("/api/v1/ops/mail/test", json=mail, headers=ops)).status
         for _ in range(3)
     ]
     assert statuses == [202, 202, 429]
@@ -132,7 +138,7 @@ async def test_reads_run_alongside_their_decision_and_stay_exact(
         if answer.status == 429:
             assert (await answer.json(content_type=PROBLEM))["code"] == "rate_limited"
             assert int(answer.headers["Retry-After"]) >= 1
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await scrape(client)
     assert 'btec_ratelimit_decisions_total{policy="default",result="limited"} 5.0' in metrics
     # Every one of the 15 ran its handler (the refused ones too, as they had budget when
     # they started): that is the price of running alongside, and why only reads may.
@@ -141,7 +147,7 @@ async def test_reads_run_alongside_their_decision_and_stay_exact(
     assert lookups == 15
     again = [(await client.get("/api/v1/units")).status for _ in range(3)]
     assert again == [429] * 3  # no budget left: each waits for its decision first
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await scrape(client)
     assert sum(counter(metrics, f'btec_cache_{kind}_total{{cache="units.page"}}')
                for kind in ("hits", "misses", "coalesced")) == 15  # fmt: skip
 
@@ -154,7 +160,7 @@ async def test_signed_in_requests_count_per_user(
     settings = make_settings(ratelimit_default="2/60")
     client = await limited_client(aiohttp_client, settings)
     tokens = TokenKeys(settings)
-    ada, sam = (tokens.issue(user_id, 0)[0] for user_id in (1, 2))
+    ada, sam = (tokens.issue(user_id, 0, uuid.uuid4())[0] for user_id in (1, 2))
 
     async def status(token: str) -> int:
         return (await client.get(ROUTE, headers={"Authorization": f"Bearer {token}"})).status
@@ -200,11 +206,12 @@ async def test_redis_down_open_falls_back_closed_refuses_then_both_recover(
 
     local = [(await client.get(ROUTE)).status for _ in range(4)]
     assert local == [404, 404, 404, 429]  # the local limiter enforces the same policy
-    closed = await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})
+    ops = operator_headers(settings, "ops_token")
+    closed = await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"}, headers=ops)
     assert closed.status == 503
     assert closed.headers["Retry-After"] == "5"
     assert (await closed.json(content_type=PROBLEM))["code"] == "ratelimit_unavailable"
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await scrape(client)
     assert 'btec_ratelimit_errors_total{policy="default"}' in metrics
 
     await asyncio.to_thread(own_redis.start)
@@ -212,7 +219,9 @@ async def test_redis_down_open_falls_back_closed_refuses_then_both_recover(
                      interval=0.2, message="Redis decides again")  # fmt: skip
     back = await client.get(ROUTE)
     assert back.status == 404  # Redis answers again: its (fresh) bucket decides
-    recovered = await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})
+    recovered = await client.post(
+        "/api/v1/ops/mail/test", json={"to": "a@example.org"}, headers=ops
+    )
     assert recovered.status == 202
 
 

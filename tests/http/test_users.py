@@ -105,6 +105,10 @@ async def test_admins_list_read_update_and_deactivate(
         ("PATCH", "/api/v1/users/1", {"role": "king"}, 422),
         ("PATCH", "/api/v1/users/1", {"full_name": ""}, 422),
         ("PATCH", "/api/v1/users/1", {"is_active": "maybe"}, 422),
+        # JSON booleans only: 0 and 1 deactivated and reactivated accounts (the audit)
+        ("PATCH", "/api/v1/users/1", {"is_active": 0}, 422),
+        ("PATCH", "/api/v1/users/1", {"is_active": 1}, 422),
+        ("PATCH", "/api/v1/users/1", {"is_active": "false"}, 422),
         ("PATCH", "/api/v1/users/1", {"password_hash": "x"}, 422),
         (
             "POST",

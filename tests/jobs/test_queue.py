@@ -21,9 +21,17 @@ from server.worker import handlers as catalogue
 from tests.support.env import cli_env
 from tests.support.jobs import jobs_idle, wait_job
 from tests.support.mail import Credentials, parts, refusing_server, smtp_server, tls_smtp_server
+from tests.support.metrics import as_operator, scrape
 
 # Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
 pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Callable[..., Any]) -> Callable[..., Any]:
+    """Clients send the ops token, as an operator's tools do (the ops routes, the health
+    details); `headers={}` makes one anonymous."""
+    return as_operator(aiohttp_client)
 
 
 async def served(aiohttp_client: Callable[..., Any], settings: Settings) -> Any:
@@ -111,7 +119,7 @@ async def test_failing_mail_retries_with_growing_delays_then_fails(
     [failure] = overview["failures"]
     assert failure["id"] == job["id"]
     assert "421" in failure["error"]
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await scrape(client)
     assert 'btec_jobs_failed_total{task="send_email"} 1.0' in metrics
     health = await (await client.get("/api/v1/health?fresh=true")).json(
         content_type="application/health+json"
@@ -197,7 +205,7 @@ async def test_abort_a_scheduled_job(
 async def test_job_metrics(client: Any) -> None:
     resp = await client.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})
     await wait_job(client, (await resp.json())["job_id"], {"complete", "failed", "queued"})
-    text = await (await client.get("/metrics")).text()
+    text = await scrape(client)
     assert 'btec_jobs_enqueued_total{task="send_email"} 1.0' in text
     assert "btec_job_duration_seconds_bucket" in text
 

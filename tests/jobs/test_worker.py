@@ -26,6 +26,7 @@ from server.worker import handlers as catalogue
 from tests.support.env import cli_env, free_port
 from tests.support.jobs import wait_job, wait_status
 from tests.support.mail import smtp_server
+from tests.support.metrics import operator_headers
 from tests.support.problems import PROBLEM
 from tests.support.processes import WorkerProcess
 from tests.support.wait import eventually
@@ -147,6 +148,17 @@ async def test_worker_ui_behind_basic_auth(make_settings: Callable[..., Settings
             async with http.get(url, headers=basic("admin", "ui-secret-1")) as ok:
                 assert ok.status == 200
                 assert "btec" in await ok.text()
+            # CSRF: a page on another site making the browser post, credentials attached
+            action = f"http://127.0.0.1:{port}/api/queues/btec/jobs/nope/retry"
+            signed = basic("admin", "ui-secret-1")
+            for forged in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                           {"Origin": "null", "Sec-Fetch-Site": "same-site"}):  # fmt: skip
+                async with http.post(action, headers={**signed, **forged}) as refused:
+                    assert refused.status == 403, forged
+            own = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+            for allowed in (own, {}):  # the UI's own page; a script with no browser headers
+                async with http.post(action, headers={**signed, **allowed}) as passed:
+                    assert passed.status != 403, allowed
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.communicate()
@@ -167,7 +179,8 @@ async def test_worker_serves_its_job_metrics(
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/metrics")
         api = await aiohttp_client(create_app(settings))  # no worker of its own
-        resp = await api.post("/api/v1/ops/mail/test", json={"to": "a@example.org"})
+        ops = operator_headers(settings, "ops_token")
+        resp = await api.post("/api/v1/ops/mail/test", json={"to": "a@example.org"}, headers=ops)
         assert resp.status == 202, await resp.text()
         done = await wait_job(api, (await resp.json())["job_id"], {"complete", "failed"})
         assert done["status"] == "complete"

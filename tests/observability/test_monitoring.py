@@ -12,14 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.app import create_app
-from server.config.settings import Settings
+from server.config.settings import SETTINGS, Settings
 from server.observability.metrics import METRICS
 from tests.support.env import ROOT, cli_env, closed_port, required_tool
-from tests.support.metrics import scrape
+from tests.support.metrics import as_operator, operator_headers, scrape
 from tests.support.problems import PROBLEM
 from tests.support.wait import eventually
 
@@ -27,6 +28,13 @@ MONITORING = ROOT / "runbooks" / "monitoring"
 # Series Prometheus makes itself, not btec.
 PROMETHEUS_OWN = {"up"}
 METRIC_NAME = re.compile(r"\b((?:btec|process|python)_[a-z0-9_]+|up)\b")
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Callable[..., Any]) -> Callable[..., Any]:
+    """Clients send the ops token, as an operator's tools do (the ops routes, the health
+    details); `headers={}` makes one anonymous."""
+    return as_operator(aiohttp_client)
 
 
 def promtool() -> str:
@@ -169,7 +177,7 @@ async def test_backup_gauges_follow_backups_and_drills(
     client = await aiohttp_client(create_app(settings))
 
     async def gauges() -> dict[str, float]:
-        text = await (await client.get("/metrics")).text()
+        text = await scrape(client)
         return {
             s.name: s.value
             for f in text_string_to_metric_families(text)
@@ -206,7 +214,7 @@ async def test_health_gauges_match_the_health_report(
     settings = make_settings(smtp_url=f"smtp://127.0.0.1:{closed_port()}")
     client = await aiohttp_client(create_app(settings))
     report = await (await client.get("/api/v1/health")).json()
-    text = await (await client.get("/metrics")).text()
+    text = await scrape(client)
     gauges = {
         s.labels["check"]: s.value
         for f in text_string_to_metric_families(text)
@@ -227,7 +235,7 @@ async def test_metrics_switched_off(
     client = await aiohttp_client(app)
     assert (await client.get("/api/v1/health/live")).status == 200
     assert (await client.get("/api/v1/units")).status == 200
-    resp = await client.get("/metrics")
+    resp = await client.get("/metrics", headers=operator_headers(app[SETTINGS]))
     assert resp.status == 404
     assert resp.content_type == PROBLEM
     assert (await resp.json())["code"] == "not_found"

@@ -14,12 +14,13 @@ import pytest
 from pydantic import SecretStr
 
 from server.app import create_app
-from server.config.settings import Settings
+from server.config.settings import SETTINGS, Settings
 from tests.support import s3
 from tests.support.accounts import CHEAP
 from tests.support.clamd import EICAR, SIGNATURE, ClamdServer, clamd_server
 from tests.support.env import cli_env
 from tests.support.mail import Inbox
+from tests.support.metrics import operator_headers, scrape
 from tests.support.problems import problem
 from tests.support.uploads import ADMIN, admin_app, upload
 from tests.support.wait import eventually
@@ -98,7 +99,7 @@ async def test_eicar_is_quarantined_and_its_owner_told(
     [kept] = list((uploads / "quarantine").iterdir())
     assert kept.read_bytes() == EICAR
 
-    metrics = await (await http.get("/metrics")).text()
+    metrics = await scrape(http)
     assert 'btec_scans_total{status="infected"} 1.0' in metrics
     [message] = await inbox.wait_for(1)
     assert message["To"] == ADMIN
@@ -169,7 +170,12 @@ async def test_health_reports_the_scanner(
 ) -> None:
     async def check(settings: Settings) -> dict[str, Any]:
         http = await aiohttp_client(create_app(settings))
-        report = await (await http.get("/api/v1/health?fresh=true")).json()
+        report = await (
+            await http.get(
+                "/api/v1/health?fresh=true",
+                headers=operator_headers(http.app[SETTINGS], "ops_token"),
+            )
+        ).json()
         found: dict[str, Any] = report["checks"]["clamd:responseTime"][0]
         return found
 

@@ -7,7 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from server.config.settings import SETTINGS
 from server.jobs.queue import JOBS, Jobs
+from tests.support.metrics import operator_headers
 from tests.support.wait import eventually
 
 
@@ -15,9 +17,10 @@ async def wait_job(
     client: Any, job_id: str, until: set[str], timeout: float = 20
 ) -> dict[str, Any]:
     """The job as GET /api/v1/ops/jobs/{id} shows it, once its status is one of `until`."""
+    ops = operator_headers(client.app[SETTINGS], "ops_token")
 
     async def shown() -> dict[str, Any]:
-        resp = await client.get(f"/api/v1/ops/jobs/{job_id}")
+        resp = await client.get(f"/api/v1/ops/jobs/{job_id}", headers=ops)
         assert resp.status == 200, await resp.text()
         body: dict[str, Any] = await resp.json()
         return body

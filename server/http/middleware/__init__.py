@@ -6,9 +6,11 @@ measured choice: see perf/frame_bench.py); each step lives in its own module:
 2. ratelimit (server.http.ratelimit): the decision is sent to Redis, and awaited before the
    handler (or beside it, for `alongside` GETs of clients with budget to spare);
 3. guard (server.http.guard): who may call the route, deny by default;
-4. validation: apigami's schemas, for handlers that declare them;
+4. validation: apigami's schemas, for handlers that declare them, after the strings of the
+   path and query are checked as JSON strings are (server.http.parsing);
 5. the handler;
-6. problems (server.http.problems) and unexpected: every error as problem+json;
+6. problems (server.http.problems) and unexpected: every error as problem+json, but for a
+   client that closed the connection first (logged as 499, never reported to Sentry);
 7. security: the headers every response carries, and the rate-limit headers;
 8. the RED metrics and access_log, for every request but /metrics.
 
@@ -19,6 +21,7 @@ lookup for all of them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -30,8 +33,14 @@ from server.http.middleware import access_log, request_id
 from server.http.middleware.plan import Planner
 from server.http.middleware.request_id import REQUEST_ID_HEADER
 from server.http.middleware.security import SecurityHeaders
-from server.http.middleware.unexpected import internal_error
+from server.http.middleware.unexpected import (
+    CLIENT_CLOSED,
+    client_closed,
+    client_left,
+    internal_error,
+)
 from server.http.middleware.validation import validate
+from server.http.parsing import check_request_text
 from server.http.problems import from_domain, from_http
 from server.http.ratelimit import RateLimits
 from server.observability.metrics import Metrics
@@ -68,6 +77,7 @@ def request_frame(
                     if plan.access is not PUBLIC:
                         await guard.admit(request, plan.access)
                     if plan.validated:
+                        check_request_text(request)
                         response = await validate(request, handler)
                     else:
                         response = await handler(request)
@@ -84,8 +94,15 @@ def request_frame(
                     status = exc.status
                     raise
                 response = from_http(exc, rid)
+            except asyncio.CancelledError:
+                if client_left(request):
+                    status = CLIENT_CLOSED
+                raise
             except Exception as exc:
-                response = internal_error(request, exc, rid)
+                if client_left(request):
+                    response = client_closed(request, exc)
+                else:
+                    response = internal_error(request, exc, rid)
             status = response.status
             if not response.prepared:  # a handler that streamed has sent its headers already
                 headers = response.headers

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from server.http.clientaddr import client_ip
 from server.http.keys import USER_ID
-from server.http.ratelimit import client_ip
 from server.observability.logging import access_wanted, log_access
 
 if TYPE_CHECKING:

@@ -57,7 +57,7 @@ class LogoutSchema(Schema):
     problems="invalid_credentials login_throttled validation_failed malformed_body",
 )
 @request_schema(LoginSchema, example={"email": "assessor@college.example.ac.uk",
-                                      "password": "correct horse battery staple"})  # fmt: skip
+                                      "password": "correct horse battery staple"})  # fmt: skip  # nosec B105 # OpenAPI example body, no account has it
 @limited("auth_login", "10/60:closed")
 @public
 @routes.post("/api/v1/auth/login", name="auth_login")
@@ -66,7 +66,7 @@ async def login(request: web.Request) -> web.Response:
     session = await auth.login(
         db=deps.db(request), passwords=deps.passwords(request), keys=deps.token_keys(request),
         guard=deps.login_guard(request), email=body["email"], password=body["password"],
-        refresh_days=deps.settings(request).refresh_token_days,
+        refresh_days=deps.settings(request).refresh_token_days, client=deps.client_ip(request),
     )  # fmt: skip
     return answer(session.as_dict())
 
@@ -96,18 +96,20 @@ async def refresh(request: web.Request) -> web.Response:
 @operation(
     "auth",
     "Sign out this session",
-    "The access token is refused from now on; the refresh token, if sent, and "
-    "every token of its sign-in are revoked. 204 with no body.",
+    "Every access token of this sign-in (the one sent, and any issued before or after a "
+    "refresh) and its refresh tokens are refused from the next request on; so is the sign-in "
+    "of the refresh token, if one is sent. 204 with no body, only once the revocation is "
+    "stored: 503 when it cannot be.",
     security=SIGNED_IN,
     ok={204: {"description": "Signed out"}},
-    problems="unauthorized invalid_token validation_failed",
+    problems="unauthorized invalid_token validation_failed db_unavailable",
 )
 @request_schema(LogoutSchema, example={"refresh_token": REFRESH_EXAMPLE})
 @unverified_allowed
 @routes.post("/api/v1/auth/logout", name="auth_logout")
 async def logout(request: web.Request) -> web.Response:
     await auth.logout(
-        db=deps.db(request), denylist=deps.denylist(request), user_id=deps.user(request)["id"],
+        db=deps.db(request), user_id=deps.user(request)["id"],
         claims=deps.claims(request), refresh_token=deps.body(request)["refresh_token"],
     )  # fmt: skip
     return no_content()

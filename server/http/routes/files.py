@@ -8,8 +8,11 @@ included, removes the temporary file.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -29,13 +32,15 @@ from server.http.openapi import (
     json_response,
     operation,
 )
+from server.http.parsing import timed_out
 from server.http.problems import from_domain
 from server.http.ratelimit import limited
-from server.http.responses import NO_STORE, answer, no_content
+from server.http.responses import NO_STORE, answer, no_content, start_stream
 from server.observability.logging import get_logger
 from server.platform.storage import StorageError, attachment
 from server.services import files, uploads
 
+T = TypeVar("T")
 log = get_logger("btec.files")
 routes = web.RouteTableDef()
 CHUNK = 256 * 1024
@@ -131,16 +136,26 @@ async def _upload(request: web.Request) -> web.StreamResponse:
 
 async def _receive_file(request: web.Request, rules: uploads.Rules, used: int) -> uploads.Received:
     """The one file part, streamed into a temporary file of the storage; the file goes
-    again on any failure (FileTooLarge past the limit)."""
-    reader, part = await _file_part(request)
+    again on any failure (FileTooLarge past the limit, 408 when the body stalls)."""
+    idle = deps.settings(request).body_timeout
+    reader, part = await _within(idle, _file_part(request))
     fd, temp = deps.storage(request).temporary()
     try:
-        size, digest = await _receive(part, fd, rules)
-        await _no_more_parts(reader)
+        size, digest = await _receive(part, fd, rules, idle)
+        await _within(idle, _no_more_parts(reader))
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return uploads.Received(clean_filename(part.filename), temp, size, digest, used)
+
+
+async def _within(seconds: float, step: Awaitable[T]) -> T:
+    """One read of the body, which must make progress within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await step
+    except TimeoutError:
+        raise timed_out() from None
 
 
 def _count_stored(request: web.Request, size: int) -> None:
@@ -189,14 +204,17 @@ def _reason(exc: Exception) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
-async def _receive(part: BodyPartReader, fd: int, rules: uploads.Rules) -> tuple[int, bytes]:
+async def _receive(
+    part: BodyPartReader, fd: int, rules: uploads.Rules, idle: float
+) -> tuple[int, bytes]:
     """Stream the part into `fd` with a running count (aiohttp's body limit does not apply
-    to multipart reads) and hash; FileTooLarge past the limit."""
+    to multipart reads) and hash; FileTooLarge past the limit, 408 after `idle` seconds
+    without a byte."""
     digest = hashlib.sha256()
     size = 0
     with os.fdopen(fd, "wb", buffering=0) as out:
         try:
-            while chunk := await part.read_chunk(CHUNK):
+            while chunk := await _within(idle, part.read_chunk(CHUNK)):
                 size += len(chunk)
                 if size > rules.max_bytes:
                     raise rules.too_large()
@@ -210,7 +228,8 @@ async def _receive(part: BodyPartReader, fd: int, rules: uploads.Rules) -> tuple
 @operation(
     "files",
     "A file's details and scan status",
-    "The owner, assessors and admins may read it; to anyone else it does not exist (404).",
+    "Its owner, admins, and the assessors of an assignment it is evidence for may read it; "
+    "to anyone else it does not exist (404).",
     security=SIGNED_IN,
     ok={200: json_response("The file", FILE_EXAMPLE)},
     problems="unauthorized invalid_token not_found",
@@ -284,7 +303,8 @@ async def content(request: web.Request) -> web.StreamResponse:
         raise StorageUnavailable(str(exc), retry_after=5) from None
     response = web.StreamResponse(headers=headers)
     response.content_length = row["size_bytes"]
-    await response.prepare(request)
+    if not await start_stream(request, response):
+        return response  # the generator is closed when it is collected
     await response.write(first)
     try:
         async for chunk in chunks:
@@ -300,7 +320,7 @@ async def content(request: web.Request) -> web.StreamResponse:
 @operation(
     "files",
     "Delete a file",
-    "The owner or an admin; assessors may read files but not delete them (403). "
+    "The owner or an admin; assessors who may read a file may not delete it (403). "
     "The row and the stored file both go. A file that is evidence in a submission stays: "
     "409 `file_in_use`.",
     security=SIGNED_IN,

@@ -9,9 +9,8 @@ from aiohttp import web
 from aiohttp_apigami import querystring_schema
 from marshmallow import Schema, fields
 
-from server.config.settings import Settings
 from server.http import deps
-from server.http.guard import bearer_matches, direct_loopback, public
+from server.http.guard import GUARD, public
 from server.http.openapi import (
     COMMON_PROBLEMS,
     OPTIONAL_BEARER,
@@ -37,12 +36,10 @@ class HealthQuery(Schema):
     )
 
 
-def may_see_details(request: web.Request, settings: Settings) -> bool:
-    """Details go to the health token's holder, or to direct loopback callers if allowed."""
-    token = settings.health_token
-    if token is not None and request.headers.get("Authorization", "").startswith("Bearer "):
-        return bearer_matches(request, token)
-    return settings.health_loopback_details and direct_loopback(request)
+def may_see_details(request: web.Request) -> bool:
+    """Details go to the holder of the health token or the ops token, wherever they call
+    from; everyone else sees the status alone."""
+    return request.app[GUARD].holds(request, "health_token", "ops_token")
 
 
 def health_response(body: dict[str, Any], status: int) -> web.Response:
@@ -125,7 +122,7 @@ async def ready(request: web.Request) -> web.Response:
     "health",
     "Full health document (application/health+json)",
     "Anonymous callers get the status only. The checks' details go to holders of "
-    "BTEC_HEALTH_TOKEN and, when BTEC_HEALTH_LOOPBACK_DETAILS is on, to direct loopback callers. "
+    "BTEC_HEALTH_TOKEN or BTEC_OPS_TOKEN as a bearer token, wherever they call from. "
     "`pass` and `warn` answer 200, `fail` answers 503.",
     security=OPTIONAL_BEARER,
     ok={
@@ -140,7 +137,7 @@ async def ready(request: web.Request) -> web.Response:
 @routes.get("/api/v1/health", name="health")
 async def health(request: web.Request) -> web.Response:
     settings = deps.settings(request)
-    detailed = may_see_details(request, settings)
+    detailed = may_see_details(request)
     fresh = bool(deps.query(request)["fresh"]) and detailed
     report = await deps.health(request).report(fresh=fresh)
     code = 503 if report.status == "fail" else 200

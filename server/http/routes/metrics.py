@@ -1,4 +1,5 @@
-"""GET /metrics for Prometheus: a bearer token, or direct loopback callers when no token is set.
+"""GET /metrics for Prometheus, behind a bearer token (BTEC_METRICS_TOKEN, or the data dir's
+own outside production).
 
 `btecctl serve` serves it beside the API; `btecctl worker` serves the same handler alone on
 BTEC_WORKER_METRICS_PORT (`worker_metrics_app`), for the counts only the worker has."""
@@ -28,8 +29,9 @@ METRICS_EXAMPLE = (
 @operation(
     "operations",
     "Prometheus metrics (text exposition format)",
-    "Protected by BTEC_METRICS_TOKEN as a bearer token. With no token set, only "
-    "direct loopback callers are served. Excluded from the HTTP metrics themselves. A 404 "
+    "Protected by BTEC_METRICS_TOKEN as a bearer token (outside production, when it is "
+    "unset, by the data dir's own: `<data dir>/secrets/metrics_token`); in production with "
+    "none set, 403 to everyone. Excluded from the HTTP metrics themselves. A 404 "
     "`not_found` while BTEC_METRICS_ENABLED=false. The metrics catalogue is in "
     "runbooks/observability.md.",
     security=OPERATOR,

@@ -65,7 +65,7 @@ JOB_EXAMPLE = {
     "Send a test message through the job queue and SMTP",
     "Queues a `send_email` job and answers 202 at once; follow `status_url`. "
     "An `Idempotency-Key` header makes retries of this request send one message. "
-    "Needs BTEC_OPS_TOKEN as a bearer token (or a direct loopback caller when it is unset).",
+    "Needs BTEC_OPS_TOKEN as a bearer token, wherever the caller is.",
     security=OPERATOR,
     ok={
         202: json_response(

@@ -21,7 +21,7 @@ from server.http.openapi import (
     json_response,
     operation,
 )
-from server.http.responses import NO_STORE, answer
+from server.http.responses import NO_STORE, answer, start_stream
 from server.http.schemas import ID, IdPath, page_fields
 from server.services import submissions
 
@@ -370,7 +370,8 @@ async def export(request: web.Request) -> web.StreamResponse:
             **NO_STORE,
         }
     )
-    await response.prepare(request)
+    if not await start_stream(request, response):
+        return response
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
-from server.domain.fields import MailAddress
+from server.domain.fields import MailAddress, StrictBool
 from server.http import deps, schemas
 from server.http.examples import USER_EXAMPLE
 from server.http.guard import roles, unverified_allowed
@@ -102,7 +102,7 @@ class NewUser(Schema):
 class UserChanges(Schema):
     full_name = fields.Str(validate=validate.Length(min=1, max=200), metadata={"example": "Sam A."})
     role = fields.Str(validate=ROLE, metadata={"example": "admin"})
-    is_active = fields.Bool(metadata={"example": False})
+    is_active = StrictBool(metadata={"example": False})
 
 
 @operation(

@@ -110,4 +110,19 @@ async def test_unicode_registration(http: Any, inbox: Inbox) -> None:
     made = await register(http, body)
     assert made.status == 201
     assert (await made.json())["full_name"] == "Zoë Ŧhe 日本"
-    assert "Zoë" in text_of((await inbox.wait_for(1))[0])
+    mail = text_of((await inbox.wait_for(1))[0])
+    assert "zoe@example.org" in mail
+    assert "Zoë" not in mail  # the registrant's chosen name never goes to the address
+
+
+async def test_a_registrants_name_never_reaches_the_mail(http: Any, inbox: Inbox) -> None:
+    """Anyone may register someone else's address: the name they choose is theirs, so the
+    verification mail, and a reset asked for that address, leave it out."""
+    lure = "Your account is suspended, call 0800 000 000 or visit http://evil.example"
+    made = await register(http, {**STUDENT, "full_name": lure})
+    assert made.status == 201
+    asked = await http.post("/api/v1/auth/password/forgot", json={"email": STUDENT["email"]})
+    assert asked.status == 202, await asked.text()
+    for message in await inbox.wait_for(2):
+        assert "evil.example" not in text_of(message)
+        assert "evil.example" not in str(message.get_body(("html",)))
