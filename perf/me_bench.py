@@ -1,10 +1,11 @@
 """`GET /api/v1/users/me` against a bare aiohttp + asyncpg handler doing the same work.
 
 Both decode the same HS256 JWT and read the same row by primary key; btec adds its request
-middleware (request id, rate limit, errors, metrics, access log), the Redis logout check and
-the account checks. Both run on one embedded PostgreSQL/Redis data dir held by a separate
-process; k6 alternates. Target (issue "Accounts"): btec >= 70% of the bare handler's
-requests/s. `python perf/me_bench.py [--rounds 3] [--duration 10s]`
+middleware (request id, rate limit, errors, metrics, access log) and the account checks, with
+the sign-in's revocation read in the same query as the row. Both run on one embedded
+PostgreSQL/Redis data dir held by a separate process; k6 alternates. Target (issue
+"Accounts"): btec >= 70% of the bare handler's requests/s.
+`python perf/me_bench.py [--rounds 3] [--duration 10s]`
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import sql
 
 from server import __version__
 from server.config.settings import Settings
@@ -500,7 +501,7 @@ def restore(settings: Settings, plan: RestorePlan, progress: Progress) -> dict[s
     with _admin(url) as conn:
         major, _ = server_version(conn)
         if not plan.clean:
-            conn.execute(f'CREATE DATABASE "{plan.into}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(plan.into)))
     tools = find_tools(settings, major)
     cmd = [tools.pg_restore, "--verbose", "--exit-on-error", "--no-owner", "--no-privileges",
            f"--dbname={with_database(url, plan.into)}"]  # fmt: skip
@@ -546,14 +547,18 @@ def swap_databases(url: str, target: str, restored: str) -> str | None:
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
                 (target,),
             )
-            conn.execute(f'ALTER DATABASE "{target}" RENAME TO "{previous}"')
-        conn.execute(f'ALTER DATABASE "{restored}" RENAME TO "{target}"')
+            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(target), sql.Identifier(previous)))  # fmt: skip
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+            sql.Identifier(restored), sql.Identifier(target)))  # fmt: skip
     return previous if exists else None
 
 
 def _drop(url: str, name: str) -> None:
     with contextlib.suppress(psycopg.Error), _admin(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def verify(settings: Settings, backup: Backup, progress: Progress) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from server.platform import dbstats
 from server.platform.embedded import EmbeddedPostgres
@@ -81,6 +82,24 @@ def test_backup_then_restore_into_a_new_database_is_identical(
         assert fingerprint(source) == before  # the source was not touched
     finally:
         drop(source, into)
+
+
+def test_restore_into_a_name_with_quotes_makes_exactly_that_database(
+    cli: Callable[..., Any], env: dict[str, str], source: str
+) -> None:
+    """The name is an identifier, quoted by psycopg, never SQL pasted into a statement."""
+    odd = 'restored "copy"; DROP DATABASE postgres; --'
+    made = ok(cli, "db", "backup", env=env)
+    try:
+        restored = ok(cli, "db", "restore", made["name"], "--into", odd, "--yes", env=env)
+        assert restored["restored_into"] == odd
+        with psycopg.connect(with_database(source, "postgres")) as conn:
+            names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        assert {odd, "postgres"} <= names
+    finally:
+        with psycopg.connect(with_database(source, "postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(odd)))  # fmt: skip
 
 
 def test_restore_with_swap_keeps_the_previous_database(

@@ -13,16 +13,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from server.app import create_app
 from server.config.settings import SETTINGS, Settings
 from server.http.parsing import MAX_DEPTH, MAX_VALUES
-from tests.support.accounts import CHEAP, make_admin, session_of
+from tests.support.accounts import CHEAP, CHEAP_ENV, PASSWORD, make_admin, session_of
 from tests.support.env import cli_env, free_port
 from tests.support.problems import problem
 from tests.support.processes import Served
 from tests.support.rawhttp import exchange, request, status_of
+from tests.support.uploads import MULTIPART, multipart, part
 from tests.support.wait import eventually
 
 LOGIN = "/api/v1/auth/login"
@@ -289,3 +291,37 @@ async def test_authentication_comes_before_validation(
 ) -> None:
     """An anonymous caller learns nothing of a route's input rules: 401, never 422."""
     await problem(await http.request(method, path, json=body), 401, "unauthorized")
+
+
+async def test_an_upload_cut_short_is_not_a_500_and_leaves_no_file(
+    make_settings: Callable[..., Settings], tmp_path: Path, acli: Callable[..., Any]
+) -> None:
+    """`btecctl serve` as deployed: a client that announces 1 MB of upload, sends 100 KB and
+    closes is the client's going (499), not an error for Sentry, and its partial file goes."""
+    settings = make_settings(**CHEAP, data_dir=tmp_path / "var")
+    await make_admin(acli, settings, "ada@example.org")
+    served = Served(tmp_path / "var", free_port(), **cli_env(settings, **CHEAP_ENV))
+    served.wait_ready()
+    try:
+        sign_in = {"email": "ada@example.org", "password": PASSWORD}
+        async with aiohttp.ClientSession(served.url) as http, http.post(LOGIN, json=sign_in) as a:
+            token = (await a.json())["access_token"]
+        head = request("POST", "/api/v1/files", f"Authorization: Bearer {token}",
+                       f"Content-Type: {MULTIPART}", "Content-Length: 1048576")  # fmt: skip
+        body = multipart(part("essay.pdf", b"%PDF-1.7\n" + b"x" * 1_000_000))
+        _, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(head + body[:100_000])
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        assert await asyncio.to_thread(served.get, "/api/v1/health/live") == 200
+    finally:
+        assert served.stop() == 0  # SIGTERM: in-flight requests finish first
+    uploads = tmp_path / "var" / "uploads"
+    assert not [p for p in uploads.rglob("*") if p.is_file()]  # the partial file went
+    cut = [e for e in served.lines if e.get("path") == "/api/v1/files"]
+    assert [(e["event"], e.get("status")) for e in cut] == [
+        ("client_closed_request", None),
+        ("request", 499),
+    ]
+    assert not [e for e in served.lines if e.get("event") == "unhandled_exception"]
