@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +27,7 @@ from server.platform.embedded import embedded_services
 
 if TYPE_CHECKING:
     from server.cache.core import Cache
+    from server.domain.errors import FieldError
     from server.jobs.queue import Jobs
     from server.platform.passwords import Passwords
 
@@ -55,8 +56,15 @@ class Rule:
 
 
 def _fields(exc: Any) -> str:
-    errors = exc.errors or {}
-    return "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in errors.items()) or exc.detail
+    """A ValidationFailed for people: `field: message; ...` (a message of the whole alone)."""
+    said = (f"{e.name}: {e.message}" if e.field else e.message for e in exc.errors or ())
+    return "; ".join(said) or exc.detail
+
+
+def field_errors_json(errors: Iterable[FieldError]) -> list[dict[str, str]]:
+    """A ValidationFailed's errors for --json: each field (dotted), its code and message."""
+    return [{"field": ".".join(map(str, e.field)), "code": e.code, "detail": e.message}
+            for e in errors]  # fmt: skip
 
 
 # The first rule that matches decides, so a subclass comes before its base.
@@ -105,7 +113,7 @@ def _extra(exc: BaseException) -> dict[str, Any]:
     if not isinstance(code, str) or not hasattr(exc, "detail"):
         return {}
     errors = getattr(exc, "errors", None)
-    return {"problem": code, **({"errors": errors} if errors else {})}
+    return {"problem": code, **({"errors": field_errors_json(errors)} if errors else {})}
 
 
 @contextlib.contextmanager

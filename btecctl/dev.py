@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.table import Table
 
 from btecctl.context import session
-from btecctl.output import FAILED, JsonOpt, err_console, noun, out_console, report
+from btecctl.output import CONFIG, FAILED, JsonOpt, err_console, fail, noun, out_console, report
 from server.platform.embedded import EmbeddedError, EmbeddedServer, ServerState, all_servers
 
 app = noun("Embedded development servers under BTEC_DATA_DIR.")
@@ -81,10 +82,68 @@ CheckOpt = Annotated[
 ]
 
 
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", metavar="FILE", help="Write the document here. Default: stdout."),
+]
+
+
+@app.command("openapi")
+def openapi(ctx: typer.Context, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """Write the OpenAPI 3 document the API serves at /api/docs/openapi.json, without a
+    running server: to stdout, or to FILE with --out (--json then reports what was written).
+    The committed copy is docs/openapi.json; clients are generated from either."""
+    from btecctl import reference
+    from server.app.factory import openapi_document
+    from server.config.settings import Settings
+
+    with session(ctx, as_json):
+        spec = openapi_document(Settings.model_construct())
+        text = reference.openapi_text(spec)
+        if out is None:
+            sys.stdout.write(text)
+            return
+        out.write_text(text)
+    operations = sum(len(item) for item in spec["paths"].values())
+    report(as_json, {"ok": True, "written": str(out), "operations": operations},
+           lambda: err_console.print(f"written: {out} ({operations} operations)"))  # fmt: skip
+
+
+PostmanCheckOpt = Annotated[
+    bool, typer.Option("--check", help="Change nothing; exit 1 if a committed file is stale.")
+]
+
+
+@app.command("postman")
+def postman(ctx: typer.Context, check: PostmanCheckOpt = False, as_json: JsonOpt = False) -> None:
+    """Write the Postman collection and environment in docs/postman/ from the OpenAPI
+    document, with npm's openapi-to-postmanv2 (`npm ci` installs it): one run, in order, that
+    signs in, keeps the token and tests each answer's status and schema (newman runs it)."""
+    from btecctl import postman as collection
+    from btecctl import reference
+    from server.app.factory import openapi_document
+    from server.config.settings import Settings
+
+    with session(ctx, as_json):
+        try:
+            made = collection.files(openapi_document(Settings.model_construct()))
+        except collection.PostmanError as exc:
+            code = CONFIG if isinstance(exc, collection.ToolMissing) else FAILED
+            fail(str(exc), code=code, as_json=as_json)
+        where = collection.OUT_DIR
+        changed = reference.stale(made, where) if check else reference.write(made, where)
+    verb = "stale" if check else "written"
+    report(as_json, {"ok": not (check and changed), verb: changed, "directory": str(where)},
+           lambda: err_console.print(f"{verb}: {', '.join(changed) or 'none'}"))  # fmt: skip
+    if check and changed:
+        raise typer.Exit(FAILED)
+
+
 @app.command("docs")
 def docs(ctx: typer.Context, check: CheckOpt = False, as_json: JsonOpt = False) -> None:
     """Write the generated references in docs/: the CLI (cli.md), the configuration
-    (configuration.md) and the HTTP API (api.md), from the code itself."""
+    (configuration.md), the HTTP API (api.md) and its OpenAPI document (openapi.json), from
+    the code itself."""
     from btecctl import reference
     from server.app.factory import openapi_document
     from server.config.settings import Settings

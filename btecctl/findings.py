@@ -29,7 +29,7 @@ NARROWEST = {4: 8, 6: 32}
 # runs embedded servers; and shown there as info instead of a warning.
 PRODUCTION_ONLY = ("secrets.ops_token_unset", "secrets.metrics_token_unset",
                    "secrets.health_token_unset", "docs.ui_enabled", "scan.disabled")  # fmt: skip
-DOWNGRADED = ("tls.public_url_http", "exposure.docs_ui")
+DOWNGRADED = ("tls.public_url_http", "exposure.docs_ui", "cors.origins_insecure")
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,10 @@ def _reused(settings: Settings, secrets: Secrets) -> Iterator[Finding]:
 def _tls(settings: Settings, secrets: Secrets) -> Iterator[Finding]:
     if settings.https:
         return
-    scheme = urlsplit(settings.public_url).scheme
+    said = "unset (the listening address)" if settings.public_url is None else "http://"
     yield Finding(
         "tls.public_url_http", "warning" if _production(settings) else "info",
-        f"BTEC_PUBLIC_URL is {scheme}://, not https: btec sends no HSTS, and tokens and "
+        f"BTEC_PUBLIC_URL is {said}, not https: btec sends no HSTS, and tokens and "
         "passwords cross the network in clear unless a proxy terminates TLS",
         "terminate TLS at the reverse proxy and set BTEC_PUBLIC_URL to the https:// URL "
         "clients use (btec then sends HSTS)",
@@ -213,14 +213,41 @@ def _smtp(settings: Settings, secrets: Secrets) -> Iterator[Finding]:
 
 
 def _cors(settings: Settings, secrets: Secrets) -> Iterator[Finding]:
-    # One finding, to be replaced by checks of BTEC_CORS_ORIGINS once it exists.
-    yield Finding(
-        "cors.not_configured", "info",
-        "btec sets no CORS headers: browsers on other origins cannot call the API (same-origin "
-        "front ends and other clients can)",
-        "serve the front end from the API's origin, or proxy the API under the front end's; "
-        "allowed origins (BTEC_CORS_ORIGINS) come in a later release",
-    )  # fmt: skip
+    origins = settings.cors_allowed_origins
+    if settings.cors_origins is None and origins:
+        yield Finding(
+            "cors.dev_defaults", "info",
+            "BTEC_CORS_ORIGINS is unset: browsers on the dev servers' origins "
+            f"({', '.join(origins)}) may call the API; none may in production",
+            "set BTEC_CORS_ORIGINS to the front end's own origin (such as "
+            "https://app.college.example), or to nothing to allow none",
+        )  # fmt: skip
+    clear = [o for o in origins if urlsplit(o).scheme == "http" and not _loopback(o)]
+    if clear:
+        yield Finding(
+            "cors.origins_insecure", "warning" if _production(settings) else "info",
+            f"BTEC_CORS_ORIGINS allows {', '.join(clear)} over http://: whoever is on the path "
+            "to that front end can change its code, and so read and send what its users may",
+            "serve the front end over https and list its https:// origin",
+        )  # fmt: skip
+    local = [o for o in origins if _loopback(o)]
+    if _production(settings) and local:
+        yield Finding(
+            "cors.loopback_origin", "warning",
+            f"BTEC_CORS_ORIGINS allows {', '.join(local)} in production: any page a user's own "
+            "machine serves there (a dev server, another program) may call the API",
+            "list only the deployed front end's origin in BTEC_CORS_ORIGINS",
+        )  # fmt: skip
+
+
+def _loopback(origin: str) -> bool:
+    host = urlsplit(origin).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 CHECKS: tuple[Check, ...] = (_environment, _unset_tokens, _weak, _reused, _tls, _proxies, _docs,

@@ -9,6 +9,7 @@ inside hand-written ones, so a marker-splicing tool would add a dependency and n
 from __future__ import annotations
 
 import inspect
+import json
 import types
 import typing
 from collections.abc import Iterator
@@ -237,7 +238,13 @@ def pages(root: Any, spec: dict[str, Any]) -> dict[str, str]:
         "cli.md": cli_page(root),
         "configuration.md": configuration_page(),
         "api.md": api_page(spec),
+        "openapi.json": openapi_text(spec),
     }
+
+
+def openapi_text(spec: dict[str, Any]) -> str:
+    """The OpenAPI document as committed and as `dev openapi` writes it: stable key order."""
+    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def stale(written: dict[str, str], directory: Path = DOCS) -> list[str]:

@@ -80,10 +80,10 @@ def check(ctx: typer.Context, url: UrlOpt = None, as_json: JsonOpt = False) -> N
     The settings: settings.not_production, secrets.ops_token_unset,
     secrets.metrics_token_unset, secrets.health_token_unset, secrets.token_weak,
     secrets.reused, tls.public_url_http, proxies.trusted_too_wide, docs.ui_enabled,
-    scan.disabled, smtp.cleartext, cors.not_configured. The server: headers.missing,
-    headers.server_banner, exposure.metrics, exposure.ops, exposure.health_details,
-    exposure.docs_ui, http.head_body, http.trace, errors.leak, cors.wildcard,
-    ratelimit.absent."""
+    scan.disabled, smtp.cleartext, cors.dev_defaults, cors.origins_insecure,
+    cors.loopback_origin. The server: headers.missing, headers.server_banner,
+    exposure.metrics, exposure.ops, exposure.health_details, exposure.docs_ui,
+    http.head_body, http.trace, errors.leak, cors.wildcard, ratelimit.absent."""
     from server.platform.localsecrets import LOCAL
 
     with session(ctx, as_json) as s:
@@ -402,8 +402,8 @@ def _cors(seen: Seen) -> Iterator[Finding]:
                 f"{answer.asked} from Origin {EVIL} answers Access-Control-Allow-Origin: "
                 f"{_shown(allowed)}" + (" with credentials" if credentials == "true" else "")
                 + ": any web site can call the API in its visitors' name",
-                "btec sets no CORS headers: remove them at the proxy, or allow only the front "
-                "end's own origin (BTEC_CORS_ORIGINS, in a later release)",
+                "btec answers CORS itself, only to the origins of BTEC_CORS_ORIGINS: remove "
+                "CORS headers the proxy adds, and list only the front end's own origin",
             )  # fmt: skip
 
 

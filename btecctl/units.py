@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from btecctl.context import Session, session
+from btecctl.context import Session, field_errors_json, session
 from btecctl.output import USAGE, JsonOpt, err_console, fail, noun, out_console, report
+
+if TYPE_CHECKING:
+    from server.domain.errors import FieldError
 
 app = noun("The unit catalogue: import from CSV, list.")
 MAX_BYTES = 5 * 1024 * 1024
@@ -53,22 +57,30 @@ def _units(source: str, as_json: bool) -> list[dict[str, Any]]:
     try:
         return parse_csv(_read(source, as_json))
     except ValidationFailed as exc:
-        _show_errors(exc.errors or {}, source, as_json)
+        _show_errors(exc.errors or (), source, as_json)
 
 
-def _show_errors(errors: dict[str, Any], source: str, as_json: bool) -> NoReturn:
+def _show_errors(errors: Sequence[FieldError], source: str, as_json: bool) -> NoReturn:
     if not as_json:
         _print_errors(errors, source)
-    fail(f"{source} has errors; nothing was imported", as_json=as_json, errors=errors)
+    fail(f"{source} has errors; nothing was imported", as_json=as_json,
+         errors=field_errors_json(errors))  # fmt: skip
 
 
-def _print_errors(errors: dict[str, Any], source: str) -> None:
-    """The first SHOWN_ERRORS errors, by line."""
-    for where, found in list(errors.items())[:SHOWN_ERRORS]:
-        label = f"line {where}" if where.isdigit() else where
-        err_console.print(f"{source}: {label}: {found}", highlight=False, markup=False)
+def _print_errors(errors: Sequence[FieldError], source: str) -> None:
+    """The first SHOWN_ERRORS errors, by line: `units.csv: line 4: code: k/1 is also line 2`."""
+    for error in errors[:SHOWN_ERRORS]:
+        said = f"{source}: {_where(error)}: {error.message}"
+        err_console.print(said, highlight=False, markup=False)
     if len(errors) > SHOWN_ERRORS:
         err_console.print(f"... and {len(errors) - SHOWN_ERRORS} more")
+
+
+def _where(error: FieldError) -> str:
+    """`line 4: code`, `line 4`, or what concerns the whole file: `header`, `rows`."""
+    first, *rest = error.field or ("file",)
+    line = f"line {first}" if isinstance(first, int) else str(first)
+    return f"{line}: {'.'.join(map(str, rest))}" if rest else line
 
 
 @app.command("import")
@@ -114,7 +126,7 @@ def _import(s: Session, units: list[dict[str, Any]], source: str) -> dict[str, A
         with err_console.status(f"importing {len(units)} units"):
             return s.run(import_units(db=s.db, cache=s.cache, units=units)).as_dict()
     except ValidationFailed as exc:
-        _show_errors(exc.errors or {}, source, s.as_json)
+        _show_errors(exc.errors or (), source, s.as_json)
 
 
 @app.command("list")

@@ -41,6 +41,12 @@ PUBLIC_ROUTES = {
     ("GET", "/api/docs"),
     ("GET", "/api/docs/openapi.json"),
     ("GET", "/static/swagger"),
+    # btec's own pages for mailed links (BTEC_FRONTEND_URL unset) and their script and style
+    ("GET", "/verify-email"),
+    ("GET", "/confirm-email-change"),
+    ("GET", "/reset-password"),
+    ("GET", "/pages/pages.js"),
+    ("GET", "/pages/pages.css"),
 }
 OPERATOR_ROUTES = {
     ("GET", "/metrics"),

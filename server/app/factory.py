@@ -19,8 +19,10 @@ from server.app.resources import (
     storage_ctx,
 )
 from server.config.settings import SETTINGS, Settings
+from server.http import contract
 from server.http.guard import GUARD, Guard
 from server.http.middleware import request_frame
+from server.http.middleware.cors import Cors
 from server.http.middleware.security import SecurityHeaders
 from server.http.openapi import SECURITY_SCHEMES, ProblemSchema
 from server.http.parsing import ProblemParser
@@ -32,6 +34,7 @@ from server.http.routes import (
     health,
     metrics,
     ops,
+    pages,
     submissions,
     units,
     users,
@@ -57,8 +60,12 @@ it says otherwise. A user whose address is not verified yet may only read and ch
 account's role as it is at that request.
 
 **Errors.** Every error is `application/problem+json` with `type`, `title`, `status`,
-`detail`, a stable `code` and the `request_id` (also in the `X-Request-ID` response header);
-validation failures add `errors`.
+`detail`, a stable `code` and the `request_id` (also in the `X-Request-ID` response header).
+A request that is not valid (422) adds `errors`, one object per field (RFC 9457): a field of
+the body as a JSON Pointer, `{"pointer": "#/criteria/0/code", "code": "required", "detail":
+"..."}`, a parameter by name, `{"parameter": "level", "in": "query", ...}`, each with a
+stable `code` (`required`, `unknown_field`, `not_found`, `invalid`); its `detail` names them:
+`2 fields are not valid: opens_at, criteria.0.code`.
 
 **Rate limits.** Every endpoint but the health probes and `/metrics` is limited per client
 (the user once signed in, else the IP). Responses carry `RateLimit-Policy:
@@ -80,8 +87,9 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     security = SecurityHeaders(settings)
     guard = Guard(settings, public_names=DOCS_ROUTES)
     limits = RateLimits(settings, app_metrics)
+    cors = Cors(settings.cors_allowed_origins)
     app = web.Application(
-        middlewares=[request_frame(app_metrics, security, limits, guard)],
+        middlewares=[request_frame(app_metrics, security, limits, guard, cors)],
         client_max_size=settings.max_body_bytes,
         handler_args={"max_field_size": 16384},
     )
@@ -91,6 +99,8 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[GUARD] = guard
     app.on_startup.append(guard.check_routes)
     app.on_response_prepare.append(security.hook())
+    if cors.enabled:  # none allowed: no Vary, no hook to run
+        app.on_response_prepare.append(cors.hook())
     app.on_cleanup.append(_flush_reports)
     app.cleanup_ctx.extend(
         [pool_ctx, redis_ctx, auth_ctx, mail_ctx, storage_ctx, jobs_ctx(run_worker=worker),
@@ -98,6 +108,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     )  # fmt: skip
     for module in ROUTES:
         app.add_routes(module.routes)
+    pages.add_pages(app, settings)
     _setup_docs(app, settings)
     return app
 
@@ -125,7 +136,8 @@ def _setup_docs(app: web.Application, settings: Settings) -> None:
         openapi_version=OpenApiVersion.V303,
         title="btec API",
         version=__version__,
-        servers=[{"url": settings.public_url, "description": "This deployment"}],
+        # Relative: the server the document was fetched from, whatever its host and port.
+        servers=[{"url": "/", "description": "The server that served this document"}],
         info={"description": API_DESCRIPTION},
     )
     spec.spec.components.schema("Problem", schema=ProblemSchema)
@@ -134,6 +146,7 @@ def _setup_docs(app: web.Application, settings: Settings) -> None:
     # The document is made here, once, with every route and component added (openapi_document
     # reads it without serving); apigami's parser is then replaced by ours.
     spec.register(app, in_place=True)
+    contract.finish(app[SWAGGER_DICT], app)
     app[APISPEC_PARSER] = ProblemParser()
 
 

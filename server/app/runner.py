@@ -35,6 +35,8 @@ async def serve(
     """Serve until SIGTERM/SIGINT; readiness fails `drain_seconds` before the listener closes,
     then requests finish and the in-process worker drains."""
     sock = listening_socket(host, port)  # a taken port fails here, before anything starts
+    # Where it listens is its URL unless BTEC_PUBLIC_URL says otherwise (mail links, docs).
+    settings = settings.model_copy(update={"host": host, "port": sock.getsockname()[1]})
     app = create_app(settings, worker=worker)
     runner = ProblemRunner(
         app,

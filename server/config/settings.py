@@ -37,6 +37,9 @@ URL_SCHEMES = {
     "database_url": ("postgresql", "postgres"),
     "redis_url": ("redis", "rediss", "unix"),
 }
+# Allowed by CORS outside production when BTEC_CORS_ORIGINS is unset: Vite's and the others'.
+DEV_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:3000",
+                    "http://127.0.0.1:3000")  # fmt: skip
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
@@ -71,9 +74,32 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("var"), description="Directory for embedded servers, uploads and mail."
     )
-    public_url: str = Field(
-        "http://127.0.0.1:8080",
-        description="Public base URL of the API, used in links; `https` turns on HSTS.",
+    public_url: str | None = Field(
+        None,
+        description="Public base URL of the API; `https` turns on HSTS, and it names the "
+        "issuer of access tokens. Unset: `http://<host>:<port>` of the listening server "
+        "(`serve --port` included).",
+    )
+    frontend_url: str | None = Field(
+        None,
+        description="Base URL of the front end that mail links open. Unset: the API's own URL,"
+        " where btec serves minimal pages of its own for them.",
+    )
+    frontend_verify_path: str = Field(
+        "/verify-email",
+        description="Path of the mailed link that verifies an address (`?token=` is added).",
+    )
+    frontend_reset_path: str = Field(
+        "/reset-password",
+        description="Path of the mailed link that sets a new password (`?token=` is added).",
+    )
+    frontend_email_change_path: str = Field(
+        "/confirm-email-change",
+        description="Path of the mailed link that confirms a new address (`?token=` is added).",
+    )
+    frontend_submission_path: str = Field(
+        "/submissions/{id}",
+        description="Path of a submission's page, linked from the grade mail; `{id}` is its id.",
     )
     release: str = Field(
         __version__, description="Release id reported in /health and `btec_build_info`."
@@ -254,6 +280,14 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed,"
         " read right to left.",
+    )
+    cors_origins: str | None = Field(
+        None,
+        description="Browser origins allowed to call the API (CORS), comma-separated, each exactly"
+        " as browsers send it in `Origin`: `scheme://host[:port]` (`*` is refused). Unset: none "
+        "in production; elsewhere the common dev servers' (`http://localhost:5173`, "
+        "`http://127.0.0.1:5173`, `http://localhost:3000`, `http://127.0.0.1:3000`). Empty: "
+        "none. See [runbooks/traffic.md](runbooks/traffic.md#cors-front-ends-on-other-origins).",
     )
     cache_enabled: bool = Field(
         True,
@@ -474,11 +508,21 @@ class Settings(BaseSettings):
         5, description="Rotated files kept: `btec.log.1` (newest) to `btec.log.N`."
     )
 
-    @field_validator("public_url")
+    @field_validator("public_url", "frontend_url")
     @classmethod
-    def _url_has_scheme(cls, value: str) -> str:
-        if not urlsplit(value).scheme:
-            raise ValueError("must be an absolute URL with a scheme")
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator(
+        "frontend_verify_path", "frontend_reset_path", "frontend_email_change_path",
+        "frontend_submission_path",
+    )  # fmt: skip
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or "?" in value or "#" in value:
+            raise ValueError("must be a path starting with / (no query or fragment)")
         return value
 
     @field_validator("smtp_url")
@@ -509,6 +553,13 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP network") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        for item in _items(value or ""):
+            _check_origin(item)
         return value
 
     @field_validator("sentry_dsn")
@@ -560,6 +611,14 @@ class Settings(BaseSettings):
 
         parse_allowed(value)
         return value
+
+    @property
+    def cors_allowed_origins(self) -> tuple[str, ...]:
+        """The origins CORS answers: BTEC_CORS_ORIGINS, else the dev servers' outside
+        production."""
+        if self.cors_origins is None:
+            return () if self.env == "production" else DEV_CORS_ORIGINS
+        return tuple(dict.fromkeys(_items(self.cors_origins)))
 
     @property
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -641,8 +700,49 @@ class Settings(BaseSettings):
         return self.backup_dir if self.backup_dir is not None else self.data_dir / "backups"
 
     @property
+    def base_url(self) -> str:
+        """The API's public base URL: BTEC_PUBLIC_URL, else where it listens."""
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104  # nosec B104 # compared, never bound
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def links_base(self) -> str:
+        """Where mail links point: the front end, else the API's own pages."""
+        return (self.frontend_url or self.base_url).rstrip("/")
+
+    @property
     def https(self) -> bool:
-        return urlsplit(self.public_url).scheme == "https"
+        return urlsplit(self.base_url).scheme == "https"
+
+
+def _items(value: str) -> list[str]:
+    return [v for v in (item.strip() for item in value.split(",")) if v]
+
+
+def _check_origin(origin: str) -> None:
+    """`origin` is one as browsers send it in `Origin` (an exact-match allowlist can match
+    nothing else): http(s), lower case, no default port, no path, query or credentials."""
+    if origin in ("*", "null"):
+        raise ValueError(f"{origin!r} is refused: list each front end's own origin")
+    parts = urlsplit(origin)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{origin!r}: the port is not a port number (1-65535)") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(f"{origin!r} is not an origin: expected http(s)://host[:port]")
+    scheme = parts.scheme.lower()
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{origin!r}: the host is not a valid name") from None
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[scheme]
+    exact = f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
+    if origin != exact:
+        raise ValueError(f"{origin!r} is not an origin as browsers send it: write {exact!r}")
 
 
 def _check_ports(url: str) -> None:

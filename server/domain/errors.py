@@ -1,10 +1,58 @@
 """The DomainError hierarchy: failures a client can understand, each with its HTTP status, a
-stable `code` and a title. server.http.problems renders them as application/problem+json."""
+stable `code` and a title, and the FieldErrors of a request that is not valid.
+server.http.problems renders them as application/problem+json."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+# Where a request carries a field: its body, or a parameter (OpenAPI's `in`).
+Location = Literal["body", "query", "path", "header", "cookie"]
+# What kind of error a field has, stable for clients: a field that is missing, a field the
+# request may not send, an id that names nothing, or any other value that is not valid.
+FieldCode = Literal["required", "unknown_field", "not_found", "invalid"]
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """What is wrong with one field of a request. `field` is its path from the outside in
+    (object keys and list indexes; empty for the whole body), `location` where the request
+    carries it. The HTTP layer renders it as a JSON Pointer or a named parameter."""
+
+    field: FieldPath
+    message: str
+    code: FieldCode = "invalid"
+    location: Location = "body"
+
+    @property
+    def name(self) -> str:
+        """The field as people read it: `criteria.0.code`; the location for the whole."""
+        return ".".join(map(str, self.field)) or self.location
+
+
+def field_error(
+    field: str | int | FieldPath,
+    message: str,
+    code: FieldCode = "invalid",
+    location: Location = "body",
+) -> FieldError:
+    """A FieldError of one field (a name) or of a path (a tuple)."""
+    return FieldError(field if isinstance(field, tuple) else (field,), message, code, location)
+
+
+def summary(errors: Sequence[FieldError]) -> str:
+    """One sentence naming what is not valid: `2 fields are not valid: opens_at, unit_id`;
+    errors of the whole body say themselves."""
+    names = list(dict.fromkeys(e.name for e in errors if e.field))
+    whole = [e.message for e in errors if not e.field]
+    if not names:
+        return "; ".join(whole)
+    noun = "field" if any(e.location == "body" for e in errors if e.field) else "parameter"
+    count = f"1 {noun} is" if len(names) == 1 else f"{len(names)} {noun}s are"
+    return "; ".join([f"{count} not valid: {', '.join(names)}", *whole])
 
 
 class DomainError(Exception):
@@ -19,12 +67,14 @@ class DomainError(Exception):
         self,
         detail: str | None = None,
         *,
-        errors: Mapping[str, Any] | None = None,
+        errors: Iterable[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        self.errors = tuple(errors or ()) or None
+        if self.errors:  # the fields first: the detail given adds to them
+            detail = "; ".join(filter(None, (summary(self.errors), detail)))
         super().__init__(detail or self.title)
         self.detail = detail or self.title
-        self.errors = dict(errors) if errors else None
         self.headers = dict(headers) if headers else {}
 
 
@@ -119,6 +169,20 @@ class RequestTimeout(DomainError):
     status = 408
     code = "request_timeout"
     title = "The request body did not arrive in time"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "The body is not JSON"
+
+
+class AssessorRequired(DomainError):
+    """An assignment nobody may grade would take submissions that can never be graded."""
+
+    status = 422
+    code = "assessor_required"
+    title = "An assignment needs at least one assessor"
 
 
 class PayloadTooLarge(DomainError):

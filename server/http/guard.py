@@ -11,6 +11,12 @@ otherwise where the route is defined:
 A handler that declares nothing is for signed-in, verified users: forgetting a check can no
 longer make a route public. `Guard.admit` runs in the request frame; `Guard.access` answers
 for any route, so a test lists the public ones.
+
+CORS preflights from an allowed origin are public too, though no route says so: they have no
+route (server.http.middleware.cors), and the frame answers them before the guard. A browser
+sends a preflight without credentials (the Fetch standard), so requiring a user could only
+refuse it, and the answer runs no handler and tells only what the allowlist tells anyone. The
+request it announces then meets the guard as any other.
 """
 
 from __future__ import annotations

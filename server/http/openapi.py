@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from aiohttp_apigami import docs
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from server.domain import errors
+from server.domain.errors import FieldCode, FieldError, Location, field_error
 from server.http.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
 
 BEARER = "bearerAuth"
@@ -31,6 +32,34 @@ PUBLIC: Security = [{}]
 OPTIONAL_BEARER: Security = [{}, {BEARER: []}]
 
 
+class FieldErrorSchema(Schema):
+    """One entry of a problem's `errors`: where the error is (a `pointer` into the body, or a
+    `parameter` and `in`), what kind it is (`code`) and what is wrong (`detail`)."""
+
+    pointer = fields.Str(
+        metadata={"description": "A field of the request body as a JSON Pointer (RFC 6901) in "
+                  "its URI fragment form, as in RFC 9457: `#/criteria/0/code`; `#` is the whole "
+                  "body. Absent for parameters.", "example": "#/opens_at"}
+    )  # fmt: skip
+    parameter = fields.Str(
+        metadata={"description": "A query, path or header parameter's name; absent for body "
+                  "fields.", "example": "level"}
+    )  # fmt: skip
+    in_ = fields.Str(
+        data_key="in",
+        validate=validate.OneOf([w for w in get_args(Location) if w != "body"]),
+        metadata={"description": "Where the `parameter` is.", "example": "query"},
+    )
+    code = fields.Str(
+        required=True,
+        validate=validate.OneOf(get_args(FieldCode)),
+        metadata={"description": "`required`: missing; `unknown_field`: not a field this "
+                  "request takes; `not_found`: an id that names nothing; `invalid`: any other "
+                  "value that is not valid.", "example": "invalid"},
+    )  # fmt: skip
+    detail = fields.Str(required=True, metadata={"example": "Not a valid datetime."})
+
+
 class ProblemSchema(Schema):
     """application/problem+json (RFC 9457) with btec's stable `code` and the request id."""
 
@@ -42,9 +71,12 @@ class ProblemSchema(Schema):
     request_id = fields.Str(
         required=True, allow_none=True, metadata={"example": "6f1c2a0e9b7d4f0a8c3e5d2b1a0f9e8d"}
     )
-    errors = fields.Dict(
-        required=False, metadata={"description": "Field errors, on validation failures."}
-    )
+    errors = fields.List(
+        fields.Nested(FieldErrorSchema),
+        required=False,
+        metadata={"description": "What is wrong with each field, on validation failures "
+                  "(RFC 9457 section 3): every 422 of a request that is not valid has it."},
+    )  # fmt: skip
 
 
 # Every problem code a route can answer, with its status and title, from the error classes.
@@ -74,7 +106,7 @@ EXAMPLE_DETAILS: dict[str, str] = {
     "unsupported_type": "the content is not PDF (it looks like EXE)",
     "unsafe_archive": "unpacks to more than 536870912 bytes",
     "file_not_available": "the file is pending a virus scan",
-    "validation_failed": "see errors",
+    "validation_failed": "2 fields are not valid: opens_at, criteria.0.code",
     "unit_code_taken": "unit K/615/1544 exists (id 7)",
     "unit_in_use": "unit 7 has 3 assignments",
     "assignment_in_use": "assignment 12 has 14 submissions; it cannot be deleted",
@@ -83,9 +115,10 @@ EXAMPLE_DETAILS: dict[str, str] = {
     "submission_graded": "submission 88 has been graded; ask the assessor about a resubmission",
     "file_in_use": "submission 88 uses this file",
     "grade_changed": 'the grade is at version 3, not "2"; read it again',
-    "invalid_criteria": "see errors: unknown codes, and codes not marked",
+    "invalid_criteria": "2 fields are not valid: criteria.P9, criteria.M1; the assignment's "
+    "criteria are P1, P2, M1",
     "wrong_assignment": "submission 88 is for assignment 12, not 13",
-    "invalid_files": "see errors: files that are not yours or failed their scan",
+    "invalid_files": "1 field is not valid: file_ids.0",
     "not_assessor": "you do not assess assignment 12",
     "rate_limited": "too many requests; retry in 12 s",
     "login_throttled": "too many failed sign-ins for this account; retry in 4 s",
@@ -95,6 +128,10 @@ EXAMPLE_DETAILS: dict[str, str] = {
     "storage_unavailable": "S3 put: EndpointConnectionError",
     "queue_unavailable": "the job queue cannot be reached",
     "ratelimit_unavailable": "rate limiting is unavailable",
+    "assessor_required": "name its assessors in assessor_ids: nobody could grade it",
+    "unsupported_media_type": "send the body as application/json, not text/plain",
+    "body_too_complex": "the body nests deeper than 32 levels",
+    "request_timeout": "the body did not arrive in time",
 }
 
 
@@ -110,12 +147,18 @@ def _example(code: str) -> dict[str, Any]:
     )
 
 
-ERROR_EXAMPLES: dict[str, dict[str, Any]] = {
-    "validation_failed": {"querystring": {"fresh": ["Not a valid boolean."]}},
-    "invalid_criteria": {
-        "criteria": {"P9": ["No such criterion in this assignment."], "M1": ["Not marked."]}
-    },
-    "invalid_files": {"file_ids": {"0": ["No file of yours has this id."]}},
+ERROR_EXAMPLES: dict[str, list[FieldError]] = {
+    "validation_failed": [
+        field_error("opens_at", "Not a valid datetime."),
+        field_error(("criteria", 0, "code"), "Missing data for required field.", "required"),
+    ],
+    "invalid_criteria": [
+        field_error(("criteria", "P9"), "No such criterion in this assignment.", "unknown_field"),
+        field_error(("criteria", "M1"), "Not marked.", "required"),
+    ],
+    "invalid_files": [
+        field_error(("file_ids", 0), "No file of yours has this id.", "not_found"),
+    ],
 }
 
 

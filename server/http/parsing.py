@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -23,11 +24,35 @@ from webargs import core
 from webargs.aiohttpparser import AIOHTTPParser, is_json_request
 
 from server.config.settings import SETTINGS
-from server.domain.errors import BodyTooComplex, MalformedBody, RequestTimeout, ValidationFailed
+from server.domain.errors import (
+    BodyTooComplex,
+    FieldError,
+    FieldPath,
+    Location,
+    MalformedBody,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+    field_error,
+)
+from server.domain.fields import field_errors
 
 MAX_DEPTH = 32  # objects and arrays inside each other; btec's deepest schema uses 3
 MAX_VALUES = 10_000  # values in one body, all levels; btec's largest takes a few hundred
 INT64 = 2**63
+# webargs' locations (the keys of its error messages) as the places FieldErrors name.
+LOCATIONS: dict[str, Location] = {
+    "json": "body",
+    "form": "body",
+    "json_or_form": "body",
+    "files": "body",
+    "querystring": "query",
+    "query": "query",
+    "match_info": "path",
+    "path": "path",
+    "headers": "header",
+    "cookies": "cookie",
+}
 
 
 def loads(body: bytes) -> Any:
@@ -60,7 +85,7 @@ def check(document: Any) -> None:
     """Walk `document` once: depth, the number of values, integers within 64 bits, and
     every string key and value storable. The count bounds the walk, so its cost does not
     grow with what the body holds beyond MAX_VALUES."""
-    stack: list[tuple[Any, int, str]] = [(document, 0, "")]
+    stack: list[tuple[Any, int, FieldPath]] = [(document, 0, ())]
     seen = 0
     while stack:
         node, depth, path = stack.pop()
@@ -78,17 +103,16 @@ def check(document: Any) -> None:
             raise BodyTooComplex(f"the body nests deeper than {MAX_DEPTH} levels")
         elif isinstance(node, dict):
             for key, value in node.items():
-                where = f"{path}.{key}" if path else key
-                unstorable(key, where)
-                stack.append((value, depth + 1, where))
+                unstorable(key, (*path, key))
+                stack.append((value, depth + 1, (*path, key)))
         else:
             for index, value in enumerate(node):
-                stack.append((value, depth + 1, f"{path}.{index}" if path else str(index)))
+                stack.append((value, depth + 1, (*path, index)))
 
 
-def unstorable(text: str, where: str) -> None:
+def unstorable(text: str, where: FieldPath, location: Location = "body") -> None:
     """422 for a string PostgreSQL cannot store: a NUL, or a lone surrogate (valid JSON, as
-    `\\ud800`, but not UTF-8)."""
+    `\\ud800`, but not UTF-8), at `where` in the body or the parameter named there."""
     if "\x00" in text:
         problem = "must not contain NUL characters"
     elif text.isascii():
@@ -99,16 +123,16 @@ def unstorable(text: str, where: str) -> None:
             return
         except UnicodeEncodeError:
             problem = "must be valid Unicode text (no lone surrogates)"
-    raise ValidationFailed(errors={where or "json": [problem]})
+    raise ValidationFailed(errors=[field_error(where, problem, location=location)])
 
 
 def check_request_text(request: web.Request) -> None:
     """The query string and path parameters keep the same rule as body strings."""
     for name, value in request.match_info.items():
-        unstorable(value, name)
+        unstorable(value, (name,), "path")
     for name, value in request.query.items():
-        unstorable(name, name)
-        unstorable(value, name)
+        unstorable(name, (name,), "query")
+        unstorable(value, (name,), "query")
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -126,12 +150,26 @@ def timed_out() -> RequestTimeout:
     return RequestTimeout("the body did not arrive in time", headers={"Connection": "close"})
 
 
+def request_errors(messages: Mapping[str, Any], schema: Schema) -> list[FieldError]:
+    """webargs' messages, kept under the location the schema read (`{"json": {...}}`,
+    `{"querystring": {...}}`), as FieldErrors of that place in the request."""
+    return [
+        error
+        for where, said in messages.items()
+        for error in field_errors(said, schema, location=LOCATIONS.get(where, "body"))
+    ]
+
+
 class ProblemParser(AIOHTTPParser):
     """Bad JSON is 400 `malformed_body`; schema failures are 422 `validation_failed`."""
 
     async def load_json(self, req: web.Request, schema: Schema) -> Any:
-        if not (req.body_exists and is_json_request(req)):
+        if not req.body_exists:
             return core.missing
+        if not is_json_request(req):  # a form post, text, ...: 415, not 422 for each field
+            raise UnsupportedMediaType(
+                f"send the body as application/json, not {req.content_type or 'untyped'}"
+            )
         body = await read_body(req)
         if not body:
             return core.missing
@@ -146,7 +184,8 @@ class ProblemParser(AIOHTTPParser):
         error_status_code: int | None,
         error_headers: Any,
     ) -> NoReturn:
-        raise ValidationFailed(errors=error.normalized_messages())  # type: ignore[no-untyped-call]
+        messages = error.normalized_messages()  # type: ignore[no-untyped-call]
+        raise ValidationFailed(errors=request_errors(messages, schema))
 
     def _handle_invalid_json_error(
         self, error: json.JSONDecodeError | UnicodeDecodeError, req: Any, *args: Any, **kwargs: Any

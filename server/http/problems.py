@@ -1,17 +1,23 @@
 """The one rendering of every error: application/problem+json (RFC 9457) with a stable `code`,
-for DomainErrors and for the HTTP errors aiohttp raises itself (router, body limits)."""
+for DomainErrors and for the HTTP errors aiohttp raises itself (router, body limits), and of
+field errors: the `errors` list, each a JSON Pointer into the body or a named parameter.
+
+The pointer is written by hand: RFC 6901's escaping is two replacements, and the fragment form
+RFC 9457's example uses (`#/age`) percent-encodes what a URI fragment may not hold."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from server.domain.errors import (
     DomainError,
+    FieldError,
     Forbidden,
     MethodNotAllowed,
     NotFound,
@@ -47,6 +53,34 @@ HTTP_TITLES: dict[int, str] = {
 }
 
 
+# What RFC 3986 lets a URI fragment hold besides letters, digits and -._~ (RFC 6901 section 6).
+FRAGMENT_SAFE = "/!$&'()*+,;=:@?"
+
+
+def pointer(path: Sequence[str | int]) -> str:
+    """A JSON Pointer (RFC 6901) in its URI fragment form: `#/criteria/0/code`; `#` is the
+    whole body."""
+    tokens = (str(step).replace("~", "~0").replace("/", "~1") for step in path)
+    return "#" + quote("".join("/" + token for token in tokens), safe=FRAGMENT_SAFE)
+
+
+def field_entry(error: FieldError) -> dict[str, str]:
+    """One entry of `errors`: where (a `pointer` into the body, or a `parameter` and where it
+    is, `in`), the error's `code` and its `detail`."""
+    if error.location == "body":
+        where = {"pointer": pointer(error.field)}
+    elif error.field:
+        where = {"parameter": str(error.field[0]), "in": error.location}
+    else:
+        where = {"in": error.location}
+    return {**where, "code": error.code, "detail": error.message}
+
+
+def field_entries(errors: Iterable[FieldError]) -> list[dict[str, str]]:
+    """The `errors` member of a problem: every FieldError, in the order found."""
+    return [field_entry(error) for error in errors]
+
+
 def problem_body(
     *,
     status: int,
@@ -54,7 +88,7 @@ def problem_body(
     title: str,
     detail: str,
     request_id: str | None,
-    errors: Mapping[str, Any] | None = None,
+    errors: Iterable[FieldError] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
@@ -65,7 +99,7 @@ def problem_body(
         "request_id": request_id,
     }
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = field_entries(errors)
     return body
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from server.platform.passwords import MAX_LENGTH
+from server.platform.passwords import MAX_LENGTH, MIN_LENGTH
 
 ID = validate.Range(1, 2**63 - 1)  # a PostgreSQL bigint key
 
@@ -32,6 +32,20 @@ def password(example: str, description: str | None = None, **options: Any) -> fi
     options.setdefault("required", True)
     metadata = {"example": example, **({"description": description} if description else {})}
     return fields.Str(validate=validate.Length(min=1, max=MAX_LENGTH), metadata=metadata, **options)
+
+
+def new_password(example: str, description: str | None = None) -> fields.Str:
+    """A password being set: required, and as long as server.platform.passwords requires,
+    so that the document states the rule the server enforces (8 to 128 characters)."""
+    metadata = {"example": example, **({"description": description} if description else {})}
+    return fields.Str(
+        required=True,
+        validate=validate.Length(
+            min=MIN_LENGTH, max=MAX_LENGTH,
+            error=f"At least {MIN_LENGTH} and at most {MAX_LENGTH} characters.",
+        ),
+        metadata=metadata,
+    )  # fmt: skip
 
 
 def token(example: str, **options: Any) -> fields.Str:

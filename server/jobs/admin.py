@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,7 @@ def describe(job: Job) -> dict[str, Any]:
 def _iso(millis: int) -> str | None:
     if not millis:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(millis / 1000))
+    return dt.datetime.fromtimestamp(millis / 1000, dt.UTC).isoformat()  # as the API's others
 
 
 async def retry_failed(queue: JobQueue, key: str) -> Job:

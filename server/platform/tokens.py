@@ -65,7 +65,9 @@ class TokenKeys:
             base = secret_key.get_secret_value().encode()
             self.keys = {"k0": hmac.new(base, b"btec access tokens", hashlib.sha256).digest()}
         self.signing_kid = next(iter(self.keys))
-        self.issuer = settings.public_url
+        # The deployment's URL, else its service id: not where it happens to listen, so that
+        # every process of one deployment issues and accepts the same tokens.
+        self.issuer = settings.public_url or settings.service_id
         self.lifetime = settings.access_token_seconds
         # Tokens that passed every check, by their exact text: a client sends the same token
         # on every request for its lifetime, and the same text under the same keys always

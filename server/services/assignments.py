@@ -17,11 +17,14 @@ import asyncpg
 
 from server.cache.core import Cache, EncodedJSON, cached
 from server.domain.errors import (
+    AssessorRequired,
     AssignmentInUse,
     CriteriaLocked,
+    FieldError,
     NotAssessor,
     NotFound,
     ValidationFailed,
+    field_error,
 )
 from server.services.units import ASSIGNMENTS_TAG
 from server.store import Conn, Connect
@@ -29,6 +32,7 @@ from server.store import assignments as store
 from server.store import units as units_store
 
 TTL = 300.0  # changes are rare and invalidate by tag at once
+UNIT_GONE = field_error("unit_id", "No unit has this id.", "not_found")  # a race with its deletion
 
 
 @cached("assignments.page", ttl=TTL, key="{unit_id}:{q}:{limit}:{offset}", tags=(ASSIGNMENTS_TAG,))
@@ -57,17 +61,18 @@ async def _invalidate(cache: Cache | None) -> None:
 
 async def _check_refs(conn: Conn, data: dict[str, Any]) -> None:
     """The unit and the assessors a body names exist: 422 naming the field if not."""
-    errors: dict[str, Any] = {}
+    errors: list[FieldError] = []
     if "unit_id" in data and await units_store.by_id(conn, data["unit_id"]) is None:
-        errors["unit_id"] = [f"No unit has id {data['unit_id']}."]
+        errors.append(field_error("unit_id", f"No unit has id {data['unit_id']}.", "not_found"))
     if data.get("assessor_ids"):
         wrong = set(await store.not_assessors(conn, data["assessor_ids"]))
-        if wrong:
-            errors["assessor_ids"] = {
-                str(i): ["No active assessor or admin has this id."]
-                for i, uid in enumerate(data["assessor_ids"])
-                if uid in wrong
-            }
+        errors += [
+            field_error(
+                ("assessor_ids", i), "No active assessor or admin has this id.", "not_found"
+            )
+            for i, uid in enumerate(data["assessor_ids"])
+            if uid in wrong
+        ]
     if errors:
         raise ValidationFailed(errors=errors)
 
@@ -79,12 +84,17 @@ async def create(
     assessors = data.get("assessor_ids")
     if assessors is None:
         assessors = [user["id"]] if user["role"] == "assessor" else []
+    if not assessors:
+        raise AssessorRequired(
+            "name its assessors in assessor_ids: nobody could grade it",
+            errors=[field_error("assessor_ids", "Name at least one assessor.", "required")],
+        )
     async with db() as conn, conn.transaction():
         await _check_refs(conn, {**data, "assessor_ids": assessors})
         try:
             new_id = await store.insert(conn, data, user["id"])
         except asyncpg.ForeignKeyViolationError:  # the unit went meanwhile
-            raise ValidationFailed(errors={"unit_id": ["No unit has this id."]}) from None
+            raise ValidationFailed(errors=[UNIT_GONE]) from None
         await store.set_criteria(conn, new_id, data["criteria"])
         await store.set_assessors(conn, new_id, assessors)
         made = await store.by_id(conn, new_id)
@@ -120,18 +130,23 @@ async def update(
         opens = changes.get("opens_at", current["opens_at"])
         deadline = changes.get("deadline", current["deadline"])
         if deadline <= opens:
-            raise ValidationFailed(errors={"deadline": ["Must be after opens_at."]})
+            raise ValidationFailed(errors=[field_error("deadline", "Must be after opens_at.")])
         await _check_refs(conn, changes)
         if "criteria" in changes:
             if count := await store.graded(conn, assignment_id):
                 raise CriteriaLocked(f"assignment {assignment_id} has {count} graded submissions")
             await store.set_criteria(conn, assignment_id, changes["criteria"])
         if "assessor_ids" in changes:
+            if not changes["assessor_ids"]:
+                raise AssessorRequired(
+                    "an assignment keeps at least one assessor",
+                    errors=[field_error("assessor_ids", "Name at least one assessor.", "required")],
+                )
             await store.set_assessors(conn, assignment_id, changes["assessor_ids"])
         try:
             await store.update(conn, assignment_id, changes)
         except asyncpg.ForeignKeyViolationError:  # the unit went meanwhile
-            raise ValidationFailed(errors={"unit_id": ["No unit has this id."]}) from None
+            raise ValidationFailed(errors=[UNIT_GONE]) from None
         if "deadline" in changes:
             await store.relate_late(conn, assignment_id)
         changed = await store.by_id(conn, assignment_id)

@@ -43,6 +43,20 @@ async def _may_read(conn: Any, row: dict[str, Any], user: dict[str, Any]) -> boo
     return user["role"] == "assessor" and await store.assessed_by(conn, row["id"], user["id"])
 
 
+async def uploads_of(
+    *, db: Connect, user: dict[str, Any], owner_id: int | None, status: str | None,
+    limit: int, offset: int,
+) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """A page of the caller's own uploads; an admin may name another owner (`owner_id`), and
+    anyone else who does is refused."""
+    if owner_id is not None and owner_id != user["id"] and user["role"] != "admin":
+        raise Forbidden("only admins may list another user's files")
+    async with db() as conn:
+        rows, total = await store.page(conn, owner_id=owner_id or user["id"], status=status,
+                                       limit=limit, offset=offset)  # fmt: skip
+    return [public(row) for row in rows], total
+
+
 async def for_download(
     *, db: Connect, user: dict[str, Any], file_id: str, serves_unscanned: bool
 ) -> dict[str, Any]:
@@ -160,4 +174,4 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+    return None if value is None else value.isoformat()  # as every other answer: +00:00

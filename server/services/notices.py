@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from server.jobs.queue import Jobs
+from server.services.links import Links
 
 GRADE_NAMES = {"D": "Distinction", "M": "Merit", "P": "Pass", "U": "Unclassified"}
 
@@ -61,11 +62,11 @@ async def password_changed(jobs: Jobs, user: dict[str, Any]) -> None:
 
 
 async def grade_released(
-    jobs: Jobs, grade: dict[str, Any], facts: dict[str, Any], public_url: str
+    jobs: Jobs, grade: dict[str, Any], facts: dict[str, Any], links: Links
 ) -> bool:
     """Tell the student their work was graded (or regraded); False when the queue is down
     (the grade stands and the miss is logged for an operator)."""
-    link = f"{public_url.rstrip('/')}/submissions/{grade['submission_id']}"
+    link = links.submission_page(grade["submission_id"])
     return await jobs.follow_up(
         "send_email", key=f"grade:{grade['submission_id']}:{grade['version']}",
         template="grade-released", to=facts["email"],

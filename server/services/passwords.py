@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from typing import Any
-from urllib.parse import quote
 
-from server.domain.errors import InvalidResetToken, ValidationFailed, WrongPassword
+from server.domain.errors import InvalidResetToken, ValidationFailed, WrongPassword, field_error
 from server.jobs.queue import Jobs
 from server.platform.passwords import Passwords, password_problem
 from server.platform.tokens import TokenKeys, digest
 from server.services import notices
 from server.services.auth import Session, open_session
+from server.services.links import Links
 from server.store import Connect, resets, sessions
 from server.store import users as store
 
@@ -32,7 +32,7 @@ async def request_reset(*, jobs: Jobs, email: str) -> dict[str, str]:
 
 
 async def issue_reset(
-    *, db: Connect, email: str, minutes: int, public_url: str
+    *, db: Connect, email: str, minutes: int, links: Links
 ) -> dict[str, Any] | None:
     """A new reset token for an active account (replacing any other), as the mail's
     context; None when no active account uses `email`. Runs in the worker, so the token
@@ -46,7 +46,7 @@ async def issue_reset(
             conn, user_id=user["id"], token_hash=digest(token), version=user["token_version"],
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes),
         )  # fmt: skip
-    link = f"{public_url.rstrip('/')}/reset-password?token={quote(token)}"
+    link = links.reset_password(token)
     # No name: an unverified account's name was chosen by whoever registered the address.
     return {"link": link, "minutes": minutes, "to": user["email"]}
 
@@ -75,7 +75,7 @@ async def reset_password(
     password is still the one it was issued under; the account is told by mail. Returns the
     user."""
     if why := password_problem(password):
-        raise ValidationFailed(errors={"password": [why]})
+        raise ValidationFailed(errors=[field_error("password", why)])
     token_hash = digest(token)
     async with db() as conn:
         if not _usable(await resets.find(conn, token_hash)):  # cheap refusal before hashing
@@ -107,7 +107,7 @@ async def change_password(
     """A new password from the signed-in user, who proves the current one. Every session
     ends, the account is told by mail, and this device gets a new session."""
     if why := password_problem(new):
-        raise ValidationFailed(errors={"new_password": [why]})
+        raise ValidationFailed(errors=[field_error("new_password", why)])
     if not await passwords.verify(user["password_hash"], current):
         raise WrongPassword("the current password is wrong")
     hashed = await passwords.hash(new)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from server.domain import grading, similarity
 from server.domain.errors import (
     AssignmentNotOpen,
+    FieldError,
     GradeChanged,
     InvalidCriteria,
     InvalidFiles,
@@ -37,11 +38,13 @@ from server.domain.errors import (
     SubmissionGraded,
     ValidationFailed,
     WrongAssignment,
+    field_error,
 )
 from server.jobs.queue import Jobs
 from server.observability.metrics import Metrics
 from server.services import notices
 from server.services.files import public
+from server.services.links import Links
 from server.store import Conn, Connect
 from server.store import assignments as assignments_store
 from server.store import submissions as store
@@ -62,10 +65,12 @@ class Limits:
         if len(answer) > self.max_chars:
             raise ValidationFailed(
                 f"the answer has {len(answer)} characters; at most {self.max_chars} are taken",
-                errors={"answer": [f"Longer than {self.max_chars} characters."]},
+                errors=[field_error("answer", f"Longer than {self.max_chars} characters.")],
             )
         if len(file_ids) > self.max_files:
-            raise ValidationFailed(errors={"file_ids": [f"At most {self.max_files} files."]})
+            raise ValidationFailed(
+                errors=[field_error("file_ids", f"At most {self.max_files} files.")]
+            )
 
 
 async def submit(
@@ -142,15 +147,18 @@ async def _check_files(
 ) -> dict[uuid.UUID, Any]:
     """The files, if each is the student's own and not refused by its scan: 422 if not."""
     found = await store.usable_files(conn, file_ids)
-    errors: dict[str, list[str]] = {}
+    errors: list[FieldError] = []
     for index, file_id in enumerate(file_ids):
         row = found.get(file_id)
         if row is None or row["owner_id"] != student_id:
-            errors[str(index)] = ["No file of yours has this id."]
+            errors.append(
+                field_error(("file_ids", index), "No file of yours has this id.", "not_found")
+            )
         elif row["scan_status"] in REFUSED_SCANS:
-            errors[str(index)] = [f"The file's virus scan says {row['scan_status']}."]
+            said = f"The file's virus scan says {row['scan_status']}."
+            errors.append(field_error(("file_ids", index), said))
     if errors:
-        raise InvalidFiles(errors={"file_ids": errors})
+        raise InvalidFiles(errors=errors)
     return found
 
 
@@ -250,15 +258,17 @@ async def grade_of(*, db: Connect, user: dict[str, Any], submission_id: int) -> 
 
 def check_marks(codes: Sequence[str], marks: dict[str, bool]) -> None:
     """Every criterion of the assignment marked, and no other: 422 `invalid_criteria`."""
-    errors: dict[str, list[str]] = {}
-    for code in sorted(set(marks) - set(codes), key=_code_order):
-        errors[code] = ["No such criterion in this assignment."]
-    for code in sorted(set(codes) - set(marks), key=_code_order):
-        errors[code] = ["Not marked."]
+    errors = [
+        field_error(("criteria", code), "No such criterion in this assignment.", "unknown_field")
+        for code in sorted(set(marks) - set(codes), key=_code_order)
+    ] + [
+        field_error(("criteria", code), "Not marked.", "required")
+        for code in sorted(set(codes) - set(marks), key=_code_order)
+    ]
     if errors:
         raise InvalidCriteria(
             f"the assignment's criteria are {', '.join(sorted(codes, key=_code_order))}",
-            errors={"criteria": errors},
+            errors=errors,
         )
 
 
@@ -274,7 +284,7 @@ async def give_grade(
     db: Connect,
     jobs: Jobs,
     metrics: Metrics,
-    public_url: str,
+    links: Links,
     assessor: dict[str, Any],
     submission_id: int,
     assignment_id: int,
@@ -288,7 +298,7 @@ async def give_grade(
         db, assessor, submission_id, assignment_id, marks, feedback, if_match
     )
     metrics.grades.labels(given["overall"]).inc()
-    await notices.grade_released(jobs, given, notice, public_url)
+    await notices.grade_released(jobs, given, notice, links)
     return given
 
 

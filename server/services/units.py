@@ -11,7 +11,15 @@ import asyncpg
 from marshmallow import ValidationError
 
 from server.cache.core import Cache, EncodedJSON, cached
-from server.domain.errors import NotFound, UnitCodeTaken, UnitInUse, ValidationFailed
+from server.domain.errors import (
+    FieldError,
+    NotFound,
+    UnitCodeTaken,
+    UnitInUse,
+    ValidationFailed,
+    field_error,
+)
+from server.domain.fields import field_errors
 from server.domain.units import UnitSchema
 from server.store import Connect
 from server.store import units as store
@@ -59,66 +67,67 @@ class ImportResult:
 
 def duplicates(
     units: Sequence[dict[str, Any]], numbers: Sequence[int] | None = None, noun: str = "row"
-) -> dict[str, Any]:
-    """Codes given more than once (in any case), keyed by their number: the row from 1, or
-    the caller's `numbers` (such as CSV lines)."""
+) -> list[FieldError]:
+    """Codes given more than once (in any case), at (number, "code"): the number is the row
+    from 1, or the caller's `numbers` (such as CSV lines)."""
     seen: dict[str, int] = {}
-    found: dict[str, Any] = {}
+    found: list[FieldError] = []
     for index, item in enumerate(units):
         number = numbers[index] if numbers is not None else index + 1
         first = seen.setdefault(item["code"].lower(), number)
         if first != number:
-            found[str(number)] = {"code": [f"{item['code']} is also {noun} {first}"]}
+            found.append(field_error((number, "code"), f"{item['code']} is also {noun} {first}"))
     return found
 
 
 def parse_csv(text: str) -> list[dict[str, Any]]:
     """The units of a CSV catalogue (header `code,title,level,credits`), each row checked by
     the API's own unit rules; ValidationFailed lists every error by CSV line (the header is
-    line 1), so a file is taken whole or not at all."""
+    line 1: each error's field is the line and the column, or `header` or `rows`), so a file
+    is taken whole or not at all."""
     reader = csv.DictReader(text.splitlines(), restkey="_extra")
     header = [h.strip().lower() for h in reader.fieldnames or []]
     missing = [c for c in CSV_COLUMNS if c not in header]
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if missing or unknown:
         need = f"need the columns {', '.join(CSV_COLUMNS)}"
-        raise ValidationFailed(errors={"header": [
-            f"{need}; missing {missing or 'none'}, unknown {unknown or 'none'}"]})  # fmt: skip
+        said = f"{need}; missing {missing or 'none'}, unknown {unknown or 'none'}"
+        raise ValidationFailed(errors=[field_error("header", said)])
     reader.fieldnames = header
     units, lines, errors = _rows(reader)
-    errors.update(duplicates(units, lines, noun="line"))
+    errors += duplicates(units, lines, noun="line")
     if not units and not errors:
-        errors["rows"] = ["no units in the file"]
+        errors.append(field_error("rows", "no units in the file"))
     if errors:
-        raise ValidationFailed(errors=dict(sorted(errors.items(), key=_by_line)))
+        raise ValidationFailed(errors=sorted(errors, key=_by_line))
     return units
 
 
-def _rows(reader: csv.DictReader[str]) -> tuple[list[dict[str, Any]], list[int], dict[str, Any]]:
+def _rows(reader: csv.DictReader[str]) -> tuple[list[dict[str, Any]], list[int], list[FieldError]]:
     """The valid units with their line numbers, and the errors of the other lines."""
     schema = UnitSchema()
     units: list[dict[str, Any]] = []
     lines: list[int] = []
-    errors: dict[str, Any] = {}
+    errors: list[FieldError] = []
     for number, row in enumerate(reader, 2):
         if number - 1 > CSV_MAX_ROWS:
-            errors["rows"] = [f"more than {CSV_MAX_ROWS} rows"]
+            errors.append(field_error("rows", f"more than {CSV_MAX_ROWS} rows"))
             break
         if "_extra" in row or None in row.values():
-            errors[str(number)] = ["expected 4 fields"]
+            errors.append(field_error(number, "expected 4 fields"))
             continue
         try:
             units.append(schema.load(row))
             lines.append(number)
         except ValidationError as exc:
-            errors[str(number)] = exc.messages
+            errors += field_errors(exc.messages, schema, at=(number,))
     return units, lines, errors
 
 
-def _by_line(entry: tuple[str, Any]) -> tuple[bool, int]:
+def _by_line(error: FieldError) -> tuple[bool, int]:
     """Line numbers in order, then what concerns the whole file."""
-    where = entry[0]
-    return not where.isdigit(), int(where) if where.isdigit() else 0
+    line = error.field[0]
+    return not isinstance(line, int), line if isinstance(line, int) else 0
 
 
 async def import_units(

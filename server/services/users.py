@@ -6,7 +6,14 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from server.domain.errors import EmailTaken, NotFound, ValidationFailed, WrongPassword
+from server.domain.errors import (
+    EmailTaken,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+    WrongPassword,
+    field_error,
+)
 from server.jobs.queue import Jobs
 from server.platform.passwords import Passwords, password_problem
 from server.services import notices
@@ -56,15 +63,15 @@ async def create_user(
 ) -> dict[str, Any]:
     """A new account; `email` must already be a valid address (the API's MailAddress)."""
     full_name = _clean_name(full_name)
-    problems = {
-        field: [why]
+    problems = [
+        field_error(field, why)
         for field, why in (
             ("password", password_problem(password)),
             ("full_name", _name_problem(full_name)),
             ("role", None if role in ROLES else f"One of {', '.join(ROLES)}."),
         )
         if why
-    }
+    ]
     if problems:
         raise ValidationFailed(errors=problems)
     hashed = await passwords.hash(password)
@@ -124,7 +131,7 @@ async def set_password(
 ) -> dict[str, Any]:
     """A new password; every access and refresh token the user holds stops working."""
     if why := password_problem(password):
-        raise ValidationFailed(errors={"password": [why]})
+        raise ValidationFailed(errors=[field_error("password", why)])
     user = await _existing(db, email)
     hashed = await passwords.hash(password)
     async with db() as conn, conn.transaction():
@@ -144,13 +151,13 @@ async def get_user(*, db: Connect, user_id: int) -> dict[str, Any]:
 async def update_user(*, db: Connect, user_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """Change a user's name, role or active flag. Deactivating ends every session; a new role
     applies from the user's next request."""
-    problems = {}
+    problems: list[FieldError] = []
     if "full_name" in changes:
         changes["full_name"] = _clean_name(changes["full_name"])
         if why := _name_problem(changes["full_name"]):
-            problems["full_name"] = [why]
+            problems.append(field_error("full_name", why))
     if "role" in changes and changes["role"] not in ROLES:
-        problems["role"] = [f"One of {', '.join(ROLES)}."]
+        problems.append(field_error("role", f"One of {', '.join(ROLES)}."))
     if problems:
         raise ValidationFailed(errors=problems)
     async with db() as conn, conn.transaction():
@@ -176,16 +183,18 @@ async def update_me(
     confirmed from a link mailed to it, and only with the current password, so a stolen
     access token cannot take the account over. Returns the profile with the address waiting
     for confirmation (`pending_email`), if any."""
-    problems: dict[str, list[str]] = {}
+    problems: list[FieldError] = []
     if full_name is not None:
         full_name = _clean_name(full_name)
         if why := _name_problem(full_name):
-            problems["full_name"] = [why]
+            problems.append(field_error("full_name", why))
     pending = email if email is not None and email.lower() != user["email"].lower() else None
     if pending is not None and current_password is None:
-        problems["current_password"] = ["Required to change the email address."]
+        problems.append(
+            field_error("current_password", "Required to change the email address.", "required")
+        )
     if full_name is None and email is None:
-        problems["_schema"] = ["Send full_name, email or both."]
+        problems.append(field_error((), "Send full_name, email or both."))
     if problems:
         raise ValidationFailed(errors=problems)
     if pending is not None:

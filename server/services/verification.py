@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from typing import Any
-from urllib.parse import quote
 
 from server.domain.errors import EmailTaken, InvalidVerifyToken
 from server.jobs.queue import Jobs
 from server.platform.tokens import digest
 from server.services import notices
+from server.services.links import Links
 from server.store import Connect, verifications
 from server.store import users as store
 
@@ -24,7 +24,7 @@ RESEND_ANSWER = {
 
 
 async def issue(
-    *, db: Connect, user_id: int, public_url: str, new_email: str | None = None
+    *, db: Connect, user_id: int, links: Links, new_email: str | None = None
 ) -> dict[str, Any] | None:
     """A new token (replacing any other) as the mail's context: for the user's current
     address, or for `new_email` the user asked to change to. None when there is nothing to
@@ -47,7 +47,7 @@ async def issue(
             conn, user_id=user_id, email=address, token_hash=digest(token),
             expires_at=dt.datetime.now(dt.UTC) + LIFETIME, new_address=new_email is not None,
         )  # fmt: skip
-    link = f"{public_url.rstrip('/')}/verify-email?token={quote(token)}"
+    link = links.verify_email(token) if new_email is None else links.confirm_email_change(token)
     # No name: whoever registered chose it, and the address may not be theirs.
     return {"link": link, "to": address, "current": user["email"]}
 

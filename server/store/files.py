@@ -88,6 +88,24 @@ async def set_verdict(
     return dict(row) if row else None
 
 
+async def page(
+    conn: Conn, *, owner_id: int | None, status: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Files newest first, of one owner (None: everyone's) and scan status (None: any), and
+    how many there are in all."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM files "  # nosec B608 # only the constant COLUMNS; values are $n args
+        "WHERE ($1::bigint IS NULL OR owner_id = $1) AND ($2::text IS NULL OR scan_status = $2) "
+        "ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
+        owner_id,
+        status,
+        limit,
+        offset,
+    )
+    total = int(rows[0]["total"]) if rows else 0
+    return [{k: v for k, v in dict(r).items() if k != "total"} for r in rows], total
+
+
 async def by_status(conn: Conn, status: str | None, limit: int) -> list[dict[str, Any]]:
     """Files newest first, of one scan status (None: any), with the owner's address."""
     rows = await conn.fetch(

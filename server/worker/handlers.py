@@ -19,6 +19,7 @@ from server.services import mail as mail_service
 from server.services import passwords as password_service
 from server.services import submissions as submissions_service
 from server.services import verification as verification_service
+from server.services.links import Links
 
 MAX_PING_SECONDS = 300.0
 
@@ -51,7 +52,7 @@ async def send_password_reset(ctx: Context, *, email: str) -> dict[str, Any]:
     pool = ctx["pool"]
     context = await password_service.issue_reset(
         db=pool.acquire, email=email, minutes=settings.reset_token_minutes,
-        public_url=settings.public_url,
+        links=Links.of(settings),
     )  # fmt: skip
     return await _mail_link(ctx, "password-reset", context)
 
@@ -61,7 +62,7 @@ async def send_verification(ctx: Context, *, user_id: int) -> dict[str, Any]:
     the address is verified already). The token never sits in the job's arguments."""
     settings: Settings = ctx["settings"]
     context = await verification_service.issue(
-        db=ctx["pool"].acquire, user_id=user_id, public_url=settings.public_url
+        db=ctx["pool"].acquire, user_id=user_id, links=Links.of(settings)
     )
     return await _mail_link(ctx, "verify-email", context)
 
@@ -71,7 +72,7 @@ async def send_email_change(ctx: Context, *, user_id: int, email: str) -> dict[s
     the address was taken meanwhile). The token never sits in the job's arguments."""
     settings: Settings = ctx["settings"]
     context = await verification_service.issue(
-        db=ctx["pool"].acquire, user_id=user_id, public_url=settings.public_url, new_email=email
+        db=ctx["pool"].acquire, user_id=user_id, links=Links.of(settings), new_email=email
     )
     return await _mail_link(ctx, "email-change", context)
 

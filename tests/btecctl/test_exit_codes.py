@@ -70,6 +70,8 @@ CASES: dict[str, Codes] = {
     "dev status": Codes(ok=()),
     "dev stop": Codes(ok=()),
     "dev docs": Codes(ok=("--check",)),
+    "dev openapi": Codes(ok=()),
+    "dev postman": Codes(),  # needs npm's converter: tests/http/test_contract_tools.py runs it
     **JOBS,
     **{"tasks" + path.removeprefix("jobs"): codes for path, codes in JOBS.items()},
     "mail list": Codes(ok=()),

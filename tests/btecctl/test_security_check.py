@@ -35,7 +35,7 @@ def strong() -> str:
 
 @pytest.fixture
 def clean(tmp_path: Path) -> dict[str, str]:
-    """A production configuration with nothing to report but the documented info."""
+    """A production configuration with nothing to report."""
     return {
         "BTEC_ENV_FILE": "",
         "BTEC_ENV": "production",
@@ -84,7 +84,7 @@ def test_a_clean_production_configuration_passes(
     assert result.exit_code == OK, result.output
     assert result.doc["ok"] is True
     assert result.doc["url"] is None
-    assert found(result) == {("cors.not_configured", "info")}  # the one documented finding
+    assert found(result) == set()
     for f in result.doc["findings"]:
         assert set(f) == {"id", "severity", "message", "fix"}
         assert f["message"]
@@ -112,6 +112,14 @@ SETTINGS: list[tuple[str, str, dict[str, str | None]]] = [
     ("scan.disabled", "warning", {"BTEC_SCAN_DISABLED": "true", "BTEC_CLAMD_URL": None}),
     ("smtp.cleartext", "warning",
      {"BTEC_SMTP_URL": "smtp://btec:s3cret-pw@mail.internal:587?starttls=off"}),
+    ("cors.dev_defaults", "info", {"BTEC_ENV": "development"}),
+    ("cors.origins_insecure", "warning",
+     {"BTEC_CORS_ORIGINS": "https://app.college.example,http://app.college.example"}),
+    ("cors.origins_insecure", "info",
+     {"BTEC_CORS_ORIGINS": "http://192.168.1.20:5173", "BTEC_ENV": "development"}),
+    ("cors.loopback_origin", "warning",
+     {"BTEC_CORS_ORIGINS": "https://app.college.example,http://localhost:5173"}),
+    ("cors.loopback_origin", "warning", {"BTEC_CORS_ORIGINS": "http://[::1]:3000"}),
 ]  # fmt: skip
 
 
@@ -150,21 +158,22 @@ def test_outside_production_the_production_checks_are_skipped(
     assert result.exit_code == OK, result.output
     assert found(result) == {
         ("settings.not_production", "info"), ("tls.public_url_http", "info"),
-        ("cors.not_configured", "info"),
+        ("cors.dev_defaults", "info"),  # the dev servers' origins are loopback: not insecure
     }  # fmt: skip
     [said] = [f["message"] for f in result.doc["findings"] if f["id"] == "settings.not_production"]
     assert "secrets.ops_token_unset" in said
     assert "docs.ui_enabled" in said
 
 
-def test_narrow_proxies_and_tls_mail_pass(
+def test_narrow_proxies_tls_mail_and_https_origins_pass(
     check: Callable[..., Result], clean: dict[str, str]
 ) -> None:
     env = {**clean, "BTEC_TRUSTED_PROXIES": "10.0.0.0/8,192.168.0.0/16,fd00::/32",
-           "BTEC_SMTP_URL": "smtp://btec:pw@mail.internal:587?starttls=required"}  # fmt: skip
-    assert found(check(env=env)) == {("cors.not_configured", "info")}
+           "BTEC_SMTP_URL": "smtp://btec:pw@mail.internal:587?starttls=required",
+           "BTEC_CORS_ORIGINS": "https://app.college.example,https://staff.example"}  # fmt: skip
+    assert found(check(env=env)) == set()
     env["BTEC_SMTP_URL"] = "smtp://mail.internal:25?starttls=off"  # no password to give away
-    assert found(check(env=env)) == {("cors.not_configured", "info")}
+    assert found(check(env=env)) == set()
 
 
 def test_no_secret_value_is_shown(
@@ -196,11 +205,13 @@ def test_no_secret_value_is_shown(
 
 
 def test_the_table(cli: Callable[..., Any], clean: dict[str, str]) -> None:
-    result = cli("security", "check", env={**clean, "BTEC_TRUSTED_PROXIES": "0.0.0.0/0"})
+    env = {**clean, "BTEC_TRUSTED_PROXIES": "0.0.0.0/0",
+           "BTEC_CORS_ORIGINS": "http://app.college.example"}  # fmt: skip
+    result = cli("security", "check", env=env)
     assert result.exit_code == FAILED
-    for word in ("proxies.trusted_too_wide", "error", "cors.not_configured", "0.0.0.0/0"):
+    for word in ("proxies.trusted_too_wide", "error", "cors.origins_insecure", "0.0.0.0/0"):
         assert word in result.stdout, result.stdout
-    assert "1 error, 0 warnings, 1 info" in result.stderr
+    assert "1 error, 1 warning, 0 info" in result.stderr
 
 
 # A running server ------------------------------------------------------------------------
@@ -385,7 +396,7 @@ async def test_a_server_that_never_answers_exits_3_in_bounded_time(
 
 def test_every_finding_id_is_documented(cli: Callable[..., Any]) -> None:
     shown = " ".join(cli("security", "check", "--help", env={"BTEC_ENV_FILE": ""}).stdout.split())
-    ids = {f for f, _, _ in SETTINGS} | {f for f, _ in SERVER_FINDINGS} | {"cors.not_configured"}
-    assert len(ids) == 23
+    ids = {f for f, _, _ in SETTINGS} | {f for f, _ in SERVER_FINDINGS}
+    assert len(ids) == 25
     for finding in ids:
         assert finding in shown, finding

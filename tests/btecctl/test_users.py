@@ -153,6 +153,9 @@ def test_set_password(cli: Callable[..., Any], settings: Settings) -> None:
     short = cli("users", "set-password", "p@example.org", "--password-stdin", "--json",
                 env=env(settings), input="tiny\n")  # fmt: skip
     assert short.exit_code == 2
+    report = json.loads(short.stdout)
+    assert report["error"].startswith("password: "), report  # `field: message`, for people
+    assert [(e["field"], e["code"]) for e in report["errors"]] == [("password", "invalid")]
     assert row(settings, "p@example.org")["password_hash"] == after["password_hash"]
 
 

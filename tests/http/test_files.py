@@ -568,3 +568,39 @@ async def test_names_sent_percent_encoded_are_cleaned_too(
                              headers={**people["student"], "Content-Type": MULTIPART})  # fmt: skip
     assert answer.status == 201, await answer.text()
     assert (await answer.json())["filename"] == kept
+
+
+async def test_listing_shows_only_the_callers_files(http: Any, people: dict[str, Any]) -> None:
+    mine = [await (await upload(http, people["student"], f"mine-{i}.pdf", PDF)).json()
+            for i in range(3)]  # fmt: skip
+    theirs = await (await upload(http, people["other"], "theirs.pdf", PDF)).json()
+    listed = await http.get("/api/v1/files?limit=2", headers=people["student"])
+    assert listed.status == 200
+    page = await listed.json()
+    assert (page["total"], page["limit"], page["offset"]) == (3, 2, 0)
+    assert [f["id"] for f in page["items"]] == [mine[2]["id"], mine[1]["id"]]  # newest first
+    rest = await (await http.get("/api/v1/files?offset=2", headers=people["student"])).json()
+    assert [f["id"] for f in rest["items"]] == [mine[0]["id"]]
+    other = await (await http.get("/api/v1/files", headers=people["other"])).json()
+    assert [f["id"] for f in other["items"]] == [theirs["id"]]
+    status = mine[0]["scan_status"]
+    same = await (await http.get(f"/api/v1/files?status={status}",
+                                 headers=people["student"])).json()  # fmt: skip
+    assert same["total"] == 3
+    none = await (await http.get("/api/v1/files?status=infected",
+                                 headers=people["student"])).json()  # fmt: skip
+    assert none == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    # another owner: admins only
+    owner = theirs["owner_id"]
+    await problem(await http.get(f"/api/v1/files?owner={owner}", headers=people["student"]),
+                  403, "forbidden")  # fmt: skip
+    await problem(await http.get(f"/api/v1/files?owner={owner}", headers=people["assessor"]),
+                  403, "forbidden")  # fmt: skip
+    seen = await (await http.get(f"/api/v1/files?owner={owner}", headers=people["admin"])).json()
+    assert [f["id"] for f in seen["items"]] == [theirs["id"]]
+    own = await (await http.get("/api/v1/files", headers=people["admin"])).json()
+    assert own["total"] == 0
+    for bad in ("status=burnt", "limit=0", "limit=101", "offset=-1", "owner=0", "owner=x"):
+        await problem(await http.get(f"/api/v1/files?{bad}", headers=people["student"]),
+                      422, "validation_failed")  # fmt: skip
+    await problem(await http.get("/api/v1/files"), 401, "unauthorized")

@@ -18,7 +18,9 @@ async def create(http: Any, admin: dict[str, str], email: str, role: str) -> dic
     body = {"email": email, "full_name": role.title(), "role": role, "password": PASSWORD}
     answer = await http.post("/api/v1/users", headers=admin, json=body)
     assert answer.status == 201, await answer.text()
-    return dict(await answer.json())
+    made = dict(await answer.json())
+    assert answer.headers["Location"] == f"/api/v1/users/{made['id']}"  # every create says where
+    return made
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ CHEAP = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism":
 CHEAP_ENV = {"BTEC_ARGON2_TIME_COST": "1", "BTEC_ARGON2_MEMORY_KIB": "8192",
              "BTEC_ARGON2_PARALLELISM": "1"}  # fmt: skip
 STUDENT = {"email": "sam@example.org", "full_name": "Sam Student", "password": PASSWORD}
-VERIFY_LINK = re.compile(r"/verify-email\?token=([A-Za-z0-9_%\-]+)")
+VERIFY_LINK = re.compile(r"/(?:verify-email|confirm-email-change)\?token=([A-Za-z0-9_%\-]+)")
 RESET_LINK = re.compile(r"/reset-password\?token=([A-Za-z0-9_%\-]+)")
 
 

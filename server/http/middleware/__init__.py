@@ -2,7 +2,8 @@
 in their order. One frame instead of a middleware per step keeps the per-request cost low (a
 measured choice: see perf/frame_bench.py); each step lives in its own module:
 
-1. request_id: the request's id, for the log, Sentry and the response;
+1. request_id: the request's id, for the log, Sentry and the response; a CORS preflight
+   from an allowed origin (server.http.middleware.cors) is then answered, skipping 2-5;
 2. ratelimit (server.http.ratelimit): the decision is sent to Redis, and awaited before the
    handler (or beside it, for `alongside` GETs of clients with budget to spare);
 3. guard (server.http.guard): who may call the route, deny by default;
@@ -11,7 +12,8 @@ measured choice: see perf/frame_bench.py); each step lives in its own module:
 5. the handler;
 6. problems (server.http.problems) and unexpected: every error as problem+json, but for a
    client that closed the connection first (logged as 499, never reported to Sentry);
-7. security: the headers every response carries, and the rate-limit headers;
+7. security: the headers every response carries, and the rate-limit headers (the CORS
+   headers come from cors's on_response_prepare hook, which sees streamed answers too);
 8. the RED metrics and access_log, for every request but /metrics.
 
 What each step decides about a route (its policy, its access, whether it validates, its
@@ -30,6 +32,7 @@ from aiohttp.typedefs import Handler, Middleware
 from server.domain.errors import DomainError
 from server.http.guard import PUBLIC, Guard
 from server.http.middleware import access_log, request_id
+from server.http.middleware.cors import Cors
 from server.http.middleware.plan import Planner
 from server.http.middleware.request_id import REQUEST_ID_HEADER
 from server.http.middleware.security import SecurityHeaders
@@ -50,12 +53,12 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 
 def request_frame(
-    metrics: Metrics, security: SecurityHeaders, limits: RateLimits, guard: Guard
+    metrics: Metrics, security: SecurityHeaders, limits: RateLimits, guard: Guard, cors: Cors
 ) -> Middleware:
     """The frame around every handler: the steps of this module's docstring, in order."""
     http = metrics.http
     counted = metrics.enabled
-    plan_of = Planner(security, limits, guard, metrics).plan
+    plan_of = Planner(security, limits, guard, metrics, cors).plan
 
     @web.middleware
     async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -79,6 +82,8 @@ def request_frame(
                     if plan.validated:
                         check_request_text(request)
                         response = await validate(request, handler)
+                    elif plan.preflight:
+                        response = cors.preflight(request)
                     else:
                         response = await handler(request)
                 except Exception:  # a refusal wins over the handler's own failure

@@ -1,6 +1,7 @@
 """What the request frame does for each route, worked out once per route: its template, whether
 it is counted and logged, its rate-limit policy, its access, whether apigami validates it,
-and its security headers. A request then costs one lookup for all of them."""
+and its security headers. A request then costs one lookup for all of them. A CORS preflight
+from an allowed origin gets a plan of its own: no limit, no guard, answered by the frame."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from server.http.guard import Access, Guard
+from server.http.guard import PUBLIC, Access, Guard
+from server.http.middleware.cors import PREFLIGHT_ROUTE, Cors
 from server.http.middleware.security import Headers, SecurityHeaders
 from server.http.middleware.validation import declares_schemas
 from server.http.ratelimit import Limit, RateLimits
@@ -30,6 +32,7 @@ class Plan:
     validated: bool  # apigami's schemas run before the handler
     headers: Headers
     series: Series | None  # a routed, counted route's metrics (else the frame looks them up)
+    preflight: bool = False  # a CORS preflight the frame answers itself (middleware/cors.py)
 
 
 class Planner:
@@ -37,9 +40,11 @@ class Planner:
     get one made for their path, never kept."""
 
     def __init__(
-        self, security: SecurityHeaders, limits: RateLimits, guard: Guard, metrics: Metrics
-    ) -> None:
+        self, security: SecurityHeaders, limits: RateLimits, guard: Guard, metrics: Metrics,
+        cors: Cors,
+    ) -> None:  # fmt: skip
         self.security, self.limits, self.guard, self.metrics = security, limits, guard, metrics
+        self.cors = cors
         self.plans: dict[web.AbstractRoute, Plan] = {}
 
     def plan(self, request: web.Request) -> Plan:
@@ -54,6 +59,9 @@ class Planner:
     def _make(self, request: web.Request, route: web.AbstractRoute) -> Plan:
         routed = route.resource is not None
         path = route.resource.canonical if route.resource is not None else request.path
+        if not routed and self.cors.is_preflight(request):
+            return Plan(PREFLIGHT_ROUTE, True, False, None, PUBLIC, False,
+                        self.security.for_path(path), None, preflight=True)  # fmt: skip
         tracked = path not in UNTRACKED_PATHS
         template = path if routed else UNMATCHED_ROUTE
         counted = routed and tracked and self.metrics.enabled

@@ -199,10 +199,11 @@ async def one(request: web.Request) -> web.Response:
     "assignments",
     "Set an assignment (admins and assessors)",
     "With its criteria (codes such as P1, M1, D1: at least one P) and the "
-    "assessors who grade it. An assessor who leaves out `assessor_ids` is its assessor.",
+    "assessors who grade it. An assessor who leaves out `assessor_ids` is its assessor; an "
+    "admin must name at least one (422 `assessor_required`: nobody could grade it).",
     security=SIGNED_IN,
     ok={201: json_response("Created", ASSIGNMENT_EXAMPLE)},
-    problems=STAFF_PROBLEMS + " validation_failed malformed_body",
+    problems=STAFF_PROBLEMS + " assessor_required validation_failed malformed_body",
 )
 @request_schema(NewAssignment)
 @roles("admin", "assessor")
@@ -220,11 +221,13 @@ async def create(request: web.Request) -> web.Response:
     "Change an assignment (admins and its assessors)",
     "Any fields; `criteria` and `assessor_ids` replace their lists. The criteria "
     "are fixed once a submission is graded (409 `criteria_locked`). A new deadline re-flags "
-    "each submission as late or not. Assessors not named on it get 403 `not_assessor`.",
+    "each submission as late or not. Assessors not named on it get 403 `not_assessor`; "
+    "an empty `assessor_ids` is 422 `assessor_required`.",
     security=SIGNED_IN,
     ok={200: json_response("The assignment", ASSIGNMENT_EXAMPLE)},
     problems=STAFF_PROBLEMS
-    + " not_assessor not_found criteria_locked validation_failed malformed_body",
+    + " not_assessor not_found criteria_locked assessor_required validation_failed "
+    "malformed_body",
 )
 @match_info_schema(IdPath)
 @request_schema(AssignmentChanges)

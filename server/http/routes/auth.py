@@ -136,12 +136,12 @@ class ForgotSchema(Schema):
 
 class ResetSchema(Schema):
     token = schemas.token("Jx0bq3f0kq9vU1yB7N3mR5tW2cL8dE4aH6pS9zK1oQ", required=True)
-    password = schemas.password("a new long passphrase")
+    password = schemas.new_password("a new long passphrase")
 
 
 class ChangeSchema(Schema):
     current_password = schemas.password("correct horse battery staple")
-    new_password = schemas.password("a new long passphrase")
+    new_password = schemas.new_password("a new long passphrase")
 
 
 @operation(
@@ -215,7 +215,7 @@ class RegisterSchema(Schema):
     full_name = fields.Str(
         required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Sam Student"}
     )
-    password = schemas.password("correct horse battery staple")
+    password = schemas.new_password("correct horse battery staple")
 
 
 class VerifySchema(Schema):
@@ -244,7 +244,7 @@ async def register(request: web.Request) -> web.Response:
         db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
         email=body["email"], full_name=body["full_name"], password=body["password"],
     )  # fmt: skip
-    return answer(user, 201)
+    return answer(user, 201, location="/api/v1/users/me")
 
 
 @operation(

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp_apigami import querystring_schema
+from marshmallow import Schema, fields, validate
 
 from server.domain.errors import (
     DomainError,
@@ -36,11 +38,14 @@ from server.http.parsing import timed_out
 from server.http.problems import from_domain
 from server.http.ratelimit import limited
 from server.http.responses import NO_STORE, answer, no_content, start_stream
+from server.http.schemas import ID, page_fields
 from server.observability.logging import get_logger
 from server.platform.storage import StorageError, attachment
 from server.services import files, uploads
 
 T = TypeVar("T")
+# What a file's scan can say (the files table's CHECK): runbooks/uploads.md tells each one.
+SCAN_STATUSES = ("pending", "clean", "infected", "error", "unscanned")
 log = get_logger("btec.files")
 routes = web.RouteTableDef()
 CHUNK = 256 * 1024
@@ -59,7 +64,7 @@ FILE_EXAMPLE = {
     "scan_status": "unscanned",
     "scan_detail": None,
     "scanned_at": None,
-    "created_at": "2026-11-28T09:14:03.120Z",
+    "created_at": "2026-11-28T09:14:03.120000+00:00",
     "content_url": "/api/v1/files/0b8f8f5e-5d7c-4d83-9a43-3a6f0d0f6d11/content",
 }
 UPLOAD_BODY = {
@@ -223,6 +228,43 @@ async def _receive(
         except UNREADABLE as exc:  # a truncated or malformed part
             raise MalformedUpload(f"the file part cannot be read: {_reason(exc)}") from None
     return size, digest.digest()
+
+
+class FilesQuery(Schema):
+    status = fields.Str(
+        validate=validate.OneOf(SCAN_STATUSES),
+        metadata={"description": "Only files of this scan status.", "example": "clean"},
+    )
+    owner = fields.Int(
+        validate=ID,
+        metadata={"description": "Another user's files (admins only; 403 for anyone else).",
+                  "example": 42},
+    )  # fmt: skip
+    limit, offset = page_fields(50, 1_000_000)
+
+
+@operation(
+    "files",
+    "List your uploads",
+    "Newest first, a page at a time, with each file's scan status; `status` filters by it. "
+    "Admins may pass `owner` to see another user's uploads.",
+    security=SIGNED_IN,
+    ok={
+        200: json_response(
+            "A page of files", {"items": [FILE_EXAMPLE], "total": 1, "limit": 50, "offset": 0}
+        )
+    },
+    problems="unauthorized invalid_token forbidden validation_failed",
+)
+@querystring_schema(FilesQuery)
+@routes.get("/api/v1/files", name="files_list")
+async def list_files(request: web.Request) -> web.Response:
+    q = deps.query(request)
+    items, total = await files.uploads_of(
+        db=deps.db(request), user=deps.user(request), owner_id=q.get("owner"),
+        status=q.get("status"), limit=q["limit"], offset=q["offset"],
+    )  # fmt: skip
+    return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
 
 
 @operation(

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp_apigami import request_schema
 from marshmallow import Schema, fields, validate
 
-from server.domain.errors import NotFound, ValidationFailed
+from server.domain.errors import NotFound, ValidationFailed, field_error
 from server.domain.fields import MailAddress
 from server.http import deps
 from server.http.guard import operator
@@ -41,7 +41,7 @@ def _job_key(request: web.Request) -> str:
         return f"mail-test:{uuid.uuid4().hex}"
     if not IDEMPOTENCY_KEY.fullmatch(given):
         raise ValidationFailed(
-            errors={"headers": {"Idempotency-Key": ["1-100 of A-Z a-z 0-9 . _ -"]}}
+            errors=[field_error("Idempotency-Key", "1-100 of A-Z a-z 0-9 . _ -", location="header")]
         )
     return f"mail-test:{given}"
 
@@ -52,9 +52,9 @@ JOB_EXAMPLE = {
     "status": "complete",
     "attempts": 1,
     "retries": 6,
-    "queued_at": "2026-11-27T16:00:00Z",
-    "started_at": "2026-11-27T16:00:00Z",
-    "completed_at": "2026-11-27T16:00:01Z",
+    "queued_at": "2026-11-27T16:00:00+00:00",
+    "started_at": "2026-11-27T16:00:00+00:00",
+    "completed_at": "2026-11-27T16:00:01+00:00",
     "result": {"to": "assessor@college.example.ac.uk", "smtp_reply": "250 OK"},
     "error": None,
 }
@@ -93,7 +93,7 @@ async def mail_test(request: web.Request) -> web.Response:
     await notices.test_message(
         deps.jobs(request), key=key, to=body["to"], note=body["note"],
         requested_by=request.remote or "an operator",
-        public_url=deps.settings(request).public_url,
+        public_url=deps.settings(request).base_url,
     )  # fmt: skip
     status_url = str(request.app.router["ops_job"].url_for(job_id=key))
     return web.json_response({"job_id": key, "status_url": status_url}, status=202)

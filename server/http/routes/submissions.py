@@ -24,6 +24,7 @@ from server.http.openapi import (
 from server.http.responses import NO_STORE, answer, start_stream
 from server.http.schemas import ID, IdPath, page_fields
 from server.services import submissions
+from server.services.links import Links
 
 routes = web.RouteTableDef()
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -115,8 +116,8 @@ SUBMISSION_EXAMPLE = {
             "sha256": "9f2c6a1b0e0f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f809",
             "scan_status": "clean",
             "scan_detail": None,
-            "scanned_at": "2026-10-15T09:14:05Z",
-            "created_at": "2026-10-15T09:14:03Z",
+            "scanned_at": "2026-10-15T09:14:05+00:00",
+            "created_at": "2026-10-15T09:14:03+00:00",
             "content_url": "/api/v1/files/0b8f8f5e-5d7c-4d83-9a43-3a6f0d0f6d11/content",
         }
     ],
@@ -296,7 +297,7 @@ async def grade(request: web.Request) -> web.Response:
     body = deps.body(request)
     given = await submissions.give_grade(
         db=deps.db(request), jobs=deps.jobs(request), metrics=deps.metrics(request),
-        public_url=deps.settings(request).public_url, assessor=deps.user(request),
+        links=Links.of(deps.settings(request)), assessor=deps.user(request),
         submission_id=deps.path(request)["id"], assignment_id=body["assignment_id"],
         marks=body["criteria"], feedback=body["feedback"], if_match=_if_match(request),
     )  # fmt: skip

@@ -96,7 +96,7 @@ class NewUser(Schema):
         metadata={"example": "Sam Assessor"},
     )
     role = fields.Str(required=True, validate=ROLE, metadata={"example": "assessor"})
-    password = schemas.password("a first long passphrase")
+    password = schemas.new_password("a first long passphrase")
 
 
 class UserChanges(Schema):
@@ -147,7 +147,7 @@ async def create(request: web.Request) -> web.Response:
         db=deps.db(request), passwords=deps.passwords(request), email=body["email"],
         full_name=body["full_name"], role=body["role"], password=body["password"], verified=True,
     )  # fmt: skip
-    return answer(made, 201)
+    return answer(made, 201, location=f"/api/v1/users/{made['id']}")
 
 
 @operation(

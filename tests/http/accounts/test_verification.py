@@ -19,6 +19,7 @@ from tests.support.problems import PROBLEM
 async def test_register_verify_then_full_access(http: Any, inbox: Inbox) -> None:
     made = await register(http)
     assert made.status == 201
+    assert made.headers["Location"] == "/api/v1/users/me"  # the new account, as its owner reads it
     user = await made.json()
     assert (user["role"], user["email_verified_at"]) == ("student", None)
     token = await link_token(inbox)

@@ -1,0 +1,109 @@
+"""The OpenAPI document as front-end developers and their generators read it: valid OpenAPI 3,
+one operationId per operation, the HEAD twins left out, and a schema for every answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp_apigami.constants import SWAGGER_DICT
+from openapi_spec_validator import validate
+
+from server.app import create_app
+from server.config.settings import Settings
+from server.http.contract import OPERATION_IDS, schema_of
+
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+@pytest.fixture
+async def document(client: Any) -> dict[str, Any]:
+    answer = await client.get("/api/docs/openapi.json")
+    assert answer.status == 200
+    found: dict[str, Any] = await answer.json()
+    return found
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, item in document["paths"].items()
+            for method, op in item.items() if method in METHODS]  # fmt: skip
+
+
+def test_the_served_document_is_valid_openapi(document: dict[str, Any]) -> None:
+    validate(document)  # raises, naming the first problem
+    assert document["openapi"].startswith("3.")
+    assert document["servers"] == [
+        {"url": "/", "description": "The server that served this document"}
+    ]
+
+
+def test_every_operation_is_complete(document: dict[str, Any]) -> None:
+    found = operations(document)
+    ids = [op.get("operationId") for _, _, op in found]
+    assert None not in ids
+    assert len(ids) == len(set(ids)) == len(OPERATION_IDS)
+    for method, path, op in found:
+        where = f"{method.upper()} {path}"
+        assert method != "head", where  # aiohttp's HEAD twins are served, not listed
+        assert "produces" not in op, where  # Swagger 2
+        assert op.get("summary"), where
+        assert op.get("tags"), where
+        assert "security" in op, where
+        if "requestBody" in op:
+            assert op["requestBody"]["required"] is True, where
+        for status, answer in op["responses"].items():
+            for media, content in answer.get("content", {}).items():
+                assert "schema" in content, f"{where} {status} {media}"
+
+
+async def test_head_answers_like_get(client: Any) -> None:
+    for path in ("/api/v1/health/live", "/api/v1/units"):
+        got, head = await client.get(path), await client.head(path)
+        assert head.status == got.status == 200
+        assert await head.read() == b""
+
+
+@pytest.mark.parametrize(
+    ("example", "schema"),
+    [
+        ({"id": 7, "ok": True, "score": 1.5, "name": "x"},
+         {"type": "object", "required": ["id", "name", "ok", "score"],
+          "properties": {"id": {"type": "integer"}, "ok": {"type": "boolean"},
+                         "score": {"type": "number"}, "name": {"type": "string"}}}),
+        ({"created_at": "2026-11-27T16:00:00+00:00"},
+         {"type": "object", "required": ["created_at"],
+          "properties": {"created_at": {"type": "string", "format": "date-time"}}}),
+        ({"scanned_at": None, "scan_detail": None},
+         {"type": "object", "required": ["scan_detail", "scanned_at"],
+          "properties": {"scanned_at": {"type": "string", "format": "date-time", "nullable": True},
+                         "scan_detail": {"type": "string", "nullable": True}}}),
+        ([{"id": 1}], {"type": "array", "items": {"type": "object", "required": ["id"],
+                                                   "properties": {"id": {"type": "integer"}}}}),
+    ],
+)  # fmt: skip
+def test_the_schema_an_example_shows(example: Any, schema: dict[str, Any]) -> None:
+    assert schema_of(example) == schema
+
+
+def test_dev_openapi_writes_the_served_document(
+    cli: Callable[..., Any], tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    out = tmp_path / "openapi.json"
+    result = cli("dev", "openapi", "--out", str(out), "--json", env={"BTEC_ENV_FILE": ""})
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.stdout)
+    assert reported["ok"] is True
+    assert reported["operations"] == len(OPERATION_IDS)
+    written = json.loads(out.read_text())
+    validate(written)
+    printed = cli("dev", "openapi", env={"BTEC_ENV_FILE": ""})
+    assert json.loads(printed.stdout) == written
+    served = create_app(make_settings())
+    assert json.loads(json.dumps(served[SWAGGER_DICT])) == written
+    refused = cli("dev", "openapi", "--out", str(tmp_path / "no" / "such" / "dir" / "x.json"),
+                  "--json", env={"BTEC_ENV_FILE": ""})  # fmt: skip
+    assert refused.exit_code != 0
+    assert "Traceback" not in refused.output
