@@ -65,7 +65,12 @@ A request that is not valid (422) adds `errors`, one object per field (RFC 9457)
 the body as a JSON Pointer, `{"pointer": "#/criteria/0/code", "code": "required", "detail":
 "..."}`, a parameter by name, `{"parameter": "level", "in": "query", ...}`, each with a
 stable `code` (`required`, `unknown_field`, `not_found`, `invalid`); its `detail` names them:
-`2 fields are not valid: opens_at, criteria.0.code`.
+`2 fields are not valid: opens_at, criteria.0.code`. A body that is not JSON is 415. In a
+body or a query string, a field or parameter the operation does not take is an error
+(`unknown_field`, naming it), on every operation alike: a misspelt filter is never ignored.
+
+**Lists** answer `{"items", "total", "limit", "offset"}`: the next page is `offset + limit`
+while that is below `total`.
 
 **Rate limits.** Every endpoint but the health probes and `/metrics` is limited per client
 (the user once signed in, else the IP). Responses carry `RateLimit-Policy:

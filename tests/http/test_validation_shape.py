@@ -196,3 +196,24 @@ def test_parameters_name_their_place() -> None:
     }  # fmt: skip
     failed = ValidationFailed(errors=[header, FieldError(("q",), "Too long.", location="query")])
     assert failed.detail == "2 parameters are not valid: Idempotency-Key, q"
+
+
+async def test_unknown_query_parameters_are_named_on_every_list(
+    aiohttp_client: Any, make_settings: Any, acli: Any
+) -> None:
+    """As the document says: a parameter a list does not take is 422 `unknown_field` naming
+    it, on every list alike (a misspelt filter would otherwise return everything)."""
+    from server.app import create_app
+    from tests.support.accounts import CHEAP, make_admin, session_of
+
+    settings = make_settings(**CHEAP)
+    http = await aiohttp_client(create_app(settings))
+    await make_admin(acli, settings, "ada@example.org")
+    admin = await session_of(http, "ada@example.org")
+    for path in ("/api/v1/units", "/api/v1/assignments", "/api/v1/submissions",
+                 "/api/v1/users", "/api/v1/files"):  # fmt: skip
+        assert (await http.get(path, headers=admin)).status == 200, path
+        extra = await http.get(path, params={"sort": "name"}, headers=admin)
+        found = await problem(extra, 422, "validation_failed")
+        assert found["errors"] == [{"parameter": "sort", "in": "query", "code": "unknown_field",
+                                    "detail": "Unknown field."}], path  # fmt: skip
