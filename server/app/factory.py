@@ -69,8 +69,15 @@ stable `code` (`required`, `unknown_field`, `not_found`, `invalid`); its `detail
 body or a query string, a field or parameter the operation does not take is an error
 (`unknown_field`, naming it), on every operation alike: a misspelt filter is never ignored.
 
-**Lists** answer `{"items", "total", "limit", "offset"}`: the next page is `offset + limit`
-while that is below `total`.
+**Text.** A string of format `printable-text` (names, titles, codes, search words) may hold
+no character of the Unicode general categories Cc, Cf, Cs or Co (controls, format characters
+such as bidirectional overrides and zero-width joiners, surrogates, private use); its
+`pattern` says so over the Basic Multilingual Plane, the format over all of Unicode. Prose
+(briefs, criteria, feedback, answers) may hold line breaks and tabs but no other control.
+
+**Lists** answer `{"items", "total", "limit", "offset", "next_offset"}`: the next page is at
+`next_offset`, null on the last page; each list's 200 answer has an OpenAPI link, `next`, that
+says so. Send the same filters with it.
 
 **Rate limits.** Every endpoint but the health probes and `/metrics` is limited per client
 (the user once signed in, else the IP). Responses carry `RateLimit-Policy:

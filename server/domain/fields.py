@@ -3,6 +3,7 @@ and command arguments; and marshmallow's error messages as FieldErrors."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -50,15 +51,67 @@ def require(schema: Schema, names: Iterable[str], required: bool) -> None:
         schema.fields[name].required = schema.declared_fields[name].required = required
 
 
+REFUSED_CATEGORIES = ("Cc", "Cf", "Cs", "Co")
+# The OpenAPI `format` of strings `printable` checks: the whole rule, past the BMP too, which
+# its `pattern` cannot state (text_patterns); a tool that knows no such format ignores it.
+PRINTABLE_FORMAT = "printable-text"
+PRINTABLE_RULES = frozenset({"printable", "name"})  # the text_patterns that are printable's
+
+
 def printable(value: str) -> None:
     """A validator: text without control or format characters."""
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in value):
+    if any(unicodedata.category(c) in REFUSED_CATEGORIES for c in value):
         raise ValidationError("Control and format characters are not allowed.")
 
 
 # Unicode's control characters (category Cc) but tab and line breaks, and lone surrogates (Cs),
 # which neither PostgreSQL nor mail can carry.
 NOT_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escaped(code: int) -> str:
+    """A code point of the BMP as a JSON Schema (ECMA-262) pattern spells it."""
+    return f"\\u{code:04X}"
+
+
+def _class_of(chars: Iterable[int]) -> str:
+    """The contents of a character class holding these code points, as ranges."""
+    ranges: list[list[int]] = []
+    for code in sorted(chars):
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(_escaped(a) + (f"-{_escaped(b)}" if b > a else "") for a, b in ranges)
+
+
+@functools.cache
+def text_patterns() -> dict[str, str]:
+    """The text rules as `pattern`s of the OpenAPI document, by name, from this Python's
+    Unicode database, so that the document says exactly what the validators refuse:
+    `printable` and `prose` (free_text), and `name` and `prose_not_blank`, which also need a
+    character other than white space (the value is stored trimmed). Over the BMP only: the
+    ECMA-262 spelling of a code point past U+FFFF (`\\u{F0000}`) needs the `u` flag, which
+    OpenAPI 3.0 validators (openapi-spec-validator) and schemathesis do not read, so the
+    refused ones there (private use of planes 15-16, a few format characters) are stated by
+    the `format` PRINTABLE_FORMAT, which the document defines in words. Lone surrogates are
+    left out too: a pattern matches Unicode scalar values, which never are one (the server
+    refuses them in any string: server.http.parsing.unstorable). Made once, when a document
+    is."""
+    scalars = [c for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
+    refused = _class_of(c for c in scalars if unicodedata.category(chr(c)) in REFUSED_CATEGORIES)
+    space = _class_of(c for c in scalars if chr(c).isspace())
+    not_prose = _class_of(c for c in scalars if NOT_PROSE.match(chr(c)))
+    return {
+        "printable": f"^[^{refused}]*$",
+        "name": f"^[^{refused}]*[^{refused}{space}][^{refused}]*$",
+        "prose": f"^[^{not_prose}]*$",
+        "prose_not_blank": f"^[^{not_prose}]*[^{not_prose}{space}][^{not_prose}]*$",
+    }
+
+
+# Where a field's metadata names its text rule, for server.http.contract: {TEXT: "name"}.
+TEXT = "x-btec-text"
 
 
 def free_text(value: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from server.domain.fields import printable
+from server.domain.fields import TEXT, printable
 
 CODE = validate.Regexp(
     r"^[A-Za-z0-9][A-Za-z0-9/._-]{0,31}$",
@@ -23,7 +23,7 @@ class UnitSchema(Schema):
     title = fields.Str(
         required=True,
         validate=[validate.Length(min=1, max=200), printable],
-        metadata={"example": "Programming"},
+        metadata={"example": "Programming", TEXT: "name"},
     )
     level = fields.Int(
         required=True, strict=False, validate=validate.Range(1, 8), metadata={"example": 3}

@@ -6,7 +6,15 @@ OpenAPI 3.0.3 and useful to generated clients:
 - the HEAD twin aiohttp adds to every GET is left out of the document (it is still served):
   clients would otherwise get duplicate methods;
 - Swagger 2's `produces`, which apigami writes into OpenAPI 3 operations, goes;
-- a request body is `required`, and a JSON one documents the 415 a body of another type gets;
+- a request body is `required`, and a JSON one documents the problems any JSON body can get
+  before its fields are read (BODY_PROBLEMS: not JSON, too deep, too large, another type);
+- request fields say what the server enforces where apigami cannot tell (see `_requests`):
+  a field whose metadata names a text rule (server.domain.fields.TEXT) gets its `pattern`;
+  every other request string without a pattern, format or enum refuses NUL (the server
+  refuses it in any string: server.http.parsing.unstorable); a Dict's length bounds are
+  `minProperties`/`maxProperties` (apispec writes them as string lengths); and a body whose
+  schema-level rule needs one field or another gets it as BODY_RULES;
+- a file download documents every content type the server sends (FILE_TYPES);
 - every answer that shows an example but no schema gets the schema of its example (see
   `schema_of`), so that no generated client types a response as `unknown`; a field an
   example shows as null takes the type another example of the document shows it with (a
@@ -30,6 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
+from server.domain.fields import PRINTABLE_FORMAT, PRINTABLE_RULES, TEXT, text_patterns
+from server.domain.filetypes import KINDS
 from server.http.openapi import RATELIMIT_HEADERS, problem_responses
 from server.http.ratelimit import EXEMPT_PREFIXES
 
@@ -93,20 +103,56 @@ NULLABLE: dict[str, dict[str, Any]] = {
     "pending_email": {"type": "string", "format": "email"},
     "overall": {"type": "string"},
     "unit_id": {"type": "integer"},
+    "next_offset": {"type": "integer"},
 }
 # Fields whose example may be an object keyed by data rather than by names (a grade's
 # criteria: criterion code -> achieved): when its values are booleans, a map of booleans, not
 # an object of the example's keys. (An assignment's criteria are a list of objects.)
 KEYED_BY_DATA = frozenset({"criteria"})
 # Fields null until something happens, whatever their example shows: a grade's version and
-# overall grade before grading, a job's start, end and result before it runs.
+# overall grade before grading, a job's start, end and result before it runs, the address
+# waiting for confirmation when none is.
 MAYBE_NULL = frozenset({"grade_version", "overall", "feedback", "started_at", "completed_at",
-                        "result"})  # fmt: skip
+                        "result", "pending_email"})  # fmt: skip
 # Fields only some callers get, by name: similarity flags are for staff.
 OPTIONAL = frozenset({"similarity", "flags"})
 # Answers whose example shows what the most privileged caller gets -> the fields every caller
 # gets: anonymous callers of /health get its status only.
 ALWAYS: dict[str, tuple[str, ...]] = {"getHealth": ("status",)}
+# What any JSON request body can get before its fields are read (server.http.parsing).
+BODY_PROBLEMS = (
+    "malformed_body",
+    "body_too_complex",
+    "payload_too_large",
+    "unsupported_media_type",
+)
+# Rules of a whole body that its schema's validators (`validates_schema`) or its service
+# enforce, by component: a change names at least one field; a profile change names a name or
+# an address, and an address comes with the current password; a submission has an answer
+# that is not blank, or files.
+BODY_RULES: dict[str, dict[str, Any]] = {
+    "UnitChanges": {"minProperties": 1},
+    "AssignmentChanges": {"minProperties": 1},
+    "MeChanges": {
+        "anyOf": [
+            {
+                "required": ["full_name"],
+                "not": {"required": ["email"], "properties": {"email": {}}},
+            },
+            {"required": ["email", "current_password"]},
+        ]
+    },
+    "SubmissionBody": {
+        "anyOf": [
+            {"required": ["answer"], "properties": {"answer": {"minLength": 1}}},
+            {"required": ["file_ids"], "properties": {"file_ids": {"minItems": 1}}},
+        ]
+    },
+}
+NUL_FREE = "^[^\\u0000]*$"
+# A download's content types: what the server records for each accepted kind of file, and
+# application/octet-stream for any other.
+FILE_TYPES = ("application/octet-stream", *sorted({kind.content_type for kind in KINDS.values()}))
 
 
 @dataclass(frozen=True)
@@ -135,20 +181,119 @@ def finish(document: dict[str, Any], app: web.Application) -> dict[str, Any]:
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
                 if "application/json" in operation["requestBody"].get("content", {}):
-                    responses = operation.setdefault("responses", {})
-                    for status, answer in problem_responses("unsupported_media_type").items():
-                        responses.setdefault(str(status), answer)
+                    _add_problems(operation.setdefault("responses", {}), BODY_PROBLEMS)
+            if operation.get("operationId") == "downloadFile":
+                _file_types(operation["responses"]["200"])
             for answer in operation.get("responses", {}).values():
                 for media in answer.get("content", {}).values():
                     if "schema" not in media and "example" in media:
                         media["schema"] = schema_of(media["example"], seen=seen)
                         if operation.get("operationId") in ALWAYS:
                             media["schema"]["required"] = list(ALWAYS[operation["operationId"]])
+            _next_link(operation)
     for path, item in document.get("paths", {}).items():
         for method in METHODS:
             if isinstance(item.get(method), dict):
                 _document_headers(path, item[method])
+    _requests(document)
     return document
+
+
+def _next_link(operation: dict[str, Any]) -> None:
+    """A list's `next` link (server.domain.pages): the same operation at `next_offset`."""
+    answer = operation.get("responses", {}).get("200", {})
+    schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+    if "next_offset" in schema.get("properties", {}) and "operationId" in operation:
+        answer["links"] = {
+            "next": {
+                "operationId": operation["operationId"],
+                "parameters": {
+                    "limit": "$response.body#/limit",
+                    "offset": "$response.body#/next_offset",
+                },
+                "description": "The next page, while `next_offset` is not null. Send the "
+                "same filters again: the link carries the page only.",
+            }
+        }
+
+
+def _add_problems(responses: dict[str, Any], codes: tuple[str, ...]) -> None:
+    """Document these problems on an operation, beside those it has at the same status."""
+    for status, answer in problem_responses(*codes).items():
+        have = responses.setdefault(str(status), answer)
+        if have is answer:
+            continue
+        examples = have["content"]["application/problem+json"].setdefault("examples", {})
+        for code, example in answer["content"]["application/problem+json"]["examples"].items():
+            if code not in examples:
+                examples[code] = example
+                have["description"] += f", `{code}`"
+
+
+def _file_types(answer: dict[str, Any]) -> None:
+    """Every content type a download is sent with, each with the example's bytes."""
+    media = answer["content"].pop("application/octet-stream")
+    media.setdefault("schema", {"type": "string", "format": "binary"})
+    answer["content"] = {kind: copy.deepcopy(media) for kind in FILE_TYPES}
+
+
+def _requests(document: dict[str, Any]) -> None:
+    """The request rules the generator cannot write (see the module's docstring)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for name, rule in BODY_RULES.items():
+        schemas[name].update(copy.deepcopy(rule))
+    bodies = {
+        media["schema"]["$ref"].rsplit("/", 1)[1]
+        for item in document.get("paths", {}).values()
+        for method in METHODS
+        if isinstance(item.get(method), dict)
+        for media in item[method].get("requestBody", {}).get("content", {}).values()
+        if "$ref" in media.get("schema", {})
+    }
+    for name in sorted(bodies):
+        _strings(schemas[name], schemas)
+    for item in document.get("paths", {}).values():
+        for method in METHODS:
+            for parameter in (
+                item.get(method, {}).get("parameters", [])
+                if isinstance(item.get(method), dict)
+                else []
+            ):
+                if parameter.get("in") in ("query", "path") and "schema" in parameter:
+                    _strings(parameter["schema"], schemas)
+
+
+def _strings(schema: dict[str, Any], schemas: dict[str, Any], seen: set[str] | None = None) -> None:
+    """Patterns for the request strings in `schema` and what it refers to; Dict bounds."""
+    seen = set() if seen is None else seen
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        if name not in seen:
+            seen.add(name)
+            _strings(schemas[name], schemas, seen)
+        return
+    rule = schema.pop(TEXT, None)
+    if schema.get("pattern") in text_patterns():  # a BODY_RULES pattern, by rule name
+        rule = schema["pattern"]
+    if rule is not None:
+        schema["pattern"] = text_patterns()[rule]
+        if rule in PRINTABLE_RULES:
+            schema["format"] = PRINTABLE_FORMAT
+    if schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema):
+        schema["pattern"] = NUL_FREE
+    if schema.get("type") == "object":
+        for length, count in (("minLength", "minProperties"), ("maxLength", "maxProperties")):
+            if length in schema:
+                schema[count] = schema.pop(length)
+    for key in ("properties",):
+        for inner in schema.get(key, {}).values():
+            _strings(inner, schemas, seen)
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(schema.get(key), dict):
+            _strings(schema[key], schemas, seen)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for inner in schema.get(key, []):
+            _strings(inner, schemas, seen)
 
 
 def _document_headers(path: str, operation: dict[str, Any]) -> None:

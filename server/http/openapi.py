@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from server.domain import errors
 from server.domain.errors import FieldCode, FieldError, Location, field_error
+from server.domain.pages import page
 from server.http.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
 
 BEARER = "bearerAuth"
@@ -219,7 +220,7 @@ def json_response(
 
 def page_example(item: Any, limit: int) -> dict[str, Any]:
     """The example of a page of a list: one item."""
-    return {"items": [item], "total": 1, "limit": limit, "offset": 0}
+    return page([item], total=1, limit=limit, offset=0)
 
 
 H = TypeVar("H", bound=Callable[..., Any])

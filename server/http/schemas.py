@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from server.domain.pages import MAX_OFFSET
 from server.platform.passwords import MAX_LENGTH, MIN_LENGTH
 
 ID = validate.Range(1, 2**63 - 1)  # a PostgreSQL bigint key
@@ -18,7 +19,7 @@ class IdPath(Schema):
     id = fields.Int(required=True, validate=ID)
 
 
-def page_fields(limit: int, max_offset: int) -> tuple[fields.Int, fields.Int]:
+def page_fields(limit: int, max_offset: int = MAX_OFFSET) -> tuple[fields.Int, fields.Int]:
     """`limit` (1 to 100, default `limit`) and `offset` (0 to `max_offset`) of a list."""
     return (
         fields.Int(load_default=limit, validate=validate.Range(1, 100)),

@@ -26,6 +26,7 @@ from server.domain.errors import (
     ValidationFailed,
     field_error,
 )
+from server.domain.pages import CATALOGUE_MAX_OFFSET, page
 from server.services.units import ASSIGNMENTS_TAG
 from server.store import Conn, Connect
 from server.store import assignments as store
@@ -42,7 +43,9 @@ async def catalogue(
     """One page of assignments by deadline, as the JSON document the API serves."""
     async with db() as conn:
         items, total = await store.page(conn, unit_id=unit_id, q=q, limit=limit, offset=offset)
-    return EncodedJSON.of({"items": items, "total": total, "limit": limit, "offset": offset})
+    return EncodedJSON.of(
+        page(items, total=total, limit=limit, offset=offset, max_offset=CATALOGUE_MAX_OFFSET)
+    )
 
 
 @cached("assignments.one", ttl=TTL, key="{assignment_id}", tags=(ASSIGNMENTS_TAG,))

@@ -20,6 +20,7 @@ from server.domain.errors import (
     field_error,
 )
 from server.domain.fields import field_errors
+from server.domain.pages import CATALOGUE_MAX_OFFSET, page
 from server.domain.units import UnitSchema
 from server.store import Connect
 from server.store import units as store
@@ -37,10 +38,12 @@ async def catalogue(
     *, db: Connect, cache: Cache | None, level: int | None, q: str | None, limit: int, offset: int
 ) -> EncodedJSON:
     """One page of units ordered by code, filtered by level and a search over code and title,
-    as the JSON document the API serves: `{"items", "total", "limit", "offset"}`."""
+    as the JSON document the API serves (server.domain.pages)."""
     async with db() as conn:
         items, total = await store.page(conn, level=level, q=q, limit=limit, offset=offset)
-    return EncodedJSON.of({"items": items, "total": total, "limit": limit, "offset": offset})
+    return EncodedJSON.of(
+        page(items, total=total, limit=limit, offset=offset, max_offset=CATALOGUE_MAX_OFFSET)
+    )
 
 
 @cached("units.one", ttl=TTL, key="{unit_id}", tags=(TAG,))

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from server.store import Conn
+from server.store import Conn, page_of
 
 COLUMNS = (
     "id, owner_id, filename, kind, content_type, size_bytes, sha256, storage, storage_key, "
@@ -102,8 +102,7 @@ async def page(
         limit,
         offset,
     )
-    total = int(rows[0]["total"]) if rows else 0
-    return [{k: v for k, v in dict(r).items() if k != "total"} for r in rows], total
+    return page_of(rows)
 
 
 async def by_status(conn: Conn, status: str | None, limit: int) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from server.store import Conn
+from server.store import Conn, page_of
 
 COLUMNS = (
     "id, email, full_name, role, is_active, email_verified_at, token_version, password_hash, "
@@ -51,8 +51,7 @@ async def page(
         limit,
         offset,
     )
-    total = int(rows[0]["total"]) if rows else 0
-    return [{k: v for k, v in dict(r).items() if k != "total"} for r in rows], total
+    return page_of(rows)
 
 
 async def deactivate(conn: Conn, user_id: int) -> None:

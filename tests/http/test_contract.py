@@ -59,6 +59,31 @@ def test_every_operation_is_complete(document: dict[str, Any]) -> None:
                 assert "schema" in content, f"{where} {status} {media}"
 
 
+def test_every_list_links_to_its_next_page(document: dict[str, Any]) -> None:
+    lists = {}
+    for _, path, op in operations(document):
+        answer = op["responses"].get("200", {})
+        schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+        if "items" in schema.get("properties", {}):
+            lists[op["operationId"]] = answer.get("links", {}).get("next")
+            assert "next_offset" in schema["required"], path
+            assert {p["name"] for p in op["parameters"] if p["in"] == "query"} >= {
+                "limit",
+                "offset",
+            }
+    assert set(lists) == {"listUnits", "listAssignments", "listUsers", "listFiles",
+                          "listSubmissions"}  # fmt: skip
+    for operation_id, link in lists.items():
+        assert link == {
+            "operationId": operation_id,
+            "parameters": {
+                "limit": "$response.body#/limit",
+                "offset": "$response.body#/next_offset",
+            },
+            "description": link["description"],
+        }
+
+
 async def test_head_answers_like_get(client: Any) -> None:
     for path in ("/api/v1/health/live", "/api/v1/units"):
         got, head = await client.get(path), await client.head(path)

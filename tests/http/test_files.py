@@ -577,7 +577,7 @@ async def test_listing_shows_only_the_callers_files(http: Any, people: dict[str,
     listed = await http.get("/api/v1/files?limit=2", headers=people["student"])
     assert listed.status == 200
     page = await listed.json()
-    assert (page["total"], page["limit"], page["offset"]) == (3, 2, 0)
+    assert (page["total"], page["limit"], page["offset"], page["next_offset"]) == (3, 2, 0, 2)
     assert [f["id"] for f in page["items"]] == [mine[2]["id"], mine[1]["id"]]  # newest first
     rest = await (await http.get("/api/v1/files?offset=2", headers=people["student"])).json()
     assert [f["id"] for f in rest["items"]] == [mine[0]["id"]]
@@ -589,7 +589,7 @@ async def test_listing_shows_only_the_callers_files(http: Any, people: dict[str,
     assert same["total"] == 3
     none = await (await http.get("/api/v1/files?status=infected",
                                  headers=people["student"])).json()  # fmt: skip
-    assert none == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert none == {"items": [], "total": 0, "limit": 50, "offset": 0, "next_offset": None}
     # another owner: admins only
     owner = theirs["owner_id"]
     await problem(await http.get(f"/api/v1/files?owner={owner}", headers=people["student"]),

@@ -6,9 +6,10 @@ The app serves on loopback TCP in the test's event loop while schemathesis, whic
 freshly made accounts and objects (a unit, an assignment with criteria and an assessor, a
 submission with an uploaded file) whose ids are path parameters half the time, so routes
 reach real rows and not only 404. Nothing is left out: the operator routes (/metrics,
-/api/v1/ops/*) are fuzzed as every identity too, and refuse them all. Only the
-`not_a_server_error` check runs; the conformance checks come later. Not marked `embedded`:
-CI runs it in the pass on the machine's servers only.
+/api/v1/ops/*) are fuzzed as every identity too, and refuse them all. Every schemathesis
+check runs, so any answer the document does not describe fails the test too, with a
+reproduction of each distinct failure (docs/api-contract.md). Not marked `embedded`: CI runs
+it in the pass on the machine's servers only.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from schemathesis.checks import not_a_server_error
 
 from server.app import create_app
 from server.config.settings import Settings
+from server.domain.fields import PRINTABLE_FORMAT, REFUSED_CATEGORIES
 from server.http.ratelimit import POLICY_ATTR
 from server.observability.logging import configure_logging
 from tests.support.accounts import CHEAP, PASSWORD, make_admin
@@ -48,10 +50,10 @@ pytestmark = pytest.mark.timeout(300)
 ROOT = "root@example.org"  # the admin that seeds; never an identity under test
 IDENTITIES = ("anonymous", "student", "assessor", "admin")
 MAX_EXAMPLES = int(os.environ.get("BTEC_TEST_FUZZ_EXAMPLES", "15"))  # per operation and mode
-# Every schemathesis check besides server errors (the spec against the server): reported, not
-# failed on. The full run (docs/api-contract.md): `BTEC_TEST_FUZZ_ALL_CHECKS=1
-# BTEC_TEST_FUZZ_EXAMPLES=100 pytest -s tests/http/test_fuzz.py`.
-ALL_CHECKS = os.environ.get("BTEC_TEST_FUZZ_ALL_CHECKS") == "1"
+# Every schemathesis check besides server errors (the spec against the server), unless
+# BTEC_TEST_FUZZ_ALL_CHECKS=0 (server errors only: while finding one). The full run
+# (docs/api-contract.md): `BTEC_TEST_FUZZ_EXAMPLES=100 pytest -s tests/http/test_fuzz.py`.
+ALL_CHECKS = os.environ.get("BTEC_TEST_FUZZ_ALL_CHECKS", "1") != "0"
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 SETTINGS = hypothesis.settings(
     max_examples=MAX_EXAMPLES,
@@ -243,6 +245,7 @@ class Run:
     statuses: Counter[str] = field(default_factory=Counter)  # by class: 2xx, 4xx...
     # With BTEC_TEST_FUZZ_ALL_CHECKS: every other check's failures, by check and operation.
     conformance: Counter[str] = field(default_factory=Counter)
+    reproductions: dict[str, str] = field(default_factory=dict)  # the first case of each
     accounts: int = 0  # the identity's accounts: more than one if the fuzzing broke one
 
     def __str__(self) -> str:
@@ -250,11 +253,72 @@ class Run:
         return f"{self.who}: {self.cases} cases ({statuses}), {self.accounts} account(s)"
 
 
+# The document's own string format for text `printable` checks (server.domain.fields), which
+# its pattern states over the BMP only: what schemathesis draws for it, from the same rule.
+schemathesis.openapi.format(
+    PRINTABLE_FORMAT, st.text(st.characters(exclude_categories=REFUSED_CATEGORIES))
+)
+
+
 def load_schema(base: str) -> Any:
-    """The document as the running server serves it. schemathesis 4.32 loads it as it is
-    (it ignores the Swagger-2 `produces` keys apigami adds), so nothing is removed."""
+    """The document as the running server serves it, with each operation's checks configured
+    (`checks_config`). schemathesis 4.32 loads it as it is (it ignores the Swagger-2
+    `produces` keys apigami adds)."""
     document = requests.get(f"{base}/api/docs/openapi.json", timeout=30).json()
-    return schemathesis.openapi.from_dict(document)
+    config = schemathesis.config.SchemathesisConfig.from_dict(checks_config(document))
+    return schemathesis.openapi.from_dict(document, config=config)
+
+
+# The problems that say a request is malformed: a schema-valid one must never get them. Every
+# other problem an operation documents is a refusal that no schema can state (an unknown or
+# expired token, a wrong current password, an address or a code already taken, a file whose
+# content is not of an accepted type, an assignment not open yet, a body over the size limit,
+# which a valid one can be once its text is JSON-escaped): positive_data_acceptance takes
+# its status as a right answer to valid data, on that operation only.
+MALFORMED = frozenset({
+    "validation_failed", "malformed_body", "body_too_complex", "unsupported_media_type",
+    "malformed_upload", "request_timeout",
+})  # fmt: skip
+# Operations whose 422 `validation_failed` also states rules across fields, or across the
+# items of a list, that OpenAPI 3.0 cannot: an assignment's deadline after its opening (the
+# stored one, for a change), criteria codes not repeated and at least one Pass criterion.
+ACROSS_FIELDS = frozenset({"createAssignment", "updateAssignment"})
+
+
+def checks_config(document: dict[str, Any]) -> dict[str, Any]:
+    """schemathesis configuration: per operation, the statuses positive_data_acceptance
+    takes besides its defaults (the documented refusals, see MALFORMED) and those
+    negative_data_rejection takes besides its defaults (413, where documented)."""
+    operations = []
+    for item in document["paths"].values():
+        for op in item.values():
+            if not isinstance(op, dict) or "operationId" not in op:
+                continue
+            refusals = sorted(_refusals(op) | ({"422"} if op["operationId"] in ACROSS_FIELDS
+                                               else set()))  # fmt: skip
+            too_large = ["413"] if "413" in op["responses"] else []
+            operations.append({
+                "include-operation-id": op["operationId"],
+                "checks": {
+                    "positive_data_acceptance": {"expected-statuses": [*POSITIVE, *refusals]},
+                    "negative_data_rejection": {"expected-statuses": [*NEGATIVE, *too_large]},
+                },
+            })  # fmt: skip
+    return {"operations": operations}
+
+
+POSITIVE = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis's defaults
+NEGATIVE = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]
+
+
+def _refusals(op: dict[str, Any]) -> set[str]:
+    """The statuses of an operation's documented problems that are not MALFORMED."""
+    found = set()
+    for status, answer in op["responses"].items():
+        problem = answer.get("content", {}).get("application/problem+json", {})
+        if set(problem.get("examples", {})) - MALFORMED:
+            found.add(status)
+    return found
 
 
 def operations(schema: Any) -> list[Any]:
@@ -318,7 +382,14 @@ def _sender(
                 case.validate_response(response, headers=headers)
             except schemathesis.errors.FailureGroup as group:
                 for failure in group.exceptions:
-                    run.conformance[f"{failure.title} | {op.label}"] += 1
+                    key = f"{failure.title} | {op.label}"
+                    run.conformance[key] += 1
+                    if key not in run.reproductions:
+                        curl = case.as_curl_command(headers=headers, base_url=base)
+                        run.reproductions[key] = (
+                            f"as {run.who}: {response.status_code} {response.text[:300]}\n"
+                            f"    {curl[:600]}"
+                        )
 
     return send
 
@@ -379,6 +450,15 @@ async def test_no_request_gets_a_server_error(
             found.update(run.conformance)
         print(f"{len(found)} distinct conformance failures:")
         print("\n".join(f"{n:5} {what}" for what, n in found.most_common()))
+        repro: dict[str, str] = {}
+        for run in runs:
+            for k, v in run.reproductions.items():
+                repro.setdefault(k, v)
+        print("\n".join(f"{k}\n  {v}" for k, v in repro.items()))
     if errors := distinct(runs):
         listed = "\n".join(map(str, errors))
         pytest.fail(f"{len(errors)} distinct server errors ({summary}):\n{listed}", pytrace=False)
+    conformance = sorted({k for run in runs for k in run.reproductions})
+    if conformance:
+        pytest.fail(f"{len(conformance)} distinct answers the document does not describe "
+                    f"({summary}):\n" + "\n".join(conformance), pytrace=False)  # fmt: skip

@@ -77,7 +77,9 @@ async def test_admins_list_read_update_and_deactivate(
     assert listed["total"] == 1
     assert all("password_hash" not in u for u in listed["items"])
     everyone = await (await http.get("/api/v1/users?limit=2&offset=1", headers=admin)).json()
-    assert (everyone["total"], len(everyone["items"])) == (3, 2)
+    assert (everyone["total"], len(everyone["items"]), everyone["next_offset"]) == (3, 2, None)
+    first = await (await http.get("/api/v1/users?limit=2", headers=admin)).json()
+    assert first["next_offset"] == 2
     one = await (await http.get(f"/api/v1/users/{sid}", headers=admin)).json()
     assert one["role"] == "student"
 

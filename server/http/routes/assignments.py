@@ -10,8 +10,9 @@ from aiohttp import web
 from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from server.domain.fields import free_text, printable, require
+from server.domain.fields import TEXT, free_text, printable, require
 from server.domain.grading import CODE
+from server.domain.pages import CATALOGUE_MAX_OFFSET
 from server.http import deps
 from server.http.conditional import IF_NONE_MATCH, cacheable_json, cacheable_ok
 from server.http.guard import roles
@@ -44,7 +45,10 @@ class Criterion(Schema):
     description = fields.Str(
         required=True,
         validate=[validate.Length(min=1, max=2000), free_text],
-        metadata={"example": "Explain the principles of object-oriented programming."},
+        metadata={
+            "example": "Explain the principles of object-oriented programming.",
+            TEXT: "prose",
+        },
     )
 
 
@@ -63,11 +67,11 @@ class AssignmentChanges(Schema):
     unit_id = fields.Int(strict=True, validate=ID, metadata={"example": 7})
     title = fields.Str(
         validate=[validate.Length(min=1, max=200), printable],
-        metadata={"example": "Assignment 1: OOP principles"},
+        metadata={"example": "Assignment 1: OOP principles", TEXT: "name"},
     )
     brief = fields.Str(
         validate=[validate.Length(min=1, max=20000), free_text],
-        metadata={"example": "Write a report that explains..."},
+        metadata={"example": "Write a report that explains...", TEXT: "prose"},
     )
     opens_at = fields.AwareDateTime(format="iso", metadata={"example": "2026-09-07T08:00:00+00:00"})
     deadline = fields.AwareDateTime(format="iso", metadata={"example": "2026-10-16T17:00:00+01:00"})
@@ -111,9 +115,9 @@ class CatalogueQuery(Schema):
     q = fields.Str(
         validate=[validate.Length(min=1, max=100), printable],
         metadata={"description": "Words in the title or brief (case-insensitive).",
-                  "example": "report"},
+                  "example": "report", TEXT: "printable"},
     )  # fmt: skip
-    limit, offset = page_fields(20, 100_000)
+    limit, offset = page_fields(20, CATALOGUE_MAX_OFFSET)
 
     @post_load
     def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp_apigami import request_schema
 from marshmallow import Schema, fields, validate
 
-from server.domain.fields import MailAddress
+from server.domain.fields import TEXT, MailAddress
 from server.http import deps, schemas
 from server.http.examples import REFRESH_EXAMPLE, SESSION_EXAMPLE, USER_EXAMPLE
 from server.http.guard import public, unverified_allowed
@@ -213,7 +213,9 @@ async def change(request: web.Request) -> web.Response:
 class RegisterSchema(Schema):
     email = MailAddress(required=True, metadata={"example": "student@college.example.ac.uk"})
     full_name = fields.Str(
-        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Sam Student"}
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"example": "Sam Student", TEXT: "name"},
     )
     password = schemas.new_password("correct horse battery staple")
 

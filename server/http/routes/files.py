@@ -28,11 +28,13 @@ from server.domain.errors import (
     StorageUnavailable,
 )
 from server.domain.filetypes import clean_filename
+from server.domain.pages import page
 from server.http import deps
 from server.http.openapi import (
     SIGNED_IN,
     json_response,
     operation,
+    page_example,
 )
 from server.http.parsing import timed_out
 from server.http.problems import from_domain
@@ -73,6 +75,7 @@ UPLOAD_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["file"],
+                "additionalProperties": False,  # the first part is the file; others are refused
                 "properties": {
                     "file": {
                         "type": "string",
@@ -240,7 +243,7 @@ class FilesQuery(Schema):
         metadata={"description": "Another user's files (admins only; 403 for anyone else).",
                   "example": 42},
     )  # fmt: skip
-    limit, offset = page_fields(50, 1_000_000)
+    limit, offset = page_fields(50)
 
 
 @operation(
@@ -249,11 +252,7 @@ class FilesQuery(Schema):
     "Newest first, a page at a time, with each file's scan status; `status` filters by it. "
     "Admins may pass `owner` to see another user's uploads.",
     security=SIGNED_IN,
-    ok={
-        200: json_response(
-            "A page of files", {"items": [FILE_EXAMPLE], "total": 1, "limit": 50, "offset": 0}
-        )
-    },
+    ok={200: json_response("A page of files", page_example(FILE_EXAMPLE, 50))},
     problems="unauthorized invalid_token forbidden validation_failed",
 )
 @querystring_schema(FilesQuery)
@@ -264,7 +263,7 @@ async def list_files(request: web.Request) -> web.Response:
         db=deps.db(request), user=deps.user(request), owner_id=q.get("owner"),
         status=q.get("status"), limit=q["limit"], offset=q["offset"],
     )  # fmt: skip
-    return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
+    return answer(page(items, total=total, limit=q["limit"], offset=q["offset"]))
 
 
 @operation(

@@ -12,7 +12,8 @@ from aiohttp_apigami import match_info_schema, querystring_schema, request_schem
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from server.domain.errors import GradeChanged
-from server.domain.fields import StrictBool, free_text
+from server.domain.fields import TEXT, StrictBool, free_text
+from server.domain.pages import page
 from server.http import deps
 from server.http.guard import roles
 from server.http.openapi import (
@@ -43,7 +44,7 @@ class SubmissionBody(Schema):
         validate=validate.Length(max=100),
         metadata={"description": "Uploaded files (POST /api/v1/files) given as evidence; "
                   "at most BTEC_SUBMISSION_MAX_FILES.",
-                  "example": ["0b8f8f5e-5d7c-4d83-9a43-3a6f0d0f6d11"]},
+                  "example": ["0b8f8f5e-5d7c-4d83-9a43-3a6f0d0f6d11"], "uniqueItems": True},
     )  # fmt: skip
 
     @validates_schema
@@ -74,7 +75,10 @@ class GradeBody(Schema):
     feedback = fields.Str(
         load_default="",
         validate=[validate.Length(max=20000), free_text],
-        metadata={"example": "A clear explanation of encapsulation; for D1, compare designs."},
+        metadata={
+            "example": "A clear explanation of encapsulation; for D1, compare designs.",
+            TEXT: "prose",
+        },
     )
 
 
@@ -86,7 +90,7 @@ class ListQuery(Schema):
         metadata={"description": "Only (or never) submissions with similarity flags; staff "
                   "only.", "example": True}
     )  # fmt: skip
-    limit, offset = page_fields(50, 1_000_000)
+    limit, offset = page_fields(50)
 
 
 GRADE_EXAMPLE = {
@@ -155,6 +159,7 @@ LIST_EXAMPLE = {
     "total": 1,
     "limit": 50,
     "offset": 0,
+    "next_offset": None,
 }
 IF_MATCH = {
     "in": "header",
@@ -239,7 +244,7 @@ async def listing(request: web.Request) -> web.Response:
         db=deps.db(request), user=deps.user(request), filters=q, limit=q["limit"],
         offset=q["offset"],
     )  # fmt: skip
-    return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
+    return answer(page(items, total=total, limit=q["limit"], offset=q["offset"]))
 
 
 @operation(

@@ -9,7 +9,8 @@ from aiohttp import web
 from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from server.domain.fields import printable, require
+from server.domain.fields import TEXT, printable, require
+from server.domain.pages import CATALOGUE_MAX_OFFSET
 from server.domain.units import UnitSchema
 from server.http import deps
 from server.http.conditional import IF_NONE_MATCH, cacheable_json, cacheable_ok
@@ -50,9 +51,10 @@ class CatalogueQuery(Schema):
         metadata={
             "description": "Words in the code or title (case-insensitive).",
             "example": "prog",
+            TEXT: "printable",
         },
     )
-    limit, offset = page_fields(50, 100_000)
+    limit, offset = page_fields(50, CATALOGUE_MAX_OFFSET)
 
     @post_load
     def _tidy(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from aiohttp import web
 from aiohttp_apigami import match_info_schema, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
-from server.domain.fields import MailAddress, StrictBool
+from server.domain.fields import TEXT, MailAddress, StrictBool
+from server.domain.pages import page
 from server.http import deps, schemas
 from server.http.examples import USER_EXAMPLE
 from server.http.guard import roles, unverified_allowed
@@ -17,6 +18,7 @@ from server.http.openapi import (
     STAFF_PROBLEMS,
     json_response,
     operation,
+    page_example,
 )
 from server.http.ratelimit import limited
 from server.http.responses import answer
@@ -42,7 +44,8 @@ async def me(request: web.Request) -> web.Response:
 
 class MeChanges(Schema):
     full_name = fields.Str(
-        validate=validate.Length(min=1, max=200), metadata={"example": "Sam Student-Smith"}
+        validate=validate.Length(min=1, max=200),
+        metadata={"example": "Sam Student-Smith", TEXT: "name"},
     )
     email = MailAddress(metadata={"example": "sam.smith@college.example.ac.uk"})
     current_password = schemas.password(
@@ -85,7 +88,7 @@ async def update_me(request: web.Request) -> web.Response:
 class ListQuery(Schema):
     role = fields.Str(validate=ROLE, metadata={"example": "assessor"})
     active = fields.Bool(metadata={"example": True})
-    limit, offset = page_fields(50, 1_000_000)
+    limit, offset = page_fields(50)
 
 
 class NewUser(Schema):
@@ -93,14 +96,16 @@ class NewUser(Schema):
     full_name = fields.Str(
         required=True,
         validate=validate.Length(min=1, max=200),
-        metadata={"example": "Sam Assessor"},
+        metadata={"example": "Sam Assessor", TEXT: "name"},
     )
     role = fields.Str(required=True, validate=ROLE, metadata={"example": "assessor"})
     password = schemas.new_password("a first long passphrase")
 
 
 class UserChanges(Schema):
-    full_name = fields.Str(validate=validate.Length(min=1, max=200), metadata={"example": "Sam A."})
+    full_name = fields.Str(
+        validate=validate.Length(min=1, max=200), metadata={"example": "Sam A.", TEXT: "name"}
+    )
     role = fields.Str(validate=ROLE, metadata={"example": "admin"})
     is_active = StrictBool(metadata={"example": False})
 
@@ -110,11 +115,7 @@ class UserChanges(Schema):
     "List accounts (admins)",
     "In the order they were made, a page at a time; filter by role and active.",
     security=SIGNED_IN,
-    ok={
-        200: json_response(
-            "A page of accounts", {"items": [USER_EXAMPLE], "total": 1, "limit": 50, "offset": 0}
-        )
-    },
+    ok={200: json_response("A page of accounts", page_example(USER_EXAMPLE, 50))},
     problems=STAFF_PROBLEMS + " validation_failed",
 )
 @querystring_schema(ListQuery)
@@ -126,7 +127,7 @@ async def list_users(request: web.Request) -> web.Response:
         db=deps.db(request), role=q.get("role"), active=q.get("active"), limit=q["limit"],
         offset=q["offset"],
     )  # fmt: skip
-    return answer({"items": items, "total": total, "limit": q["limit"], "offset": q["offset"]})
+    return answer(page(items, total=total, limit=q["limit"], offset=q["offset"]))
 
 
 @operation(
