@@ -1,14 +1,18 @@
 """Backup, restore and verify times on a seeded database, and backup's overhead over pg_dump.
 
-Seed first (`python perf/seed_db.py --rows 1000000`), then
-`BTEC_DATABASE_URL=... python perf/backup_bench.py [--rounds 3]`. Bare pg_dump (same binary,
-format and jobs) and `btecctl db backup` alternate; medians and their ratio are printed.
+`python perf/backup_bench.py [--rounds 3] [--rows 1000000]` starts its own embedded
+PostgreSQL in a scratch data dir, migrates it and seeds `--rows` audit rows (perf/seed_db.py),
+and removes it all afterwards. With BTEC_DATABASE_URL set it measures that database as it is
+(migrated, and seeded with `python perf/seed_db.py` if wanted) and only adds backups of its
+own, which it deletes. Bare pg_dump (same binary, format and jobs) and `btecctl db backup`
+alternate; medians and their ratio are printed.
 Target (issue "Database operations"): backup's overhead over pg_dump at most 15%.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -16,10 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 from harness import median
+from seed_db import seed
+
+from server.config.settings import Settings
+from server.platform.embedded import embedded_services
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,17 +51,45 @@ def bare_pg_dump(pg_dump: str, url: str, fmt: str, jobs: int, target: Path) -> f
     return time.monotonic() - started
 
 
+@contextlib.contextmanager
+def database(rows: int) -> Iterator[str]:
+    """BTEC_DATABASE_URL as it is, or an embedded PostgreSQL of its own, migrated and seeded."""
+    given = os.environ.get("BTEC_DATABASE_URL")
+    if given:
+        with psycopg.connect(given) as conn:
+            migrated = conn.execute("SELECT to_regclass('audit_log') IS NOT NULL").fetchone()
+        if not (migrated and migrated[0]):
+            raise SystemExit("BTEC_DATABASE_URL is not migrated: run `btecctl db migrate` first")
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="btec-backup-bench-db-") as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=None, redis_url=None)
+        with embedded_services(settings, redis=False) as running:
+            assert running.database_url is not None
+            url = running.database_url.get_secret_value()
+            env = {**os.environ, "BTEC_DATABASE_URL": url, "BTEC_ENV_FILE": ""}
+            btecctl("db", "migrate", env=env)
+            seed(url, rows)
+            yield url
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=1_000_000, help="seeded when self-started")
     args = ap.parse_args()
-    url = os.environ["BTEC_DATABASE_URL"]
+    with database(args.rows) as url:
+        measure(url, args.rounds)
+
+
+def measure(url: str, rounds: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="btec-backup-bench-"))
-    env = {**os.environ, "BTEC_BACKUP_DIR": str(work / "backups"), "BTEC_ENV_FILE": ""}
+    env = {**os.environ, "BTEC_DATABASE_URL": url, "BTEC_BACKUP_DIR": str(work / "backups"),
+           "BTEC_ENV_FILE": ""}  # fmt: skip
     fmt, jobs = env.get("BTEC_BACKUP_FORMAT", "directory"), int(env.get("BTEC_BACKUP_JOBS", "2"))
     bare, ours, names = [], [], []
     try:
-        for i in range(args.rounds):
+        for i in range(rounds):
             bare.append(bare_pg_dump(pg_dump_path(env), url, fmt, jobs, work / f"bare{i}"))
             seconds, made = btecctl("db", "backup", env=env)
             ours.append(seconds)

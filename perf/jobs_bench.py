@@ -1,27 +1,37 @@
 """Job queue figures: enqueue cost (what a handler pays) and no-op throughput of one worker.
 
-`python perf/jobs_bench.py [--redis-url redis://127.0.0.1:6379/13] [--jobs 5000]`
+`python perf/jobs_bench.py [--jobs 5000] [--redis-url URL --database-url URL]`
 Targets (issue "Background jobs and mail"): median enqueue <= 1 ms on loopback Redis;
 >= 500 no-op jobs/s with one worker.
+
+By default it starts its own embedded PostgreSQL and Redis in a scratch data dir, removed
+afterwards, so it touches no server of the machine's. Given `--redis-url`, it refuses a Redis
+database that holds any key (it never flushes one it did not make), and between phases and at
+the end deletes only the queue's keys (`saq:*`), which in a database empty at the start are
+its own; the worker then uses `--database-url` (or BTEC_DATABASE_URL).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 
 from server.config.settings import Settings
 from server.jobs.queue import Jobs, create_queue
+from server.platform.embedded import embedded_services
 from server.worker import handlers as catalogue
 
 HERE = Path(__file__).resolve().parent
@@ -66,13 +76,11 @@ async def finished(url: str, keys: list[str]) -> tuple[int, float]:
     return len(done), span
 
 
-def throughput(url: str, n: int, concurrency: int) -> dict[str, float]:
+def throughput(url: str, database_url: str, n: int, concurrency: int) -> dict[str, float]:
     keys = asyncio.run(fill(url, n))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
     env.update({"BTEC_REDIS_URL": url, "BTEC_ENV_FILE": "", "BTEC_LOG_LEVEL": "WARNING",
-                "BTEC_DATABASE_URL": os.environ.get("BTEC_DATABASE_URL",
-                                                    "postgresql://postgres@127.0.0.1:5432/postgres"),
-                "BTEC_MAIL_CATCHER_PORT": "0"})  # fmt: skip
+                "BTEC_DATABASE_URL": database_url, "BTEC_MAIL_CATCHER_PORT": "0"})  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-m", "btecctl", "worker", "--concurrency", str(concurrency)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE.parent,
@@ -91,22 +99,52 @@ def throughput(url: str, n: int, concurrency: int) -> dict[str, float]:
             "jobs_per_s": round(done / span, 1), "concurrency": concurrency}  # fmt: skip
 
 
+def clear_queue(url: str) -> None:
+    """Delete the queue's keys, and nothing else."""
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match="saq:*", count=1000):
+        client.delete(key)
+
+
+@contextlib.contextmanager
+def servers(redis_url: str | None, database_url: str | None) -> Iterator[tuple[str, str, str]]:
+    """(Redis URL, PostgreSQL URL, what they are): the given ones, or embedded ones of its own."""
+    if redis_url:
+        database_url = database_url or os.environ.get("BTEC_DATABASE_URL")
+        if not database_url:
+            raise SystemExit("--redis-url needs --database-url (or BTEC_DATABASE_URL): the "
+                             "worker connects to PostgreSQL")  # fmt: skip
+        keys = redis.Redis.from_url(redis_url).dbsize()
+        if keys:
+            raise SystemExit(f"that Redis database holds {keys} keys: name an empty one "
+                             "(this benchmark deletes only the keys it makes)")  # fmt: skip
+        try:
+            yield redis_url, database_url, redis_url.split("@")[-1]
+        finally:
+            clear_queue(redis_url)
+        return
+    with tempfile.TemporaryDirectory(prefix="btec-jobs-bench-") as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=None, redis_url=None)
+        with embedded_services(settings) as running:
+            assert running.redis_url is not None
+            assert running.database_url is not None
+            yield (running.redis_url.get_secret_value(), running.database_url.get_secret_value(),
+                   "embedded, in a scratch data dir")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    ap.add_argument("--redis-url", help="an empty Redis database (default: embedded, its own)")
+    ap.add_argument("--database-url", help="with --redis-url: the worker's PostgreSQL")
     ap.add_argument("--jobs", type=int, default=5000)
     ap.add_argument("--enqueues", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=10)
     args = ap.parse_args()
-    redis.Redis.from_url(args.redis_url).flushdb()
-    result = {
-        "redis": args.redis_url.split("@")[-1],
-        "enqueue": asyncio.run(enqueue_cost(args.redis_url, args.enqueues)),
-    }
-    redis.Redis.from_url(args.redis_url).flushdb()
-    result["throughput"] = throughput(args.redis_url, args.jobs, args.concurrency)
-    result["targets"] = {"enqueue_median_ms": 1.0, "jobs_per_s": 500}
-    redis.Redis.from_url(args.redis_url).flushdb()
+    with servers(args.redis_url, args.database_url) as (url, database_url, where):
+        result = {"redis": where, "enqueue": asyncio.run(enqueue_cost(url, args.enqueues))}
+        clear_queue(url)
+        result["throughput"] = throughput(url, database_url, args.jobs, args.concurrency)
+        result["targets"] = {"enqueue_median_ms": 1.0, "jobs_per_s": 500}
     print(json.dumps(result, indent=2))
 
 

@@ -28,6 +28,21 @@ FROM generate_series(%(start)s::int, %(stop)s::int) AS i
 BATCH = 100_000
 
 
+def seed(url: str, rows: int) -> None:
+    """Add `rows` audit rows to the migrated database at `url`; prints progress."""
+    started = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for start in range(1, rows + 1, BATCH):
+            stop = min(start + BATCH - 1, rows)
+            conn.execute(AUDIT_SQL, {"start": start, "stop": stop})
+            print(f"audit_log: {stop} rows", flush=True)
+        conn.execute("VACUUM ANALYZE audit_log")
+        size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
+        row = size.fetchone()
+    size_text = row[0] if row else "?"
+    print(f"seeded {rows} rows in {time.monotonic() - started:.1f} s; database {size_text}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -35,17 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.url:
         raise SystemExit("set BTEC_DATABASE_URL or pass --url")
-    started = time.monotonic()
-    with psycopg.connect(args.url, autocommit=True) as conn:
-        for start in range(1, args.rows + 1, BATCH):
-            stop = min(start + BATCH - 1, args.rows)
-            conn.execute(AUDIT_SQL, {"start": start, "stop": stop})
-            print(f"audit_log: {stop} rows", flush=True)
-        conn.execute("VACUUM ANALYZE audit_log")
-        size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
-        row = size.fetchone()
-    size_text = row[0] if row else "?"
-    print(f"seeded {args.rows} rows in {time.monotonic() - started:.1f} s; database {size_text}")
+    seed(args.url, args.rows)
 
 
 if __name__ == "__main__":
