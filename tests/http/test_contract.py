@@ -50,6 +50,7 @@ def test_every_operation_is_complete(document: dict[str, Any]) -> None:
         assert method != "head", where  # aiohttp's HEAD twins are served, not listed
         assert "produces" not in op, where  # Swagger 2
         assert op.get("summary"), where
+        assert op.get("description"), where
         assert op.get("tags"), where
         assert "security" in op, where
         if "requestBody" in op:

@@ -32,6 +32,9 @@ ROLE = validate.OneOf(users.ROLES)
 @operation(
     "users",
     "The signed-in user's profile",
+    "The account the access token belongs to: id, address, name, role, when its address "
+    "was verified (null: not yet) and whether it is active. A user whose address is not "
+    "verified yet may call it.",
     security=SIGNED_IN,
     ok={200: json_response("The profile", USER_EXAMPLE)},
     problems="unauthorized invalid_token",
@@ -154,6 +157,7 @@ async def create(request: web.Request) -> web.Response:
 @operation(
     "users",
     "Read an account (admins)",
+    "Any account by its id, active or not, as the list shows it.",
     security=SIGNED_IN,
     ok={200: json_response("The account", USER_EXAMPLE)},
     problems=STAFF_PROBLEMS + " not_found validation_failed",
