@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -23,6 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support.env import required_tool
 
+T = TypeVar("T")
 REQUIRE = "BTEC_TEST_REQUIRE_CHROMIUM"
 PACKAGES = "chromium chromium-driver"
 FLAGS = (
@@ -70,6 +71,11 @@ class AsyncBrowser:
 
     async def run(self, script: str, *args: Any) -> Any:
         return await asyncio.to_thread(self.browser.run, script, *args)
+
+    async def run_with_driver(self, steps: Callable[..., T], *args: Any) -> T:
+        """`steps(driver, *args)` in a thread: selenium's own clicks and keys, for pages
+        whose widgets a script cannot fill in as a user does (React's inputs)."""
+        return await asyncio.to_thread(steps, self.browser.driver, *args)
 
 
 def start(timeout: float = 30.0) -> Browser:
