@@ -244,11 +244,13 @@ def _target(s: Session, scenario: Scenario, load: Load, ask: _Ask) -> Iterator[T
     if ask.url is not None:
         yield _at_url(s, target, base_url(ask.url, s.as_json), ask.production)
         return
-    sizes = _sizes(load) if scenario.seeded else None
+    seeding = None
+    if scenario.seed is not None:
+        seeding = target.Seeding(scenario.seed, _sizes(scenario, load), scenario.real_hashing)
     with contextlib.ExitStack() as stack:
         with _status("starting btecctl's own server…", s.as_json):
             own = stack.enter_context(target.own_server(
-                s.settings, database_server=ask.database_server, sizes=sizes))  # fmt: skip
+                s.settings, database_server=ask.database_server, seeding=seeding))  # fmt: skip
         yield own
 
 
@@ -272,11 +274,14 @@ def _at_url(s: Session, target: Any, url: str, production: bool) -> Target:
     return there
 
 
-def _sizes(load: Load) -> Any:
-    """Seed enough students that no two VUs sign in as one, and work for assessors to grade."""
+def _sizes(scenario: Scenario, load: Load) -> Any:
+    """Enough students that no two VUs act as one (for `auth`, an account per VU: each
+    costs a real argon2id hash), and work for the assessors to grade."""
     from btecctl.loadtest.seed import Sizes
 
-    peak = load.vus * 2
+    peak = _peak_vus(load)
+    if scenario.real_hashing:
+        return Sizes(students=min(500, peak))
     return Sizes(students=min(400, max(10, 2 * peak)), assessors=5, submissions=2)
 
 

@@ -28,20 +28,30 @@ Profile = Literal["smoke", "load", "stress", "soak", "spike"]
 PROFILES: tuple[str, ...] = get_args(Profile)
 
 
+Seed = Literal["assessment", "accounts"]
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One scenario: its script, the request types it tags (k6's `name` tag, one per kind of
-    request), whether it needs seeded data, and the profile it runs by default."""
+    request), the data it needs seeded (the assessment workload, or accounts alone), whether
+    its server hashes passwords at their real cost (signing in is what it measures), and the
+    profile it runs by default."""
 
     name: str
     about: str
     types: tuple[str, ...]
-    seeded: bool = False
+    seed: Seed | None = None
+    real_hashing: bool = False
     profile: Profile = "smoke"
 
     @property
     def script(self) -> Path:
         return SCENARIO_DIR / f"{self.name}.js"
+
+    @property
+    def seeded(self) -> bool:
+        return self.seed is not None
 
 
 STUDENT = ("list_assignments", "get_assignment", "my_submissions")
@@ -60,21 +70,35 @@ SCENARIOS = {
             "Students browsing: the unit catalogue, a unit's assignments, one assignment, "
             "their own submissions.",
             ("list_units", *STUDENT),
-            seeded=True,
+            seed="assessment",
         ),
         Scenario(
             "grade",
             "Assessors grading: the ungraded work of one of their assignments, one submission, "
-            "its grade with every criterion marked.",
+            "its grade with every criterion marked (or, with none left, a changed grade).",
             ASSESSOR,
-            seeded=True,
+            seed="assessment",
+        ),
+        Scenario(
+            "submit",
+            "Students submitting with a file: a text file uploaded, then the answer with it.",
+            ("upload", "submit"),
+            seed="assessment",
+        ),
+        Scenario(
+            "auth",
+            "Signing in, refreshing and signing out, one account per VU, with passwords hashed "
+            "at their real argon2id cost.",
+            ("login", "refresh", "logout"),
+            seed="accounts",
+            real_hashing=True,
         ),
         Scenario(
             "mixed",
             "The realistic mix: students browsing and, three times in ten, submitting a few "
             "hundred words; a tenth of the VUs assessors grading.",
             (*STUDENT, "submit", *ASSESSOR),
-            seeded=True,
+            seed="assessment",
         ),
     )
 }

@@ -32,6 +32,7 @@ from typing import Any
 from btecctl.health import Reading, read, scrape
 from btecctl.loadtest import seed
 from btecctl.loadtest.children import child_env, die_with_parent
+from btecctl.loadtest.scenarios import Seed
 from server.config.settings import Settings
 
 STARTUP_SECONDS = 180  # a first start makes a PostgreSQL cluster (initdb), slow on a busy machine
@@ -164,17 +165,30 @@ class _Served:
         self._reader.join(STOP_SECONDS)
 
 
+@dataclass(frozen=True)
+class Seeding:
+    """What to seed btecctl's own server with: the assessment workload of `sizes`, or
+    `sizes.students` accounts alone; and whether passwords keep their real argon2id cost."""
+
+    kind: Seed
+    sizes: seed.Sizes
+    real_hashing: bool = False
+
+
 @contextlib.contextmanager
 def own_server(
-    settings: Settings, *, database_server: bool, sizes: seed.Sizes | None
+    settings: Settings, *, database_server: bool, seeding: Seeding | None
 ) -> Iterator[Target]:
-    """btecctl's own server for one run, seeded with `sizes` when given; stopped, its
-    embedded servers and scratch data dir (or scratch database) gone when the run ends."""
+    """btecctl's own server for one run, seeded as asked; stopped, its embedded servers and
+    scratch data dir (or scratch database) gone when the run ends."""
     scratch = Path(tempfile.mkdtemp(prefix="btec-perf-"))
+    server_env = seed.SERVER_ENV
+    if seeding is not None and seeding.real_hashing:
+        server_env = {k: v for k, v in server_env.items() if k not in seed.CHEAP}
     try:
         with contextlib.ExitStack() as stack:
             stack.callback(_stop_embedded, scratch / "var")
-            env = child_env(**seed.SERVER_ENV, BTEC_ENV_FILE="", BTEC_DATA_DIR=str(scratch / "var"),
+            env = child_env(**server_env, BTEC_ENV_FILE="", BTEC_DATA_DIR=str(scratch / "var"),
                             BTEC_DRAIN_SECONDS="0", BTEC_METRICS_TOKEN=secrets.token_urlsafe(32),
                             BTEC_HEALTH_TOKEN=secrets.token_urlsafe(32))  # fmt: skip
             if database_server:
@@ -184,8 +198,8 @@ def own_server(
             target = Target(url=served.wait_ready(), own=True, pid=served.proc.pid,
                             health_token=env["BTEC_HEALTH_TOKEN"],
                             metrics_token=env["BTEC_METRICS_TOKEN"])  # fmt: skip
-            if sizes is not None:
-                _seed(target, env, sizes, scratch / "seed.json")
+            if seeding is not None:
+                _seed(target, env, seeding, scratch / "seed.json")
             yield target
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -206,11 +220,16 @@ def _scratch_database(settings: Settings) -> Iterator[str]:
         yield url
 
 
-def _seed(target: Target, env: dict[str, str], sizes: seed.Sizes, out: Path) -> None:
+def _seed(target: Target, env: dict[str, str], seeding: Seeding, out: Path) -> None:
     import asyncio
 
     seed.create_admin(env, seed.ADMIN_EMAIL, seed.PASSWORD)
-    document = asyncio.run(seed.seed_async(target.url, seed.ADMIN_EMAIL, seed.PASSWORD, sizes))
+    login = (target.url, seed.ADMIN_EMAIL, seed.PASSWORD)
+    if seeding.kind == "accounts":
+        made = seed.accounts_async(*login, seeding.sizes.students)
+    else:
+        made = seed.seed_async(*login, seeding.sizes)
+    document = asyncio.run(made)
     out.write_text(json.dumps(document))
     target.seed_file, target.seeded = out, seed.counts(document)
 

@@ -26,6 +26,7 @@ import psutil
 import pytest
 from pydantic import SecretStr
 
+from btecctl.loadtest.scenarios import SCENARIOS
 from btecctl.output import CONFIG, FAILED, INTERRUPTED, OK, UNREACHABLE, USAGE
 from server.app import create_app
 from server.config.settings import Settings
@@ -151,6 +152,30 @@ def test_a_threshold_that_cannot_be_met_fails_by_name(
     assert failed["p99_ms.live"]["ok"] is False
     assert failed["p99_ms.live"]["observed"] > 0.001
     assert failed["error_rate"]["ok"] is True
+
+
+FUNCTIONAL = "".join(f"[{name}]\nerror_rate = 0.0\n" for name in SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if SCENARIOS[s].seeded])
+@pytest.mark.usefixtures("leaves_nothing")
+def test_every_seeded_scenario_runs_clean_on_its_own_server(
+    scenario: str, tmp_path: Path, fast_env: dict[str, str]
+) -> None:
+    """Seeding and each script work: every request type answered as expected, and counted
+    by the server too. Judged by errors alone here (timing is for a quiet machine)."""
+    marks = _thresholds(tmp_path, FUNCTIONAL)
+    code, stdout, stderr = perf("run", scenario, "--duration", "3s", "--vus", "4",
+                                "--use-database-server", "--thresholds", str(marks), "--json",
+                                env=fast_env)  # fmt: skip
+    assert code == OK, stdout[-3000:] + stderr
+    summary = _last_json(stdout)
+    assert summary["target"]["seeded"]
+    seen = summary["requests"]["by_type"]
+    assert set(seen) == set(SCENARIOS[scenario].types), seen
+    assert all(r["count"] > 0 and r["failed"] == 0 for r in seen.values()), seen
+    counted = summary["requests"]["all"]["count"]
+    assert abs(summary["server"]["requests_total"] - counted) <= 4
 
 
 async def test_a_server_that_is_not_ready_fails_the_error_rate(
@@ -372,7 +397,7 @@ def test_list_shows_the_scenarios_with_their_profiles_and_thresholds(
     result = cli("perf", "list", "--json", env=cli_env_plain)
     assert result.exit_code == OK, result.output
     found = {s["name"]: s for s in json.loads(result.stdout)["scenarios"]}
-    assert {"health", "browse", "grade", "mixed"} <= set(found)
+    assert set(found) == {"health", "browse", "grade", "submit", "auth", "mixed"}
     assert found["health"]["types"] == ["live", "ready"]
     assert not found["health"]["seeded"]
     assert found["browse"]["seeded"]

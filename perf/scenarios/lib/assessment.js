@@ -103,10 +103,26 @@ export function browse(student) {
     [200], "my_submissions");
 }
 
-export function submit(student) {
+// A text file of the student's own (a few hundred words), uploaded: its id, or null.
+export function upload(student) {
+  const file = http.file(essay(), "answer.txt", "text/plain");
+  const res = request("POST", "/api/v1/files", "upload", { file: file },
+    { headers: { Authorization: `Bearer ${student.token}` } });
+  return expect(res, [201], "upload") ? JSON.parse(res.body).id : null;
+}
+
+// `withFile`: upload a file first and submit it with the answer.
+export function submit(student, withFile) {
+  const fileIds = [];
+  if (withFile) {
+    const id = upload(student);
+    if (id === null) return;
+    fileIds.push(id);
+    think();
+  }
   for (let attempt = 0; attempt < 3; attempt++) {
     const assignment = pick(assignments);
-    const body = JSON.stringify({ answer: essay(), file_ids: [] });
+    const body = JSON.stringify({ answer: essay(), file_ids: fileIds });
     const res = request("PUT", `/api/v1/assignments/${assignment.id}/submission`, "submit", body,
       auth(student.token, { responseCallback: http.expectedStatuses(200, 201, 409) }));
     if (res.status === 409 && problemCode(res) === "submission_graded") {
