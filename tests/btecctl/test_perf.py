@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,6 @@ from tests.support.env import cli_env, closed_port
 from tests.support.wait import eventually_sync
 
 RUN_TIMEOUT = 300  # a run's whole life: server start, seeding, load, stop (generous: 2 busy cores)
-SCRATCH_PREFIX = "btec-perf-"
 
 
 def _btecctl_env(**extra: str) -> dict[str, str]:
@@ -58,35 +59,40 @@ def _last_json(stdout: str) -> dict[str, Any]:
     return doc
 
 
-def _scratch_dirs() -> set[str]:
-    return {p.name for p in Path("/tmp").glob(SCRATCH_PREFIX + "*")}  # noqa: S108
-
-
-def _using(names: set[str]) -> list[psutil.Process]:
-    """Live processes whose command line names one of the scratch dirs."""
+def _using(root: Path) -> list[psutil.Process]:
+    """Live processes whose command line names a path under `root`."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(n in cmd for n in names):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and str(root) in cmd:
             found.append(proc)
     return found
 
 
 @pytest.fixture
-def leaves_nothing() -> Iterator[None]:
-    """The test's runs leave no scratch data dir, and no process that uses one."""
-    before = _scratch_dirs()
-    yield
-    new = _scratch_dirs() - before
-    assert new == set(), f"scratch data dirs left behind: {new}"
-    started = [f"/tmp/{n}" for n in new]  # noqa: S108
-    assert _using(set(started)) == []
+def scratch_root() -> Iterator[Path]:
+    """The TMPDIR of the test's btecctl runs, where their scratch data dirs go: short (unix
+    socket paths) and outside pytest's temp root (see tests/conftest.py), the test's alone
+    (tests run side by side). It must be left empty, and used by no process."""
+    root = Path(tempfile.mkdtemp(prefix="btec-t-"))
+    try:
+        yield root
+        assert sorted(p.name for p in root.iterdir()) == [], "scratch left behind"
+        assert _using(root) == [], "a process still uses a scratch data dir"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def fast_env(tmp_path: Path, pg_server_url: str) -> dict[str, str]:
+def own_env(tmp_path: Path, scratch_root: Path) -> dict[str, str]:
+    """For runs on btecctl's own server on the embedded defaults."""
+    return _btecctl_env(BTEC_DATA_DIR=str(tmp_path / "var"), TMPDIR=str(scratch_root))
+
+
+@pytest.fixture
+def fast_env(own_env: dict[str, str], pg_server_url: str) -> dict[str, str]:
     """For `--use-database-server`: the suite's PostgreSQL holds the run's scratch database."""
-    return _btecctl_env(BTEC_DATA_DIR=str(tmp_path / "var"), BTEC_DATABASE_URL=pg_server_url)
+    return {**own_env, "BTEC_DATABASE_URL": pg_server_url}
 
 
 def _thresholds(tmp_path: Path, text: str) -> Path:
@@ -95,12 +101,12 @@ def _thresholds(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.usefixtures("leaves_nothing")
-def test_smoke_health_on_its_own_server_passes_and_matches_the_server(tmp_path: Path) -> None:
+def test_smoke_health_on_its_own_server_passes_and_matches_the_server(
+    tmp_path: Path, own_env: dict[str, str]
+) -> None:
     out = tmp_path / "out"
-    env = _btecctl_env(BTEC_DATA_DIR=str(tmp_path / "var"))  # the embedded defaults
     code, stdout, stderr = perf("run", "health", "--profile", "smoke", "--duration", "4s",
-                                "--out", str(out), "--json", env=env)  # fmt: skip
+                                "--out", str(out), "--json", env=own_env)  # fmt: skip
     assert code == OK, stdout[-3000:] + stderr
     lines = [json.loads(line) for line in stdout.splitlines()]
     assert any(e.get("event") == "progress" and e["requests_total"] > 0 for e in lines)
@@ -133,7 +139,6 @@ def test_smoke_health_on_its_own_server_passes_and_matches_the_server(tmp_path: 
     assert (out / "k6-summary.json").is_file()
 
 
-@pytest.mark.usefixtures("leaves_nothing")
 def test_a_threshold_that_cannot_be_met_fails_by_name(
     tmp_path: Path, fast_env: dict[str, str]
 ) -> None:
@@ -158,7 +163,6 @@ FUNCTIONAL = "".join(f"[{name}]\nerror_rate = 0.0\n" for name in SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if SCENARIOS[s].seeded])
-@pytest.mark.usefixtures("leaves_nothing")
 def test_every_seeded_scenario_runs_clean_on_its_own_server(
     scenario: str, tmp_path: Path, fast_env: dict[str, str]
 ) -> None:
@@ -259,7 +263,6 @@ async def test_k6_that_fails_is_named_with_what_it_said(
     assert {t["ok"] for t in summary["thresholds"]} == {None}
 
 
-@pytest.mark.usefixtures("leaves_nothing")
 def test_ctrl_c_leaves_a_partial_summary_and_no_process(
     tmp_path: Path, fast_env: dict[str, str]
 ) -> None:
