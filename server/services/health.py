@@ -54,8 +54,9 @@ class Report:
     checked_at: float = field(default_factory=time.monotonic)
 
     def document(
-        self, *, version: str, release: str, service_id: str, uptime: float, notes: list[str]
-    ) -> dict[str, Any]:
+        self, *, version: str, release: str, service_id: str, environment: str, uptime: float,
+        notes: list[str],
+    ) -> dict[str, Any]:  # fmt: skip
         checks: dict[str, list[dict[str, Any]]] = {}
         for r in self.results:
             checks.setdefault(r.key, []).append(r.as_dict())
@@ -65,6 +66,9 @@ class Report:
             "releaseId": release,
             "serviceId": service_id,
             "description": "btec API",
+            # Not in the IETF draft: which deployment answers, so that tools such as
+            # `btecctl perf run --url` can refuse production.
+            "environment": environment,
             "uptime": round(uptime, 3),
             "checks": checks,
         }

@@ -74,6 +74,10 @@ CASES: dict[str, Codes] = {
     "dev postman": Codes(),  # needs npm's converter: tests/http/test_contract_tools.py runs it
     **JOBS,
     **{"tasks" + path.removeprefix("jobs"): codes for path, codes in JOBS.items()},
+    "perf list": Codes(ok=()),
+    # A run loads a server for seconds: tests/btecctl/test_perf.py runs them; here, the URL
+    # that does not answer.
+    "perf run": Codes(args=("health",), needs="http"),
     "mail list": Codes(ok=()),
     "mail show": Codes(args=("nope",), refused=()),
     "cache stats": Codes(needs="redis", ok=("--url", "http://127.0.0.1:{closed}")),
@@ -118,6 +122,12 @@ BAD_INPUT: list[tuple[tuple[str, ...], str | None]] = [
     (("files", "rescan"), None),  # no scanner configured
     (("worker", "--ui-port", "18080"), None),  # no password for saq's UI
     (("jobs", "ping", "--timeout", "0"), None),
+    (("perf", "run", "nope"), None),
+    (("perf", "run", "health", "--duration", "10x"), None),
+    (("perf", "run", "health", "--profile", "nope"), None),
+    (("perf", "run", "health", "--thresholds", "/no/such/file.toml"), None),
+    (("perf", "run", "browse", "--url", "http://127.0.0.1:9"), None),  # seeding needs its own
+    (("perf", "list", "--thresholds", "/no/such/file.toml"), None),
     (("security", "deps", "--advisories", "/no/such/file.json"), None),
     (("security", "check", "--url", "ftp://x"), None),
     (("security", "check", "--url", "http://ops:pw@127.0.0.1:8080"), None),  # credentials

@@ -57,6 +57,7 @@ FULL_EXAMPLE = {
     "releaseId": "0.1.0",
     "serviceId": "btec",
     "description": "btec API",
+    "environment": "production",
     "uptime": 12.5,
     "checks": {
         "postgres:responseTime": [
@@ -122,8 +123,9 @@ async def ready(request: web.Request) -> web.Response:
     "health",
     "Full health document (application/health+json)",
     "Anonymous callers get the status only. The checks' details go to holders of "
-    "BTEC_HEALTH_TOKEN or BTEC_OPS_TOKEN as a bearer token, wherever they call from. "
-    "`pass` and `warn` answer 200, `fail` answers 503.",
+    "BTEC_HEALTH_TOKEN or BTEC_OPS_TOKEN as a bearer token, wherever they call from, with "
+    "the deployment's `environment` (BTEC_ENV). `pass` and `warn` answer 200, `fail` answers "
+    "503.",
     security=OPTIONAL_BEARER,
     ok={
         200: json_response("Pass or warn", FULL_EXAMPLE, HEALTH_CONTENT_TYPE),
@@ -148,6 +150,7 @@ async def health(request: web.Request) -> web.Response:
         version=settings.release,
         release=settings.release,
         service_id=settings.service_id,
+        environment=settings.env,
         uptime=lifecycle.uptime_seconds,
         notes=["draining"] if lifecycle.draining else [],
     )

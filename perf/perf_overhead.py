@@ -1,0 +1,97 @@
+"""What `btecctl perf` costs against bare `k6 run` of the same script, side by side.
+
+Target (issue 21): at 50 VUs, `btecctl perf run` loses under 5% of the requests/s of bare
+`k6 run`. Both run `perf/scenarios/health.js` against one `btecctl serve` (embedded servers),
+pinned to CPU 1 with `taskset` (btecctl's k6 inherits the pinning, so btecctl's reading of
+k6's stream competes with k6 for that core, which is the cost measured); the server is
+unpinned. Rounds alternate bare and btecctl; medians and per-round ratios. Also: btecctl's own
+CPU (its process alone: Python, the stream reader, the summary) and each run's wall time from
+process start.
+
+`python perf/perf_overhead.py [--rounds 3] [--vus 50] [--duration 10s]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from harness import HERE, btec_env, btec_server, free_port, k6_binary, median
+
+SCRIPT = HERE / "scenarios" / "health.js"
+
+
+def _watch(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """Run `cmd`; its stdout, its own CPU seconds (not its children's) and its wall time."""
+    started = time.monotonic()
+    proc = psutil.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    cpu = 0.0
+    while proc.poll() is None:
+        try:
+            t = proc.cpu_times()
+            cpu = t.user + t.system
+        except psutil.Error:
+            break
+        time.sleep(0.1)
+    out = proc.stdout.read() if proc.stdout else ""
+    return out, cpu, time.monotonic() - started
+
+
+def bare(url: str, vus: int, duration: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = Path(tmp) / "summary.json"
+        cmd = ["taskset", "-c", "1", k6_binary(), "run", "--quiet", "--no-usage-report",
+               "--address", "", "--summary-export", str(summary), "-e", f"BASE_URL={url}",
+               "-e", f"VUS={vus}", "-e", f"DURATION={duration}", str(SCRIPT)]  # fmt: skip
+        _, _, wall = _watch(cmd, {**os.environ})
+        reqs = json.loads(summary.read_text())["metrics"]["http_reqs"]
+    return {"rps": round(reqs["rate"], 1), "requests": reqs["count"], "wall_s": round(wall, 2)}
+
+
+def btecctl(url: str, data: Path, vus: int, duration: str) -> dict[str, float]:
+    cmd = ["taskset", "-c", "1", sys.executable, "-m", "btecctl", "perf", "run", "health",
+           "--url", url, "--vus", str(vus), "--duration", duration, "--json"]  # fmt: skip
+    out, cpu, wall = _watch(cmd, btec_env(data))
+    summary = json.loads(out.strip().splitlines()[-1])
+    every = summary["requests"]["all"]
+    return {"rps": every["rate_per_s"], "requests": every["count"], "wall_s": round(wall, 2),
+            "btecctl_cpu_s": round(cpu, 2), "ok": summary["ok"]}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--vus", type=int, default=50)
+    ap.add_argument("--duration", default="10s")
+    args = ap.parse_args()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="btec-perf-overhead-") as tmp:
+        data = Path(tmp)
+        rounds = []
+        with btec_server(port, data):
+            for _ in range(args.rounds):
+                pair = {"bare": bare(url, args.vus, args.duration),
+                        "btecctl": btecctl(url, data, args.vus, args.duration)}  # fmt: skip
+                print(json.dumps(pair), flush=True)
+                rounds.append(pair)
+    losses = [1 - r["btecctl"]["rps"] / r["bare"]["rps"] for r in rounds]
+    print(json.dumps({
+        "bare_rps_median": median([r["bare"]["rps"] for r in rounds]),
+        "btecctl_rps_median": median([r["btecctl"]["rps"] for r in rounds]),
+        "loss_per_round": [round(x, 3) for x in losses],
+        "loss_median": round(median(losses), 3), "target": 0.05,
+        "btecctl_cpu_s_median": median([r["btecctl"]["btecctl_cpu_s"] for r in rounds]),
+        "wall_s_median": {k: median([r[k]["wall_s"] for r in rounds]) for k in ("bare", "btecctl")},
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
