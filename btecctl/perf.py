@@ -304,6 +304,9 @@ class _Measured:
     run: Any = None
     outcome: Any = None
     series: list[dict[str, Any]] = field(default_factory=list)
+    server_series: list[dict[str, Any]] = field(default_factory=list)
+    sampling_error: str | None = None
+    machine: dict[str, Any] = field(default_factory=dict)
     ended: datetime = field(default_factory=lambda: datetime.now(UTC))
     seconds: float = 0.0
     health_end: Any = None
@@ -314,6 +317,7 @@ def _measure(k6: str, scenario: Scenario, load: Load, found: list[marks.Threshol
              target: Target, ask: _Ask, as_json: bool) -> dict[str, Any]:  # fmt: skip
     from btecctl.loadtest.k6 import K6Run
     from btecctl.loadtest.live import Live, drive
+    from btecctl.loadtest.sampler import Sampler
 
     health_start, before = target.health(), target.metrics()
     m = _Measured(datetime.now(UTC), health_start, before)
@@ -325,11 +329,14 @@ def _measure(k6: str, scenario: Scenario, load: Load, found: list[marks.Threshol
         m.run = K6Run(k6, scenario.script, options, env, Path(tmp) / "k6-summary.json",
                       marks.trend_stats(found))  # fmt: skip
         title = f"{scenario.name} · {load.profile} · {_peak_vus(load)} VUs · {target.url}"
-        with Live(title, load.seconds, as_json) as live:
+        with Sampler(target.metrics, ask.every) as sampler, Live(title, load.seconds,
+                                                                   as_json) as live:  # fmt: skip
             m.outcome = drive(m.run, live, ask.every)
         m.series, m.ended = live.series, datetime.now(UTC)
+        m.server_series, m.sampling_error = sampler.samples, sampler.error
     m.seconds = _seconds(m.outcome.summary, (m.ended - m.started).total_seconds())
     m.after, m.health_end = target.metrics(), target.health()
+    m.machine = report.machine(k6)
     return _summary(scenario, load, found, target, m)
 
 
@@ -365,6 +372,9 @@ def _summary(scenario: Scenario, load: Load, found: list[marks.Threshold], targe
         "k6_crossed": report.crossed(outcome.summary),
         "server": report.server_figures(m.before, m.after),
         "series": m.series,
+        "server_series": m.server_series,
+        "server_sampling_error": m.sampling_error,
+        "machine": m.machine,
         "k6": {"exit_code": outcome.code, "interrupted": outcome.interrupted,
                "log_tail": outcome.log_tail[-10:], "summary": outcome.summary},
     }  # fmt: skip
@@ -412,3 +422,64 @@ def _named(name: str, mark: dict[str, Any] | None) -> str:
     if mark is None or mark["observed"] is None:
         return name
     return f"{name} ({mark['k6']}, observed {mark['observed']:.4g})"
+
+
+SummaryArg = Annotated[
+    Path, typer.Argument(metavar="SUMMARY", help="A summary.json of `perf run --out`.")
+]
+AllowanceOpt = Annotated[
+    str, typer.Option(metavar="PERCENT", help="How much worse a figure may be: 10% or 0.1.")
+]
+MinMsOpt = Annotated[
+    float, typer.Option(min=0, metavar="MS", help="A latency regresses only if it is worse by at "
+                        "least MS milliseconds.")
+]  # fmt: skip
+
+
+@app.command("compare")
+def compare_runs(
+    ctx: typer.Context, baseline: SummaryArg, current: SummaryArg,
+    max_regression: AllowanceOpt = "10%", min_ms: MinMsOpt = 1.0, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Compare two runs of a scenario: exit 1 if the second regressed, 2 on bad input.
+
+    Per request type and over all of them, p95 and p99 (higher is worse) and, over all,
+    requests/s (lower is worse) of CURRENT against BASELINE (summary.json files of `perf run
+    --out`; committed baselines are in perf/baselines/). A figure regressed when it is worse by
+    more than `--max-regression`, by more than the run-to-run spread estimated from the two
+    runs' per-second series (btecctl/loadtest/compare.py says how), and, for a latency, by at
+    least `--min-ms`. Exit codes: 0 no regression; 1 a figure regressed (each named); 2 a
+    summary that cannot be read, of another scenario, or a bad allowance."""
+    from btecctl.loadtest import compare as cmp
+
+    with session(ctx, as_json):
+        try:
+            allowance = cmp.allowance_of(max_regression)
+            changes = cmp.compare(cmp.load(baseline), cmp.load(current), allowance, min_ms)
+        except (cmp.CompareError, ValueError) as exc:
+            fail(str(exc), code=USAGE, as_json=as_json)
+    worse = [c for c in changes if c.regressed]
+    found = {"ok": not worse, "baseline": str(baseline), "current": str(current),
+             "max_regression": allowance, "min_ms": min_ms,
+             "changes": [c.as_dict() for c in changes],
+             "regressions": [c.as_dict() for c in worse]}  # fmt: skip
+    if as_json:
+        emit_json(found)
+    else:
+        _print_changes(changes)
+    if worse:
+        named = "; ".join(f"{c.request_type} {c.figure} {c.change:+.0%}" for c in worse)
+        fail(f"{len(worse)} figure(s) regressed beyond {allowance:.0%} and the spread: {named}")
+    err_console.print(f"[green]no regression[/] beyond {allowance:.0%} and the spread")
+
+
+def _print_changes(changes: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table("request type", "figure", "baseline", "current", "change", "spread", "",
+                  title="current against baseline", title_justify="left")  # fmt: skip
+    for c in changes:
+        table.add_row(c.request_type, c.figure, f"{c.base:,.2f}", f"{c.current:,.2f}",
+                      f"{c.change:+.1%}", f"±{c.band:.1%}",
+                      "[red]regressed[/]" if c.regressed else "")  # fmt: skip
+    out_console.print(table)

@@ -20,6 +20,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from btecctl.loadtest import html
 from btecctl.output import err_console, out_console
 from server.config.settings import PROJECT_ROOT
 
@@ -43,6 +44,24 @@ def revision() -> dict[str, Any]:
     head = ask("rev-parse", "HEAD")
     status = ask("status", "--porcelain", "--untracked-files=no") if head else None
     return {"revision": head, "dirty": None if status is None else bool(status)}
+
+
+def machine(k6: str) -> dict[str, Any]:
+    """What ran the load: CPUs, memory, the OS and k6's version."""
+    import os
+    import platform
+
+    import psutil
+
+    said = subprocess.run(  # nosec B603 # the k6 binary btecctl runs, a fixed argument
+        [k6, "version"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout.split()  # "k6 v1.4.2 (go1.25, linux/amd64)"
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(terse=True),
+        "k6": said[1] if len(said) > 1 else None,
+    }
 
 
 def crossed(summary: dict[str, Any] | None) -> list[str]:
@@ -90,14 +109,15 @@ def server_figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
 
 
 def write(directory: Path, summary: dict[str, Any], k6_summary: dict[str, Any] | None) -> Path:
-    """summary.json (and k6's own summary beside it) in `directory`; each written whole to a
-    draft and renamed, so a reader never sees half a file."""
+    """summary.json (and k6's own summary beside it) and report.html in `directory`; each
+    written whole to a draft and renamed, so a reader never sees half a file."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {SUMMARY: summary, **({K6_SUMMARY: k6_summary} if k6_summary else {})}
     for name, document in files.items():
         draft = directory / f".{name}.tmp"
         draft.write_text(json.dumps(document, indent=2, default=str) + "\n")
         draft.replace(directory / name)
+    html.write(directory, summary)
     return directory / SUMMARY
 
 

@@ -102,11 +102,15 @@ class Tick:
     vus: int
     total_requests: int
     total_failed: int
+    p50_ms: float | None = None
+    p99_ms: float | None = None
 
     def as_dict(self, elapsed: float) -> dict[str, Any]:
         rps = self.requests / self.seconds if self.seconds > 0 else 0.0
         return {"elapsed_s": round(elapsed, 1), "rps": round(rps, 1),
+                "p50_ms": None if self.p50_ms is None else round(self.p50_ms, 3),
                 "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 3),
+                "p99_ms": None if self.p99_ms is None else round(self.p99_ms, 3),
                 "failed": self.failed, "vus": self.vus, "requests_total": self.total_requests,
                 "failed_total": self.total_failed}  # fmt: skip
 
@@ -168,14 +172,23 @@ class Stream:
             self.dropped_iterations += int(value)
 
     def tick(self, seconds: float) -> Tick:
-        """The `seconds` since the last tick: its requests, failures and p95."""
+        """The `seconds` since the last tick: its requests, failures, p50, p95 and p99."""
         with self._lock:
             window, self._window = self._window, array("d")
             failed, self._window_failed = self._window_failed, 0
             self.requests += len(window)
             self.failed += failed
             totals = (self.vus, self.requests, self.failed)
-        return Tick(seconds, len(window), failed, percentile(sorted(window), 95), *totals)
+        ordered = sorted(window)
+        return Tick(
+            seconds,
+            len(window),
+            failed,
+            percentile(ordered, 95),
+            *totals,
+            p50_ms=percentile(ordered, 50),
+            p99_ms=percentile(ordered, 99),
+        )
 
     def figures(self, seconds: float) -> dict[str, Any]:
         """Per request type and over all of them, for a run of `seconds`."""

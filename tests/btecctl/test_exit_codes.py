@@ -28,6 +28,7 @@ from tests.support.env import closed_port
 CSV = "code,title,level,credits\nK/615/1544,Programming,3,60\n"
 PASSWORD = "a long enough passphrase\n"
 OSV_FIXTURES = Path(__file__).parent / "fixtures" / "osv"  # real advisories, none matching
+BASELINE = Path(__file__).parents[2] / "perf" / "baselines" / "health.json"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ CASES: dict[str, Codes] = {
     # A run loads a server for seconds: tests/btecctl/test_perf.py runs them; here, the URL
     # that does not answer.
     "perf run": Codes(args=("health",), needs="http"),
+    "perf compare": Codes(args=(str(BASELINE), str(BASELINE)), ok=()),  # no regression
     "mail list": Codes(ok=()),
     "mail show": Codes(args=("nope",), refused=()),
     "cache stats": Codes(needs="redis", ok=("--url", "http://127.0.0.1:{closed}")),
@@ -128,6 +130,7 @@ BAD_INPUT: list[tuple[tuple[str, ...], str | None]] = [
     (("perf", "run", "health", "--thresholds", "/no/such/file.toml"), None),
     (("perf", "run", "browse", "--url", "http://127.0.0.1:9"), None),  # seeding needs its own
     (("perf", "list", "--thresholds", "/no/such/file.toml"), None),
+    (("perf", "compare", "/no/such/a.json", "/no/such/b.json"), None),
     (("security", "deps", "--advisories", "/no/such/file.json"), None),
     (("security", "check", "--url", "ftp://x"), None),
     (("security", "check", "--url", "http://ops:pw@127.0.0.1:8080"), None),  # credentials

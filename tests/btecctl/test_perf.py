@@ -13,6 +13,7 @@ second; the first smoke run uses the embedded defaults, as an operator's would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,9 @@ from btecctl.output import CONFIG, FAILED, INTERRUPTED, OK, UNREACHABLE, USAGE
 from server.app import create_app
 from server.config.settings import Settings
 from server.schema.migrate_test import scratch_database
-from tests.support.env import cli_env, closed_port
+from tests.support.browser import chromium
+from tests.support.env import cli_env, closed_port, free_port
+from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
 RUN_TIMEOUT = 300  # a run's whole life: server start, seeding, load, stop (generous: 2 busy cores)
@@ -411,3 +415,136 @@ def test_list_shows_the_scenarios_with_their_profiles_and_thresholds(
     assert table.exit_code == OK
     assert "health" in table.stdout
     assert "spike" in table.stdout
+
+
+# What a run leaves for people, and how two runs compare.
+
+PLOTS = (
+    "return [...document.querySelectorAll('figure.plot svg')]"
+    ".map(s => s.closest('figure').dataset.plot)"
+)
+LOADED = "return performance.getEntriesByType('resource').map(e => e.name)"
+
+
+def test_the_report_is_self_contained_and_chromium_draws_its_plots(
+    tmp_path: Path, fast_env: dict[str, str]
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = perf("run", "health", "--duration", "4s", "--use-database-server",
+                                "--out", str(out), "--json", env=fast_env)  # fmt: skip
+    assert code == OK, stdout[-3000:] + stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["series"]
+    assert all("p99_ms" in point for point in summary["series"])
+    assert summary["server_series"], summary.get("server_sampling_error")
+    assert all(p["cpu_percent"] >= 0 and p["rss_mib"] > 0 for p in summary["server_series"])
+    page = out / "report.html"
+    html = page.read_text()
+    for loads in ("<script", "<link", "@import", " src="):
+        assert loads not in html, loads
+    with chromium() as browser:
+        browser.open(page.as_uri())
+        drawn = browser.run(PLOTS)
+        loaded = browser.run(LOADED)
+        heading = browser.run("return document.querySelector('h1').textContent")
+        verdict = browser.run("return document.querySelector('.verdict').textContent")
+        sizes = browser.run("return [...document.querySelectorAll('figure.plot svg')]"
+                            ".map(s => s.getBoundingClientRect().height)")  # fmt: skip
+    assert {"Requests per second", "Latency", "Active VUs", "Server CPU", "Server memory",
+            "Database pool"} <= set(drawn), drawn  # fmt: skip
+    assert all(height > 50 for height in sizes), sizes  # laid out, not empty boxes
+    assert loaded == []  # nothing fetched: no script, stylesheet, font or image
+    assert heading == "Load test: health · smoke"
+    assert "Pass" in verdict
+
+
+@pytest.fixture
+def served(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Served]:
+    """`btecctl serve` on the suite's servers, with tokens for its health and metrics."""
+    settings = make_settings(scan_disabled=True)
+    env = {**cli_env(settings), "BTEC_HEALTH_TOKEN": TOKEN, "BTEC_METRICS_TOKEN": TOKEN}
+    server = Served(tmp_path / "served", free_port(), **env)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+TOKEN = "perf-compare-token-" + "x" * 24
+
+
+@contextlib.contextmanager
+def throttled(pid: int, share: float = 0.2, period: float = 0.05) -> Iterator[None]:
+    """The process runs `share` of each `period` and is stopped the rest (SIGSTOP/SIGCONT),
+    as a cgroup CPU quota would hold it: slower, and nothing else on the machine is."""
+    done = threading.Event()
+
+    def cycle() -> None:
+        while not done.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            done.wait(period * (1 - share))
+            os.kill(pid, signal.SIGCONT)
+            done.wait(period * share)
+
+    thread = threading.Thread(target=cycle, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_compare_passes_the_same_build_and_flags_a_slowed_server(
+    tmp_path: Path, served: Served, own_env: dict[str, str]
+) -> None:
+    env = {**own_env, "BTEC_HEALTH_TOKEN": TOKEN, "BTEC_METRICS_TOKEN": TOKEN}
+
+    def run(name: str) -> Path:
+        out = tmp_path / name
+        code, stdout, stderr = perf("run", "health", "--url", served.url, "--rate", "100",
+                                    "--vus", "50", "--duration", "4s", "--out", str(out),
+                                    "--json", env=env)  # fmt: skip
+        assert code in (OK, FAILED), stdout[-2000:] + stderr  # timing marks may fail here
+        return out / "summary.json"
+
+    base, same = run("base"), run("same")
+    with throttled(served.proc.pid, share=0.2, period=0.1):  # stopped 80 ms in every 100
+        slow = run("slow")
+    # A fixed arrival rate, so that the same build answers as many requests whatever else the
+    # machine runs; a latency must worsen by half and by 25 ms to count, more than a busy
+    # 2-core machine adds to a health probe, less than the throttle does (40 ms on average).
+    allowance = ("--max-regression", "50%", "--min-ms", "25")
+    code, stdout, stderr = perf("compare", str(base), str(same), *allowance, "--json", env=env)
+    assert code == OK, stdout + stderr
+    same_build = json.loads(stdout)
+    print("same build:", [(c["figure"], c["request_type"], c["change"])
+                          for c in same_build["changes"]])  # fmt: skip
+    assert same_build["regressions"] == []
+    code, stdout, stderr = perf("compare", str(base), str(slow), *allowance, "--json", env=env)
+    assert code == FAILED, stdout + stderr
+    found = json.loads(stdout)
+    print("slowed:", [(c["figure"], c["request_type"], c["change"]) for c in found["changes"]])
+    flagged = {(r["request_type"], r["figure"]) for r in found["regressions"]}
+    assert ("all", "p99_ms") in flagged, found
+    code, _, stderr = perf("compare", str(base), str(slow), *allowance, env=env)
+    assert code == FAILED
+    assert "regressed" in stderr
+    assert "all p99_ms" in stderr
+
+
+def test_compare_bad_input(tmp_path: Path, own_env: dict[str, str]) -> None:
+    (tmp_path / "not.json").write_text("{oops")
+    (tmp_path / "other.json").write_text(json.dumps({"scenario": "browse", "requests": {}}))
+    (tmp_path / "one.json").write_text(json.dumps({"scenario": "health", "requests": {}}))
+    for args in ((str(tmp_path / "missing.json"), str(tmp_path / "one.json")),
+                 (str(tmp_path / "not.json"), str(tmp_path / "one.json")),
+                 (str(tmp_path / "one.json"), str(tmp_path / "other.json")),
+                 (str(tmp_path / "one.json"), str(tmp_path / "one.json"), "--max-regression",
+                  "lots")):  # fmt: skip
+        code, stdout, stderr = perf("compare", *args, env=own_env)
+        assert code == USAGE, (args, stdout, stderr)
+        assert "Traceback" not in stdout + stderr
+        assert stderr.strip()

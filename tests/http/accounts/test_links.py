@@ -85,7 +85,7 @@ def test_links_follow_the_port_serve_listens_on(tmp_path: Path, cli: Callable[..
             assert answer.status == 201
         messages = eventually_sync(
             lambda: json.loads(cli("mail", "list", "--json", env=env).stdout)["messages"],
-            timeout=20, interval=0.1, message="the verification mail is caught",
+            timeout=60, interval=0.1, message="the verification mail is caught",
         )  # fmt: skip
         shown = json.loads(cli("mail", "show", messages[0]["id"], "--json", env=env).stdout)
     finally:
