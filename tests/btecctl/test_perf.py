@@ -462,7 +462,12 @@ def test_the_report_is_self_contained_and_chromium_draws_its_plots(
 def served(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Served]:
     """`btecctl serve` on the suite's servers, with tokens for its health and metrics."""
     settings = make_settings(scan_disabled=True)
-    env = {**cli_env(settings), "BTEC_HEALTH_TOKEN": TOKEN, "BTEC_METRICS_TOKEN": TOKEN}
+    env = {
+        **cli_env(settings),
+        "BTEC_HEALTH_TOKEN": TOKEN,
+        "BTEC_METRICS_TOKEN": TOKEN,
+        "BTEC_MAIL_CATCHER_PORT": "0",
+    }  # not the machine's shared one: other tests use it
     server = Served(tmp_path / "served", free_port(), **env)
     try:
         server.wait_ready()
