@@ -39,10 +39,8 @@ SERVER_PLOTS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
 def svg_plot(
     title: str, ylabel: str, lines: Sequence[tuple[str, Sequence[float], Sequence[float | None]]]
 ) -> str:
-    """One line plot as an inline <svg> element."""
-    import matplotlib
-
-    matplotlib.use("svg")
+    """One line plot as an inline <svg> element. A bare Figure needs no backend (no pyplot,
+    no display): savefig picks the SVG writer by the format."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7.5, 2.6), dpi=96)

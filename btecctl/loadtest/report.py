@@ -12,6 +12,8 @@ interval, and whether the run is `complete` (false when it was interrupted or k6
 from __future__ import annotations
 
 import json
+import os
+import platform
 import shutil
 import subprocess  # nosec B404 # asks git for the revision, an argv list without a shell
 from pathlib import Path
@@ -48,9 +50,6 @@ def revision() -> dict[str, Any]:
 
 def machine(k6: str) -> dict[str, Any]:
     """What ran the load: CPUs, memory, the OS and k6's version."""
-    import os
-    import platform
-
     import psutil
 
     said = subprocess.run(  # nosec B603 # the k6 binary btecctl runs, a fixed argument

@@ -21,6 +21,7 @@ from server.http.openapi import (
     SIGNED_IN_PROBLEMS,
     json_response,
     operation,
+    page_example,
 )
 from server.http.responses import NO_STORE, answer, start_stream
 from server.http.schemas import ID, IdPath, page_fields
@@ -140,27 +141,22 @@ SUBMISSION_EXAMPLE = {
         }
     ],
 }
-LIST_EXAMPLE = {
-    "items": [
-        {
-            "id": 88,
-            "assignment_id": 12,
-            "student_id": 42,
-            "student_name": "Alex Student",
-            "submitted_at": "2026-10-15T09:15:00+00:00",
-            "late": False,
-            "resubmissions": 1,
-            "files": 1,
-            "overall": "M",
-            "grade_version": 1,
-            "flags": 1,
-        }
-    ],
-    "total": 1,
-    "limit": 50,
-    "offset": 0,
-    "next_offset": None,
-}
+LIST_EXAMPLE = page_example(
+    {
+        "id": 88,
+        "assignment_id": 12,
+        "student_id": 42,
+        "student_name": "Alex Student",
+        "submitted_at": "2026-10-15T09:15:00+00:00",
+        "late": False,
+        "resubmissions": 1,
+        "files": 1,
+        "overall": "M",
+        "grade_version": 1,
+        "flags": 1,
+    },
+    50,
+)
 IF_MATCH = {
     "in": "header",
     "name": "If-Match",
