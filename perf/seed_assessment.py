@@ -37,6 +37,7 @@ from btecctl.loadtest.seed import (  # re-exported: the benches import them from
     CHEAP,
     PASSWORD,
     SERVER_ENV,
+    Admin,
     SeedError,
     Sizes,
     counts,
@@ -52,7 +53,8 @@ def seed(
 ) -> dict[str, Any]:
     """`seed_async` run to the end; a refusal stops the program with what the server said."""
     try:
-        return asyncio.run(seed_async(base_url, admin_email, admin_password, sizes, **kwargs))
+        admin = Admin(admin_email, admin_password)
+        return asyncio.run(seed_async(base_url, admin, sizes, **kwargs))
     except SeedError as exc:
         raise SystemExit(f"seeding failed: {exc}") from None
 

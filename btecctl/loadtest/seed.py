@@ -10,8 +10,10 @@ criteria and assessors, and the students' and assessors' ids and access tokens.
 
 Every sign-in comes from one address, so the server must let them through: SERVER_ENV is what
 a server started for a seed gets (cheap argon2id, limits that never bite, hour-long tokens);
-a 429 stops the seed with that hint. Unit codes and emails carry a random tag, so one server
-can be seeded again.
+a 429 stops the seed with that hint. The seed signs in as an admin with an email and password,
+or uses an admin's access token as it is (a server at a URL). Unit codes and emails carry a
+random tag, `perf-<6 hex digits>` (server/store/loadtest.py finds it), so one server can be
+seeded again and `btecctl perf cleanup` removes what a seed made.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ HINT = (
     "the server refused with 429: start it with "
     "BTEC_RATELIMIT_POLICIES=auth_login=1000000000/1:closed and "
     "BTEC_RATELIMIT_DEFAULT=1000000000/1 (or BTEC_RATELIMIT_ENABLED=false)"
+)
+ADMIN_HINT = (
+    "give an admin's access token (an admin made with `btecctl users create-admin`, signed in "
+    "with POST /api/v1/auth/login); it must outlast the seeding"
 )
 PROSE = (
     "the program uses classes to model each part of the system and encapsulation keeps "
@@ -107,6 +113,27 @@ class SeedError(Exception):
     """The server refused a request: what it said."""
 
 
+@dataclass(frozen=True)
+class Admin:
+    """How the seed acts as an admin: an access token, or an email and password to sign in."""
+
+    email: str = ""
+    password: str = ""
+    token: str = ""
+
+    async def sign_in(self, api: Api) -> str:
+        if self.token:
+            me = await api.call("GET", "/api/v1/users/me", self.token, admin=True)
+            if me.get("role") != "admin":
+                raise SeedError(f"the token is not an admin's: {ADMIN_HINT}")
+            return self.token
+        return await api.login(self.email, self.password)
+
+
+def new_tag() -> str:
+    return f"perf-{secrets.token_hex(3)}"
+
+
 class Api:
     """JSON over one aiohttp session, at most `concurrency` requests in flight."""
 
@@ -115,14 +142,19 @@ class Api:
         self.base = base.rstrip("/")
         self.slots = asyncio.Semaphore(concurrency)
 
-    async def call(self, method: str, path: str, token: str, body: Any = None) -> Any:
-        """One request; any status but 200 or 201 is a SeedError with what the server said."""
+    async def call(
+        self, method: str, path: str, token: str, body: Any = None, *, admin: bool = False
+    ) -> Any:
+        """One request; any status but 200 or 201 is a SeedError with what the server said
+        (`admin`: the admin token's own check, whose 401 or 403 says what to do)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         url = self.base + path
         async with self.slots, self.http.request(method, url, json=body, headers=headers) as r:
             text = await r.text()
         if r.status == 429:
             raise SeedError(f"{method} {path}: {HINT}")
+        if admin and r.status in (401, 403):
+            raise SeedError(f"the admin token was refused (HTTP {r.status}): {ADMIN_HINT}")
         if r.status not in (200, 201):
             raise SeedError(f"{method} {path}: HTTP {r.status}: {text[:500]}")
         return json.loads(text)
@@ -203,21 +235,21 @@ async def existing_work(
 
 
 async def seed_async(
-    base_url: str, admin_email: str, admin_password: str, sizes: Sizes, *,
+    base_url: str, as_admin: Admin, sizes: Sizes, *,
     password: str = PASSWORD, concurrency: int = 8, seed: int = 2026,
 ) -> dict[str, Any]:  # fmt: skip
     """Seed the server; returns the document the k6 scenarios read."""
     rng = random.Random(seed)  # noqa: S311  # nosec B311 # test data, repeatable by design
-    tag = secrets.token_hex(3)
+    tag = new_tag()
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         api = Api(http, base_url, concurrency)
-        admin = await api.login(admin_email, admin_password)
+        admin = await as_admin.sign_in(api)
         assessors = await accounts(api, admin, "assessor", sizes.assessors, tag, password)
         students = await accounts(api, admin, "student", sizes.students, tag, password)
         units = await gather(
             api.call("POST", "/api/v1/units", admin, {
-                "code": f"PERF-{tag}/U{i:03d}", "title": f"Perf Unit {i}", "level": 1 + i % 8,
+                "code": f"PERF-{tag[5:]}/U{i:03d}", "title": f"Perf Unit {i}", "level": 1 + i % 8,
                 "credits": 10 + 5 * (i % 4)})
             for i in range(1, sizes.units + 1)
         )  # fmt: skip
@@ -253,15 +285,15 @@ async def seed_async(
 
 
 async def accounts_async(
-    base_url: str, admin_email: str, admin_password: str, count: int, *,
+    base_url: str, as_admin: Admin, count: int, *,
     password: str = PASSWORD, concurrency: int = 8,
 ) -> dict[str, Any]:  # fmt: skip
     """`count` verified student accounts and nothing else, never signed in (a scenario that
     measures signing in does that): the document the `auth` scenario reads."""
-    tag = secrets.token_hex(3)
+    tag = new_tag()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
         api = Api(http, base_url, concurrency)
-        admin = await api.login(admin_email, admin_password)
+        admin = await as_admin.sign_in(api)
         made = await gather(
             api.call("POST", "/api/v1/users", admin,
                      {"email": f"signin{i}.{tag}@example.org", "full_name": f"Perf sign-in {i}",

@@ -53,6 +53,7 @@ class Target:
     metrics_token: str | None = None
     seed_file: Path | None = None
     seeded: dict[str, int] = field(default_factory=dict)
+    seed_tag: str | None = None
     pid: int | None = None
 
     def health(self) -> Reading:
@@ -221,17 +222,21 @@ def _scratch_database(settings: Settings) -> Iterator[str]:
 
 
 def _seed(target: Target, env: dict[str, str], seeding: Seeding, out: Path) -> None:
+    seed.create_admin(env, seed.ADMIN_EMAIL, seed.PASSWORD)
+    seed_into(target, seed.Admin(seed.ADMIN_EMAIL, seed.PASSWORD), seeding, out)
+
+
+def seed_into(target: Target, admin: seed.Admin, seeding: Seeding, out: Path) -> None:
+    """Seed the target as `admin`; the document the scenario reads is written to `out`."""
     import asyncio
 
-    seed.create_admin(env, seed.ADMIN_EMAIL, seed.PASSWORD)
-    login = (target.url, seed.ADMIN_EMAIL, seed.PASSWORD)
     if seeding.kind == "accounts":
-        made = seed.accounts_async(*login, seeding.sizes.students)
+        made = seed.accounts_async(target.url, admin, seeding.sizes.students)
     else:
-        made = seed.seed_async(*login, seeding.sizes)
+        made = seed.seed_async(target.url, admin, seeding.sizes)
     document = asyncio.run(made)
     out.write_text(json.dumps(document))
-    target.seed_file, target.seeded = out, seed.counts(document)
+    target.seed_file, target.seeded, target.seed_tag = out, seed.counts(document), document["tag"]
 
 
 def _stop_embedded(data_dir: Path) -> None:

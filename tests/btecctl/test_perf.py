@@ -208,7 +208,8 @@ async def test_a_server_that_is_not_ready_fails_the_error_rate(
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert "error_rate" in summary["failed_thresholds"]
     assert "error_rate" in stderr
-    assert summary["target"] == {"url": url, "own": False, "seeded": {}, "environment": "test"}
+    assert summary["target"] == {"url": url, "own": False, "seeded": {}, "seed_tag": None,
+                                 "environment": "test"}  # fmt: skip
     ready = summary["requests"]["by_type"]["ready"]
     assert ready["failed_by_status"] == {"503": ready["count"]}
     assert summary["requests"]["by_type"]["live"]["failed"] == 0
@@ -323,7 +324,7 @@ def cli_env_plain(tmp_path: Path) -> dict[str, str]:
         (("run", "nope"), USAGE, "no scenario 'nope'; known: health, browse"),
         (("run", "health", "--duration", "10x"), USAGE, "--duration '10x': not a duration"),
         (("run", "health", "--duration", "0s"), USAGE, "at least 1s"),
-        (("run", "browse", "--url", "http://127.0.0.1:9"), USAGE, "needs seeded data"),
+        (("run", "browse", "--url", "http://127.0.0.1:9"), USAGE, "give --admin-token"),
         (("run", "health", "--url", "ftp://x"), USAGE, "need http(s)://HOST[:PORT]"),
         (("run", "health", "--url", "http://127.0.0.1:9", "--use-database-server"), USAGE,
          "not with --url"),
@@ -553,3 +554,81 @@ def test_compare_bad_input(tmp_path: Path, own_env: dict[str, str]) -> None:
         assert code == USAGE, (args, stdout, stderr)
         assert "Traceback" not in stdout + stderr
         assert stderr.strip()
+
+
+def _sign_in(url: str, email: str, password: str) -> str:
+    import urllib.request
+
+    body = json.dumps({"email": email, "password": password}).encode()
+    request = urllib.request.Request(  # noqa: S310 # the test's own server
+        url + "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 # the test's server
+        return str(json.loads(answer.read())["access_token"])
+
+
+def test_a_url_is_seeded_with_an_admin_token_and_cleanup_removes_only_its_data(
+    make_settings: Callable[..., Settings], tmp_path: Path, own_env: dict[str, str]
+) -> None:
+    """A staging-like btec at a URL: `perf run submit` seeds it as the admin of
+    --admin-token, uploads files into it, and leaves its data tagged; `perf cleanup --tag`
+    removes those rows and stored files, and nothing else; a second cleanup finds nothing."""
+    from btecctl.loadtest import seed
+
+    settings = make_settings(scan_disabled=True)
+    env = {**cli_env(settings), **seed.SERVER_ENV, "BTEC_HEALTH_TOKEN": TOKEN}
+    server = Served(tmp_path / "served", free_port(), **env)
+    try:
+        server.wait_ready()
+        seed.create_admin(_btecctl_env(**env), "ops@example.org", seed.PASSWORD)
+        admin = _sign_in(server.url, "ops@example.org", seed.PASSWORD)
+        ops = {**own_env, **env}
+        run = ("run", "submit", "--url", server.url, "--vus", "2", "--duration", "3s",
+               "--thresholds", "perf/thresholds-functional.toml")  # fmt: skip
+
+        code, stdout, stderr = perf(*run, "--json", env=ops)  # no token: refused, nothing made
+        assert code == USAGE, stdout + stderr
+        assert "--admin-token" in _last_json(stdout)["error"]
+        code, stdout, _ = perf(*run, "--admin-token", "not-a-token", "--json", env=ops)
+        assert code == FAILED
+        assert "the admin token was refused (HTTP 401)" in _last_json(stdout)["error"]
+
+        out = tmp_path / "out"
+        code, stdout, stderr = perf(*run, "--out", str(out), env={**ops,
+                                    "BTEC_PERF_ADMIN_TOKEN": admin})  # fmt: skip
+        assert code == OK, stdout[-3000:] + stderr[-3000:]
+        summary = json.loads((out / "summary.json").read_text())
+        tag = summary["target"]["seed_tag"]
+        assert tag is not None
+        assert f"btecctl perf cleanup --tag {tag}" in stderr
+        uploads = summary["requests"]["by_type"]["upload"]["count"]
+        assert uploads > 0
+        stored = [p for p in settings.uploads_path.rglob("*") if p.is_file()]
+        assert len(stored) >= uploads
+
+        code, stdout, stderr = perf("cleanup", "--dry-run", "--json", env=ops)
+        assert code == OK, stdout + stderr
+        counted = json.loads(stdout)
+        seeded = summary["target"]["seeded"]
+        assert counted["tags"] == [tag]
+        assert counted["rows"]["users"] == seeded["students"] + seeded["assessors"]
+        assert counted["rows"]["units"] == seeded["units"]
+        assert counted["rows"]["assignments"] == seeded["assignments"]
+        assert counted["rows"]["files"] >= uploads
+        assert counted["rows"]["submissions"] >= seeded["submissions"]
+
+        code, stdout, stderr = perf("cleanup", "--tag", tag, "--json", env=ops)
+        assert code == OK, stdout + stderr
+        assert json.loads(stdout)["rows"] == counted["rows"]
+        assert [p for p in settings.uploads_path.rglob("*") if p.is_file()
+                and ".incoming" not in p.parts] == []  # fmt: skip
+        code, stdout, _ = perf("cleanup", "--json", env=ops)
+        assert json.loads(stdout)["rows"] == dict.fromkeys(counted["rows"], 0)
+        code, stdout, stderr = perf("cleanup", "--tag", "perf-nothex", env=ops)
+        assert code == USAGE
+        assert "perf- and 6 hex digits" in stderr
+        assert "Traceback" not in stdout + stderr
+        # Only the seeded data went: the admin still signs in, and the catalogue is empty.
+        _sign_in(server.url, "ops@example.org", seed.PASSWORD)
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +44,8 @@ class Served:
             text=True,
         )
         self.lines: list[dict[str, Any]] = []
+        self._errors: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def wait_ready(self) -> dict[str, Any]:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -54,6 +57,8 @@ class Served:
             entry = json.loads(line)
             self.lines.append(entry)
             if entry.get("event") == "ready":
+                self._reader = threading.Thread(target=self._drain, daemon=True)
+                self._reader.start()
                 return entry
         raise AssertionError("serve did not become ready")
 
@@ -64,11 +69,28 @@ class Served:
         except urllib.error.HTTPError as exc:
             return exc.code
 
+    def _drain(self) -> None:
+        """Read the server's output as it comes once it is ready: a pipe nobody reads fills
+        up, and the server then blocks on its next log line."""
+        assert self.proc.stdout is not None
+        errors = threading.Thread(target=lambda: self._errors.extend(self.proc.stderr or ()),
+                                  daemon=True)  # fmt: skip
+        errors.start()
+        for line in self.proc.stdout:
+            if line.strip():
+                self.lines.append(json.loads(line))
+        errors.join()
+
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
         self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=timeout)
-        self.lines += [json.loads(x) for x in out.splitlines() if x.strip()]
-        self.stderr = err
+        if self._reader is None:
+            out, err = self.proc.communicate(timeout=timeout)
+            self.lines += [json.loads(x) for x in out.splitlines() if x.strip()]
+            self.stderr = err
+        else:
+            self.proc.wait(timeout)
+            self._reader.join(timeout)
+            self.stderr = "".join(self._errors)
         return int(self.proc.returncode)
 
 
