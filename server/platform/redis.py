@@ -51,3 +51,29 @@ def health_check(client: aioredis.Redis) -> Check:
         return Observation(await timed(client.ping), "ms")
 
     return Check("redis:responseTime", "datastore", response_time)
+
+
+NO_PERSISTENCE = (
+    "neither an append-only file nor RDB snapshots: queued jobs and revocations are lost when "
+    "Redis restarts (runbooks/jobs.md, Redis persistence)"
+)
+
+
+def persistence_check(client: aioredis.Redis) -> Check:
+    """Whether Redis keeps its data across a restart: `aof`, `rdb`, both, or `none` (a warning;
+    never failing readiness). A Redis that refuses CONFIG (some managed ones) says `unknown`."""
+
+    async def persistence() -> Observation:
+        aof = bool((await client.info("persistence")).get("aof_enabled"))
+        try:
+            rdb = bool((await client.config_get("save")).get("save"))
+        except aioredis.ResponseError:
+            if aof:
+                return Observation("aof")
+            return Observation("unknown", output="CONFIG refused: see the provider's settings")
+        kinds = [name for name, on in (("aof", aof), ("rdb", rdb)) if on]
+        if not kinds:
+            return Observation("none", status="warn", output=NO_PERSISTENCE)
+        return Observation("+".join(kinds))
+
+    return Check("redis:persistence", "datastore", persistence, critical=False)

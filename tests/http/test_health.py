@@ -15,7 +15,7 @@ from server.app import create_app
 from server.config.settings import Settings
 from server.observability.logging import configure_logging
 from server.observability.metrics import METRICS
-from server.platform.embedded import EmbeddedPostgres
+from server.platform.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.platform.lifecycle import LIFECYCLE
 from server.schema import migrations
 from tests.support.env import closed_port
@@ -30,6 +30,7 @@ EXPECTED_CHECKS = {
     "postgres:connections",
     "postgres:migrations",
     "redis:responseTime",
+    "redis:persistence",
     "disk:utilization",
     "memory:utilization",
     "eventloop:lag",
@@ -227,3 +228,30 @@ async def test_a_probe_of_smtp_logs_nothing_at_info(
     lines = [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
     assert [line for line in lines if line["logger"].startswith("mail.")] == []
     assert [line for line in lines if line["event"] != "request"] == []
+
+
+async def test_a_redis_without_persistence_warns_and_stays_ready(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings],
+    own_redis: EmbeddedRedis,
+) -> None:  # fmt: skip
+    """The embedded Redis keeps an append-only file; one switched to no persistence at all
+    (neither AOF nor RDB) makes `redis:persistence` warn, and readiness does not change."""
+    import redis.asyncio as aioredis
+
+    settings = make_settings(redis_url=SecretStr(own_redis.url()), health_cache_seconds=0)
+    client = await aiohttp_client(create_app(settings))
+    doc = await (await client.get("/api/v1/health")).json(content_type=HEALTH_JSON)
+    assert doc["checks"]["redis:persistence"][0]["observedValue"] == "aof"
+    assert doc["checks"]["redis:persistence"][0]["status"] == "pass"
+
+    direct = aioredis.Redis.from_url(own_redis.url())
+    await direct.config_set("appendonly", "no")
+    await direct.aclose()
+    resp = await client.get("/api/v1/health")
+    doc = await resp.json(content_type=HEALTH_JSON)
+    persistence = doc["checks"]["redis:persistence"][0]
+    assert persistence["observedValue"] == "none"
+    assert persistence["status"] == "warn"
+    assert "queued jobs" in persistence["output"]
+    assert doc["status"] == "warn"
+    assert (await client.get("/api/v1/health/ready")).status == 200

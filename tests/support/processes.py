@@ -27,7 +27,7 @@ STARTUP_TIMEOUT = 60
 class Served:
     """A running `btecctl serve --json` on an embedded data dir."""
 
-    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
+    def __init__(self, data_dir: Path, port: int, *args: str, **env: str) -> None:
         self.data_dir = data_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -37,7 +37,7 @@ class Served:
         )
         environ.update(env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json"],
+            [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=environ,
@@ -78,7 +78,10 @@ class Served:
         errors.start()
         for line in self.proc.stdout:
             if line.strip():
-                self.lines.append(json.loads(line))
+                try:
+                    self.lines.append(json.loads(line))
+                except ValueError:
+                    self.lines.append({"raw": line})
         errors.join()
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:

@@ -78,6 +78,14 @@ FULL_EXAMPLE = {
                 "time": "2026-11-27T16:00:00.000Z",
             }
         ],
+        "redis:persistence": [
+            {
+                "componentType": "datastore",
+                "observedValue": "aof",
+                "status": "pass",
+                "time": "2026-11-27T16:00:00.000Z",
+            }
+        ],
     },
 }
 FAIL_EXAMPLE = {"status": "fail"}

@@ -1,0 +1,95 @@
+"""Jobs acknowledged with 202 survive `btecctl serve` stopping, on the embedded default: SIGTERM
+(a restart), and SIGKILL of serve with its embedded servers (a crash; the whole service's
+processes killed as systemd's control group would be). Each runs after the restart, exactly
+once.
+
+The jobs are test mails queued through the operator API while no worker runs (`serve
+--no-worker`), so that they are still queued when the server stops; the server then starts
+again with its worker and the embedded mail catcher, and every acknowledged job id must reach
+`complete` and its message arrive once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from server.platform.mail import caught
+from tests.support.env import free_port
+from tests.support.processes import Served, embedded_processes
+from tests.support.wait import eventually_sync
+
+OPS = "an operator token for the fault tests, long enough"
+QUEUED = 3
+
+
+def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, dict[str, Any]]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 # the test's own server
+        url, data=data, method=method,
+        headers={"Authorization": f"Bearer {OPS}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _serve(data: Path, *args: str) -> Served:
+    served = Served(data, free_port(), *args, BTEC_OPS_TOKEN=OPS, BTEC_MAIL_CATCHER_PORT="0")
+    served.wait_ready()
+    return served
+
+
+def _kill_all(served: Served, data: Path) -> None:
+    """SIGKILL to serve and its embedded PostgreSQL and Redis at once: nothing shuts down."""
+    victims = [psutil.Process(served.proc.pid), *embedded_processes(data)]
+    for proc in victims:
+        proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(victims, timeout=30)
+    served.proc.wait(30)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_queued_jobs_survive_a_stop_of_serve_and_run_once_after(tmp_path: Path, how: str) -> None:
+    data = tmp_path / "var"
+    first = _serve(data, "--no-worker")
+    acknowledged = []
+    for n in range(QUEUED):
+        status, body = _call(first.url + "/api/v1/ops/mail/test", "POST",
+                             {"to": "ops@example.org", "note": f"kept {n}"})  # fmt: skip
+        assert status == 202, body
+        acknowledged.append(body["job_id"])
+    for job_id in acknowledged:
+        assert _call(f"{first.url}/api/v1/ops/jobs/{job_id}")[1]["status"] == "queued"
+    if how == "sigterm":
+        assert first.stop() == 0
+    else:
+        _kill_all(first, data)
+    assert embedded_processes(data) == [] if how == "sigkill" else True
+
+    second = _serve(data)
+    try:
+
+        def states() -> list[str]:
+            found = [_call(f"{second.url}/api/v1/ops/jobs/{j}") for j in acknowledged]
+            return [body["status"] if status == 200 else f"HTTP {status}"
+                    for status, body in found]  # fmt: skip
+
+        done = eventually_sync(
+            states, lambda s: all(x == "complete" for x in s), timeout=60, interval=0.5,
+            message="every acknowledged job completes after the restart",
+        )  # fmt: skip
+        assert done == ["complete"] * QUEUED
+        bodies = [m.message.get_body(("plain",)).get_content() for m in caught(data / "mail")]
+        notes = sorted(body.split("kept ")[1].split()[0] for body in bodies)
+        assert notes == [str(n) for n in range(QUEUED)]  # each once
+    finally:
+        second.stop()
