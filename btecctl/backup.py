@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from btecctl.context import database, library_warnings, session
+from btecctl.context import Terminated, database, library_warnings, session
 from btecctl.output import (
     USAGE,
     JsonOpt,
@@ -26,6 +26,7 @@ from btecctl.output import (
 )
 from server.backup import core as backups
 from server.config.settings import Settings
+from server.domain.text import describe
 
 BackupArg = Annotated[
     str, typer.Argument(metavar="BACKUP", help="Backup name (in BTEC_BACKUP_DIR) or path.")
@@ -142,15 +143,31 @@ def list_command(
     """List backups, newest first, with their last restore drill.
 
     List backups, newest first, with their last restore drill, and leftovers of interrupted
-    backups; `--offsite` lists the complete off-site copies instead."""
-    with session(ctx, as_json) as s:
+    backups and restores (a restore's database marked in progress that no btecctl is filling);
+    `--offsite` lists the complete off-site copies instead."""
+    with session(ctx, as_json, postgres=not offsite) as s:
         if offsite:
             _list_offsite(s.settings, as_json)
             return
         found, partial = backups.list_backups(s.settings)
+        databases, unchecked = _leftover_databases(s.settings)
     listed = {"backup_dir": str(s.settings.backups_path), "backups": [b.summary() for b in found],
-              "incomplete": [str(p) for p in partial]}  # fmt: skip
-    report(as_json, listed, lambda: _print_backups(s.settings.backups_path, found, partial))
+              "incomplete": [str(p) for p in partial], "leftover_databases": databases,
+              "databases_unchecked": unchecked}  # fmt: skip
+    report(as_json, listed, lambda: _print_backups(s.settings.backups_path, found, partial,
+                                                   databases, unchecked))  # fmt: skip
+
+
+def _leftover_databases(settings: Settings) -> tuple[list[dict[str, Any]], str | None]:
+    """Databases interrupted restores left; or, when the server cannot say, why not (listing
+    backups does not need the database)."""
+    import psycopg
+
+    assert settings.database_url is not None  # the session resolved it
+    try:
+        return backups.leftover_databases(settings.database_url.get_secret_value()), None
+    except psycopg.Error as exc:
+        return [], f"leftover restore databases not checked: {describe(exc)}"
 
 
 def _list_offsite(settings: Settings, as_json: bool) -> None:
@@ -165,7 +182,10 @@ def _print_names(names: list[str]) -> None:
         out_console.print(name)
 
 
-def _print_backups(where: Path, found: list[backups.Backup], partial: list[Path]) -> None:
+def _print_backups(
+    where: Path, found: list[backups.Backup], partial: list[Path],
+    databases: list[dict[str, Any]], unchecked: str | None,
+) -> None:  # fmt: skip
     table = Table(title=f"backups in {where}", title_justify="left")
     for col in ("name", "created (UTC)", "size", "rows", "migration head", "last drill"):
         table.add_column(col)
@@ -180,6 +200,11 @@ def _print_backups(where: Path, found: list[backups.Backup], partial: list[Path]
         err_console.print(
             f"[yellow]incomplete[/] {p} (an interrupted backup; `db prune` removes it)"
         )
+    for d in databases:
+        err_console.print(f"[yellow]leftover database[/] {d['database']} ({d['mark']}; an "
+                          "interrupted restore; `db prune` drops it)", highlight=False)  # fmt: skip
+    if unchecked:
+        err_console.print(f"[yellow]{unchecked}[/]", highlight=False)
 
 
 def verify_command(ctx: typer.Context, name: BackupArg, as_json: JsonOpt = False) -> None:
@@ -222,7 +247,13 @@ def restore_command(
         if not yes:
             confirm("Proceed?", as_json=as_json, show=lambda: _print_plan(plan))
         with progress("restoring", len(found.manifest["tables"]), "tables") as tick:
-            result = backups.restore(s.settings, plan, tick)
+            try:
+                result = backups.restore(s.settings, plan, tick)
+            except Terminated:
+                undone = ("its transaction was rolled back" if plan.clean else
+                          f"database {plan.into} was dropped")  # fmt: skip
+                raise Terminated(f"stopped by SIGTERM before the restore finished: {undone}; "
+                                 f"database {plan.target} is as it was") from None  # fmt: skip
     report(as_json, {"ok": True, "backup": found.name, **result},
            lambda: _print_restored(found.name, result, moved=clean or swap))  # fmt: skip
 
@@ -258,16 +289,24 @@ def prune_command(
     """Delete backups outside the retention policy (and leftovers of interrupted ones).
 
     Keep the newest backup of each of the newest N days (7), ISO weeks (4) and months (6),
-    delete the rest and any interrupted backup's leftovers."""
-    with session(ctx, as_json) as s:
+    delete the rest and any interrupted backup's leftovers, and drop the databases interrupted
+    restores left (marked in progress, with no btecctl filling them: `db backups` lists them)."""
+    with session(ctx, as_json, postgres=True) as s:
         found, partial = backups.list_backups(s.settings)
         kept, pruned = backups.retention(found, daily=daily, weekly=weekly, monthly=monthly)
+        databases, unchecked = _leftover_databases(s.settings)
         if not dry_run:
             _delete(pruned, partial)
+            for d in databases:
+                backups.drop_database(s.settings, d["database"])
+    leftovers = [d["database"] for d in databases]
     report(as_json, {"ok": True, "dry_run": dry_run, "kept": [b.name for b in kept],
                      "pruned": [b.name for b in pruned],
-                     "incomplete_removed": [str(p) for p in partial]},
-           lambda: _print_pruned(len(kept), pruned, partial, dry_run=dry_run))  # fmt: skip
+                     "incomplete_removed": [str(p) for p in partial],
+                     "databases_dropped": leftovers, "databases_unchecked": unchecked},
+           lambda: _print_pruned(len(kept), pruned, [*(f"incomplete {p.name}" for p in partial),
+                                 *(f"leftover database {n}" for n in leftovers)],
+                                 dry_run=dry_run))  # fmt: skip
 
 
 def _delete(pruned: list[backups.Backup], partial: list[Path]) -> None:
@@ -278,10 +317,10 @@ def _delete(pruned: list[backups.Backup], partial: list[Path]) -> None:
 
 
 def _print_pruned(
-    kept: int, pruned: list[backups.Backup], partial: list[Path], *, dry_run: bool
+    kept: int, pruned: list[backups.Backup], leftovers: list[str], *, dry_run: bool
 ) -> None:
     verb = "would delete" if dry_run else "deleted"
-    for line in [b.name for b in pruned] + [f"incomplete {p.name}" for p in partial]:
+    for line in [b.name for b in pruned] + leftovers:
         err_console.print(f"[yellow]{verb}[/] {line}")
     err_console.print(f"{kept} kept, {len(pruned)} {verb}.")
 

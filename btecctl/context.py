@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -97,6 +99,7 @@ RULES = (
     Rule("server.backup.core:BackupCorrupt", FAILED,
          lambda e: f"refused, the backup is damaged: {e}. Nothing was touched."),
     Rule("server.backup.core:BackupError", FAILED, str),
+    Rule("btecctl.context:Terminated", FAILED, str),
     Rule("server.schema.lint.squawk:SquawkError", CONFIG, str),  # the linter is not installed
     Rule("server.app.runner:ListenError", FAILED, str),  # a port the operator must free
     # `perf run`: k6 not installed, a thresholds file it cannot judge by, its own server that
@@ -121,6 +124,32 @@ def _extra(exc: BaseException) -> dict[str, Any]:
         return {}
     errors = getattr(exc, "errors", None)
     return {"problem": code, **({"errors": field_errors_json(errors)} if errors else {})}
+
+
+class Terminated(Exception):
+    """SIGTERM reached btecctl during a command. Raised in the main thread, so that the command
+    stops as on an error: what it started is undone (a restore's database, a backup's partial
+    directory, pg_dump or pg_restore) and it exits 1 with a message, not 143 in silence."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise Terminated("stopped by SIGTERM before it finished")
+
+
+@contextlib.contextmanager
+def terminable() -> Iterator[None]:
+    """SIGTERM raises Terminated for the command's life, unless something else already
+    handles SIGTERM (`perf run`'s own interruption, a server's drain)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):  # fmt: skip
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -278,7 +307,7 @@ def session(
     """The command's session: settings, the embedded PostgreSQL and Redis it asks for when
     their URLs are unset, and RULES for whatever fails. `prepare` runs on the settings before
     any server starts (the server commands set up their logging there)."""
-    with failures(as_json, note), contextlib.ExitStack() as stack:
+    with failures(as_json, note), terminable(), contextlib.ExitStack() as stack:
         settings = settings_of(ctx)
         if prepare is not None:
             prepare(settings)

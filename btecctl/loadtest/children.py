@@ -3,19 +3,11 @@ signal that ends them when btecctl ends, however it ends."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+from server.platform.children import die_with_parent
 
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
-    """SIGTERM to this child when its parent ends (Linux's parent-death signal; elsewhere a
-    no-op): a killed btecctl leaves neither load nor server running."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+__all__ = ["child_env", "die_with_parent"]
 
 
 def child_env(**extra: str) -> dict[str, str]:

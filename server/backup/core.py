@@ -26,6 +26,7 @@ from server import __version__
 from server.config.settings import Settings
 from server.observability.metrics import BackupSnapshot
 from server.platform import dbstats
+from server.platform.children import die_with_parent, stop_group
 from server.platform.pgnames import MIGRATION_TABLE, database_name, with_database
 
 MANIFEST = "manifest.json"
@@ -275,6 +276,13 @@ def verify_files(backup: Backup) -> None:
         raise BackupCorrupt("checksum mismatch in " + ", ".join(bad))
 
 
+APP_NAME = "btecctl"  # pg_dump's and pg_restore's application_name
+# The comment on a database a restore is filling until it is complete: one that keeps it after
+# its btecctl is gone was left by an interrupted restore (`db backups` lists it, `db prune`
+# drops it).
+IN_PROGRESS = "btec: restore in progress"
+
+
 @contextlib.contextmanager
 def _snapshot(url: str) -> Iterator[tuple[psycopg.Connection[Any], str]]:
     """A read-only repeatable-read transaction and its exported snapshot id for pg_dump."""
@@ -291,11 +299,15 @@ def _run_tool(
     cmd: list[str], on_line: Callable[[str], None], meanwhile: Callable[[], T] | None = None
 ) -> T | None:
     """Run pg_dump/pg_restore --verbose, handing each line of its log to `on_line`;
-    `meanwhile` runs while it works, and its result is returned."""
-    env = {**os.environ, "PGAPPNAME": "btecctl"}
+    `meanwhile` runs while it works, and its result is returned.
+
+    The tool never outlives btecctl: it runs in a process group of its own, gets SIGTERM if
+    btecctl dies (even by SIGKILL), and is stopped with its workers (`--jobs`) when btecctl
+    stops early (an error, Ctrl-C, SIGTERM)."""
+    env = {**os.environ, "PGAPPNAME": APP_NAME}
     proc = subprocess.Popen(  # nosec B603 # argv list built by backup()/restore(): our pg_dump/pg_restore path and options, no shell
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, env=env,
+        text=True, env=env, start_new_session=True, preexec_fn=die_with_parent,
     )  # fmt: skip
     errors: list[str] = []
 
@@ -311,8 +323,10 @@ def _run_tool(
         reader = pool.submit(read_stderr)
         try:
             result = meanwhile() if meanwhile is not None else None
-        finally:
             code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                stop_group(proc)
             reader.result()
     if code != 0:
         raise BackupError(f"{Path(cmd[0]).name} failed: " + ("; ".join(errors[:3]) or "see logs"))
@@ -502,6 +516,7 @@ def restore(settings: Settings, plan: RestorePlan, progress: Progress) -> dict[s
         major, _ = server_version(conn)
         if not plan.clean:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(plan.into)))
+            _comment(conn, plan.into, f"{IN_PROGRESS} of {plan.backup.name}, started {_now()}")
     tools = find_tools(settings, major)
     cmd = [tools.pg_restore, "--verbose", "--exit-on-error", "--no-owner", "--no-privileges",
            f"--dbname={with_database(url, plan.into)}"]  # fmt: skip
@@ -517,12 +532,43 @@ def restore(settings: Settings, plan: RestorePlan, progress: Progress) -> dict[s
             _drop(url, plan.into)
         raise
     if mismatches:
+        if not plan.clean:
+            _drop(url, plan.into)
         raise BackupError("row counts differ from the manifest: " + "; ".join(mismatches))
+    if not plan.clean:
+        with _admin(url) as conn:
+            _comment(conn, plan.into, f"btec: restored from {plan.backup.name} at {_now()}")
     result: dict[str, Any] = {"restored_into": plan.into, "tables": plan.backup.manifest["tables"]}
     if plan.swap and not plan.clean:
         result["previous"] = swap_databases(url, plan.target, plan.into)
         result["restored_into"] = plan.target
     return result
+
+
+def _comment(conn: psycopg.Connection[Any], database: str, text: str) -> None:
+    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+        sql.Identifier(database), sql.Literal(text)))  # fmt: skip
+
+
+def leftover_databases(url: str) -> list[dict[str, Any]]:
+    """Databases a restore (or a drill) made and never finished: marked in progress, with no
+    btecctl connected to them (a pg_restore still at work is). Each with its mark."""
+    with _admin(url) as conn:
+        rows = conn.execute(
+            "SELECT d.datname, shobj_description(d.oid, 'pg_database'), "
+            "EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname "
+            "AND a.application_name = %s) FROM pg_database d "
+            "WHERE shobj_description(d.oid, 'pg_database') LIKE %s ORDER BY d.datname",
+            (APP_NAME, IN_PROGRESS + "%"),
+        ).fetchall()
+    return [{"database": name, "mark": mark} for name, mark, busy in rows if not busy]
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    """Drop a database a restore left (`leftover_databases` named it)."""
+    if settings.database_url is None:
+        raise RuntimeError("resolve embedded servers first")
+    _drop(settings.database_url.get_secret_value(), name)
 
 
 def compare_counts(url: str, expected: dict[str, int]) -> list[str]:
@@ -547,10 +593,12 @@ def swap_databases(url: str, target: str, restored: str) -> str | None:
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
                 (target,),
             )
+        with conn.transaction():  # both names change, or neither
+            if exists:
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(target), sql.Identifier(previous)))  # fmt: skip
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                sql.Identifier(target), sql.Identifier(previous)))  # fmt: skip
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-            sql.Identifier(restored), sql.Identifier(target)))  # fmt: skip
+                sql.Identifier(restored), sql.Identifier(target)))  # fmt: skip
     return previous if exists else None
 
 

@@ -18,7 +18,7 @@ from psycopg import sql
 from server.platform import dbstats
 from server.platform.embedded import EmbeddedPostgres
 from server.platform.pgnames import database_name, with_database
-from tests.support.backups import AUDIT_ROWS, ok, seeded
+from tests.support.backups import AUDIT_ROWS, ok, seeded, wait_for_copy
 from tests.support.env import MIGRATION_IDS, closed_port
 from tests.support.wait import eventually_sync
 
@@ -192,24 +192,11 @@ def test_interrupted_clean_restore_leaves_the_database_intact(
         [sys.executable, "-m", "btecctl", "db", "restore", name, "--clean", "--yes", "--json"],
         env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    assert _wait_for_copy(source), "the restore never started loading rows"
+    assert wait_for_copy(source), "the restore never started loading rows"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     _wait_for_no_restore(source)
     assert fingerprint(source) == before
-
-
-def _wait_for_copy(url: str, timeout: float = 30) -> bool:
-    """Until btecctl's connection is copying rows (a dump or a restore under way)."""
-    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        eventually_sync(
-            lambda: conn.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name = 'btecctl' "
-                "AND query ILIKE 'COPY%%'"
-            ).fetchone(),
-            timeout=timeout, interval=0.01, message="btecctl is copying rows",
-        )  # fmt: skip
-    return True
 
 
 def _wait_for_no_restore(url: str, timeout: float = 30) -> None:
@@ -264,7 +251,7 @@ def test_interrupted_backup_leaves_only_an_incomplete_marker(
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
-    assert _wait_for_copy(source), "the backup never started dumping rows"
+    assert wait_for_copy(source), "the backup never started dumping rows"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     listing = ok(cli, "db", "backups", env=env)

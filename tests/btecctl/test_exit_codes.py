@@ -80,6 +80,7 @@ CASES: dict[str, Codes] = {
     # that does not answer.
     "perf run": Codes(args=("health",), needs="http"),
     "perf compare": Codes(args=(str(BASELINE), str(BASELINE)), ok=()),  # no regression
+    "perf cleanup": Codes(needs="db", ok=("--dry-run",)),
     "mail list": Codes(ok=()),
     "mail show": Codes(args=("nope",), refused=()),
     "cache stats": Codes(needs="redis", ok=("--url", "http://127.0.0.1:{closed}")),

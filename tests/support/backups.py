@@ -12,6 +12,9 @@ from typing import Any
 
 import psycopg
 
+from server.platform.pgnames import with_database
+from tests.support.wait import eventually_sync
+
 AUDIT_ROWS = """
 INSERT INTO audit_log (actor, action, target, details)
 SELECT 'user-' || i, 'grade.update', 'submission/' || i,
@@ -37,3 +40,16 @@ def ok(cli: Callable[..., Any], *args: str, env: dict[str, str]) -> dict[str, An
     result = cli(*args, "--json", env=env)
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.stdout))
+
+
+def wait_for_copy(url: str, timeout: float = 30) -> bool:
+    """Until btecctl's connection is copying rows (a dump or a restore under way)."""
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        eventually_sync(
+            lambda: conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = 'btecctl' "
+                "AND query ILIKE 'COPY%%'"
+            ).fetchone(),
+            timeout=timeout, interval=0.01, message="btecctl is copying rows",
+        )  # fmt: skip
+    return True
