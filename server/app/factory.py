@@ -100,14 +100,15 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     guard = Guard(settings, public_names=DOCS_ROUTES)
     limits = RateLimits(settings, app_metrics)
     cors = Cors(settings.cors_allowed_origins)
+    lifecycle = Lifecycle()
     app = web.Application(
-        middlewares=[request_frame(app_metrics, security, limits, guard, cors)],
+        middlewares=[request_frame(app_metrics, security, limits, guard, cors, lifecycle)],
         client_max_size=settings.max_body_bytes,
         handler_args={"max_field_size": 16384},
     )
     app[SETTINGS] = settings
     app[METRICS] = app_metrics
-    app[LIFECYCLE] = Lifecycle()
+    app[LIFECYCLE] = lifecycle
     app[GUARD] = guard
     app.on_startup.append(guard.check_routes)
     app.on_response_prepare.append(security.hook())

@@ -1,10 +1,24 @@
-"""Run the app: listen, then on SIGTERM or Ctrl-C fail readiness, drain, and close."""
+"""Run the app: listen, then on SIGTERM or Ctrl-C fail readiness, drain, and close.
+
+The shutdown, in order:
+1. readiness fails and answers close their connections, for BTEC_DRAIN_SECONDS, while the
+   load balancer notices (requests are still served);
+2. the listener closes; requests in flight finish, their bodies still arriving, for up to
+   BTEC_SHUTDOWN_TIMEOUT; a new request on a kept-alive connection is refused, unread, with
+   503 `shutting_down` and `Connection: close`;
+3. aiohttp's own shutdown, which would drop the bytes of a body still arriving (its
+   connections stop reading once closing) and is therefore only reached when no request is in
+   flight or the timeout has passed; a request still running then is cancelled within
+   CANCEL_SECONDS and logged;
+4. the app's resources close (the in-process worker drains its jobs).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -15,9 +29,12 @@ from server.config.settings import Settings
 from server.http.protocol import ProblemRunner
 from server.observability.logging import get_logger
 from server.observability.metrics import METRICS
-from server.platform.lifecycle import LIFECYCLE
+from server.platform.lifecycle import LIFECYCLE, Lifecycle
 
 log = get_logger("btec.serve")
+
+
+CANCEL_SECONDS = 1.0  # what aiohttp's shutdown gives a request that outlived the drain
 
 
 class ListenError(Exception):
@@ -43,13 +60,14 @@ async def serve(
         settings,
         access_log=None,
         handle_signals=False,
-        shutdown_timeout=settings.shutdown_timeout,
+        shutdown_timeout=CANCEL_SECONDS,  # after finish_in_flight: only what outlived it
         # aiohttp closes a connection still waiting for a request's headers this long after
         # it opened or its last answer went, however many bytes it trickled meanwhile: the
         # header timeout (slowloris), and the idle keep-alive time with it.
         keepalive_timeout=settings.header_timeout,
     )
     await runner.setup()
+    signalled: float | None = None
     try:
         await web.SockSite(runner, sock, backlog=1024).start()
         url = _url(runner, host, port)
@@ -57,12 +75,32 @@ async def serve(
         if on_ready is not None:
             on_ready(url)
         signame = await _wait_for_signal()
+        signalled = time.monotonic()
         app[LIFECYCLE].draining = True
         log.info("draining", signal=signame, seconds=settings.drain_seconds)
         await _sleep_unless_signalled(settings.drain_seconds)
     finally:
+        await finish_in_flight(runner, app[LIFECYCLE], settings.shutdown_timeout)
         await runner.cleanup()
-        log.info("stopped")
+        seconds = None if signalled is None else round(time.monotonic() - signalled, 3)
+        log.info("stopped", seconds=seconds, refused=app[LIFECYCLE].refused)
+
+
+async def finish_in_flight(runner: web.AppRunner, lifecycle: Lifecycle, seconds: float) -> None:
+    """Close the listeners, then wait up to `seconds` for the requests in flight to
+    finish, their bodies still arriving; those still running after it are logged (aiohttp's
+    shutdown then cancels them)."""
+    for site in list(runner.sites):
+        await site.stop()
+    lifecycle.closed = True
+    started = time.monotonic()
+    waiting = lifecycle.in_flight
+    left = await lifecycle.wait_idle(seconds)
+    if waiting:
+        log.info("in_flight_finished", finished=waiting - left,
+                 seconds=round(time.monotonic() - started, 3))  # fmt: skip
+    if left:
+        log.warning("in_flight_cut_off", requests=left, after_seconds=seconds)
 
 
 def _url(runner: web.AppRunner, host: str, port: int) -> str:

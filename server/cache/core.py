@@ -12,6 +12,10 @@ short on three points the issue requires:
 - Failure. cashews's "safe" Redis client logs a full traceback for each failed command and
   returns None without counting it; its strict client makes the decorated call raise. Here a
   Redis error or timeout is counted, logged as one line, and the call runs uncached.
+- Outages. After any Redis error, this process's next use of the cache first invalidates
+  every tag: a change committed meanwhile could not invalidate what it changed, and a Redis
+  that keeps its data (an append-only file, as the embedded one has) would otherwise serve
+  the old entries again once it is back.
 - Stampede. cashews's lock makes every waiter poll Redis. Here concurrent misses in one
   process share one in-flight computation with no Redis traffic, and across processes a
   `SET NX` lock lets one compute while the others wait briefly for its value.
@@ -233,6 +237,7 @@ class Cache:
         self._counters: dict[str, _Counters] = {}
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._backoff_until = 0.0
+        self._missed = False  # Redis failed since the last good contact: invalidations too
 
     def _count(self, name: str) -> _Counters:
         found = self._counters.get(name)
@@ -248,6 +253,9 @@ class Cache:
             return await compute()
         if time.monotonic() < self._backoff_until:
             counters.bypass("backoff")
+            return await compute()
+        if self._missed and not await self._recover():
+            counters.bypass("error")
             return await compute()
         try:
             key, raw = await self._read(f"{VALUE_PREFIX}{spec.name}:{part}", spec.tags)
@@ -340,26 +348,44 @@ class Cache:
     async def invalidate(self, *tags: str) -> bool:
         """Call after the commit: entries under these tags are never served again. Retries
         for about a second; False (logged and counted) when Redis stayed unreachable, in
-        which case entries can be stale for up to their TTL."""
-        keys = [GEN_PREFIX + tag for tag in tags]
+        which case other processes can serve stale entries for up to their TTL (this one
+        invalidates every tag once Redis is back)."""
         for attempt in range(3):
             try:
-                async with asyncio.timeout(self.timeout * 2):
-                    async with self.client.pipeline(transaction=True) as pipe:
-                        for gen in keys:
-                            pipe.incr(gen)
-                        await pipe.execute()
+                await self._bump(tags)
                 return True
             except Exception as exc:
                 for tag in tags:
                     self.metrics.cache_errors.labels(f"tag:{tag}", "invalidate").inc()
                 if attempt == 2:
+                    self._missed = True
                     log.error("cache_invalidate_failed", tags=list(tags), error=describe(exc))
                     return False
                 await asyncio.sleep(0.15 * 2**attempt)
         return False  # pragma: no cover - the loop returns
 
+    async def _recover(self) -> bool:
+        """After an outage, invalidate every tag before the cache serves again; False while
+        Redis still fails."""
+        tags = sorted(known_tags())
+        try:
+            await self._bump(tags)
+        except Exception:  # still down: the failed read said so already
+            self._backoff_until = time.monotonic() + BACKOFF_SECONDS
+            return False
+        self._missed = False
+        log.info("cache_recovered", invalidated=tags)
+        return True
+
+    async def _bump(self, tags: Sequence[str]) -> None:
+        async with asyncio.timeout(self.timeout * 2):
+            async with self.client.pipeline(transaction=True) as pipe:
+                for tag in tags:
+                    pipe.incr(GEN_PREFIX + tag)
+                await pipe.execute()
+
     def _failed(self, counters: _Counters, op: str, exc: BaseException) -> None:
+        self._missed = True
         counters.error(op)
         if time.monotonic() >= self._backoff_until:  # one line per backoff period
             log.warning("cache_redis_error", cache=counters.name, op=op, error=describe(exc))

@@ -303,6 +303,11 @@ class ServiceUnavailable(DomainError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class ShuttingDown(ServiceUnavailable):
+    code = "shutting_down"
+    title = "This server is shutting down"
+
+
 class StorageUnavailable(ServiceUnavailable):
     code = "storage_unavailable"
     title = "File storage is unavailable"

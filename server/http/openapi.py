@@ -133,6 +133,7 @@ EXAMPLE_DETAILS: dict[str, str] = {
     "unsupported_media_type": "send the body as application/json, not text/plain",
     "body_too_complex": "the body nests deeper than 32 levels",
     "request_timeout": "the body did not arrive in time",
+    "shutting_down": "this server is stopping; send the request again (another one answers)",
 }
 
 
@@ -192,11 +193,11 @@ def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:
     return responses
 
 
-COMMON_PROBLEMS = ("internal_error",)
+COMMON_PROBLEMS = ("internal_error", "shutting_down")
 # Groups of problem codes for `operation(problems=...)`, which takes codes space-separated.
 SIGNED_IN_PROBLEMS = "unauthorized invalid_token email_unverified"
 STAFF_PROBLEMS = SIGNED_IN_PROBLEMS + " forbidden"
-LIMITED_PROBLEMS = ("rate_limited", "internal_error")
+LIMITED_PROBLEMS = ("rate_limited", *COMMON_PROBLEMS)
 RATELIMIT_HEADERS = {
     "RateLimit-Policy": {
         "schema": {"type": "string"},
@@ -240,8 +241,8 @@ def operation(
 ) -> Callable[[H], H]:
     """A route's OpenAPI operation (apigami's @docs): its tag, summary, description and
     security; its answers `ok`; and its problem codes (space-separated), to which every route
-    adds internal_error
-    and, when rate limited, rate_limited. `responses` replaces ok and problems whole."""
+    adds internal_error and shutting_down (a request that reaches a server after it stopped
+    listening) and, when rate limited, rate_limited. `responses` replaces ok and problems whole."""
     if responses is None:
         common = LIMITED_PROBLEMS if limited else COMMON_PROBLEMS
         responses = {**(ok or {}), **problem_responses(*problems.split(), *common)}

@@ -4,6 +4,9 @@ measured choice: see perf/frame_bench.py); each step lives in its own module:
 
 1. request_id: the request's id, for the log, Sentry and the response; a CORS preflight
    from an allowed origin (server.http.middleware.cors) is then answered, skipping 2-5;
+   after the listener closed (server.platform.lifecycle), a new request on a kept-alive
+   connection is refused with 503 `shutting_down`, its body unread, skipping 2-5; the
+   requests in flight are counted, for the shutdown to wait for;
 2. ratelimit (server.http.ratelimit): the decision is sent to Redis, and awaited before the
    handler (or beside it, for `alongside` GETs of clients with budget to spare);
 3. guard (server.http.guard): who may call the route, deny by default;
@@ -14,6 +17,8 @@ measured choice: see perf/frame_bench.py); each step lives in its own module:
    client that closed the connection first (logged as 499, never reported to Sentry);
 7. security: the headers every response carries, and the rate-limit headers (the CORS
    headers come from cors's on_response_prepare hook, which sees streamed answers too);
+   while the server drains, `Connection: close` (the client's next request goes to a server
+   that stays);
 8. the RED metrics and access_log, for every request but /metrics.
 
 What each step decides about a route (its policy, its access, whether it validates, its
@@ -29,7 +34,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from server.domain.errors import DomainError
+from server.domain.errors import DomainError, ShuttingDown
 from server.http.guard import PUBLIC, Guard
 from server.http.middleware import access_log, request_id
 from server.http.middleware.cors import Cors
@@ -46,15 +51,19 @@ from server.http.middleware.validation import validate
 from server.http.parsing import check_request_text
 from server.http.problems import from_domain, from_http
 from server.http.ratelimit import RateLimits
+from server.observability.logging import get_logger
 from server.observability.metrics import Metrics
+from server.platform.lifecycle import Lifecycle
 from server.ratelimit.limiter import RATELIMIT, RATELIMIT_POLICY
 
+log = get_logger("btec.http")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_frame(
-    metrics: Metrics, security: SecurityHeaders, limits: RateLimits, guard: Guard, cors: Cors
-) -> Middleware:
+    metrics: Metrics, security: SecurityHeaders, limits: RateLimits, guard: Guard, cors: Cors,
+    lifecycle: Lifecycle,
+) -> Middleware:  # fmt: skip
     """The frame around every handler: the steps of this module's docstring, in order."""
     http = metrics.http
     counted = metrics.enabled
@@ -70,8 +79,13 @@ def request_frame(
         status = 500
         response: web.StreamResponse | None = None
         decision = pending = None
+        lifecycle.enter()
         try:
             try:
+                if lifecycle.closed:
+                    lifecycle.refused += 1
+                    log.warning("request_refused", request_id=rid, reason="shutting_down")
+                    raise ShuttingDown("this server is stopping; send the request again")
                 if plan.limit is not None:
                     pending = limits.begin(request, plan.limit)
                     if not pending.early:
@@ -110,6 +124,8 @@ def request_frame(
                     response = internal_error(request, exc, rid)
             status = response.status
             if not response.prepared:  # a handler that streamed has sent its headers already
+                if lifecycle.draining:
+                    response.force_close()
                 headers = response.headers
                 headers[REQUEST_ID_HEADER] = rid
                 plan.headers.apply(headers)
@@ -118,6 +134,7 @@ def request_frame(
                     headers[RATELIMIT] = decision.state(pending.policy)
             return response
         finally:
+            lifecycle.leave()
             if plan.tracked:
                 elapsed = time.perf_counter() - started
                 method = request.method if request.method in KNOWN_METHODS else "OTHER"
