@@ -9,11 +9,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from btecctl.context import session
+from btecctl.context import session, settings_of
 from btecctl.output import JsonOpt, emit_json, err_console, fail
 from server.config.settings import Settings
 
@@ -97,7 +97,7 @@ def serve(
             if migrate:
                 _migrate(s.settings)
             bind = (host or s.settings.host, s.settings.port if port is None else port)
-            _run(s.settings, bind, worker, ready, as_json)
+            _run(s.settings, bind, worker, ready, as_json, _embedded(settings_of(ctx)))
     except (Terminated, KeyboardInterrupt):
         get_logger("btec.serve").info("stopped_while_starting")
 
@@ -110,9 +110,22 @@ def _migrate(settings: Settings) -> None:
     get_logger("btec.serve").info("migrations_applied", count=len(applied), ids=applied)
 
 
+def _embedded(settings: Settings) -> list[Any]:
+    """The embedded servers this `serve` uses (no URL configured), which it restarts if they
+    die."""
+    from server.platform.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    servers: list[Any] = []
+    if settings.embedded_postgres:
+        servers.append(EmbeddedPostgres(settings.data_dir))
+    if settings.embedded_redis:
+        servers.append(EmbeddedRedis(settings.data_dir))
+    return servers
+
+
 def _run(
     settings: Settings, bind: tuple[str, int], worker: bool, ready: Callable[[str], None],
-    as_json: bool,
+    as_json: bool, supervised: list[Any],
 ) -> None:  # fmt: skip
     """Serve until signalled. A taken port is the operator's to free (exit 1), not an
     unreachable dependency."""
@@ -121,7 +134,8 @@ def _run(
     from server.app.runner import serve as serve_app
 
     try:
-        run(serve_app(settings, host=bind[0], port=bind[1], worker=worker, on_ready=ready))
+        run(serve_app(settings, host=bind[0], port=bind[1], worker=worker, on_ready=ready,
+                      supervised=supervised))  # fmt: skip
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             fail(f"{bind[0]}:{bind[1]} is already in use", as_json=as_json)

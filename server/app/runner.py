@@ -19,7 +19,7 @@ import asyncio
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +29,7 @@ from server.config.settings import Settings
 from server.http.protocol import ProblemRunner
 from server.observability.logging import get_logger
 from server.observability.metrics import METRICS
+from server.platform.embedded import EmbeddedServer, supervise
 from server.platform.lifecycle import LIFECYCLE, Lifecycle
 
 log = get_logger("btec.serve")
@@ -48,9 +49,11 @@ async def serve(
     port: int,
     worker: bool = True,
     on_ready: Callable[[str], None] | None = None,
+    supervised: Sequence[EmbeddedServer] = (),
 ) -> None:
     """Serve until SIGTERM/SIGINT; readiness fails `drain_seconds` before the listener closes,
-    then requests finish and the in-process worker drains."""
+    then requests finish and the in-process worker drains. The `supervised` embedded servers
+    are started again if they die meanwhile."""
     sock = listening_socket(host, port)  # a taken port fails here, before anything starts
     # Where it listens is its URL unless BTEC_PUBLIC_URL says otherwise (mail links, docs).
     settings = settings.model_copy(update={"host": host, "port": sock.getsockname()[1]})
@@ -68,6 +71,10 @@ async def serve(
     )
     await runner.setup()
     signalled: float | None = None
+    restarts = app[METRICS].embedded_restarts
+    watch = None
+    if supervised:
+        watch = asyncio.ensure_future(supervise(supervised, lambda n: restarts.labels(n).inc()))
     try:
         await web.SockSite(runner, sock, backlog=1024).start()
         url = _url(runner, host, port)
@@ -80,6 +87,8 @@ async def serve(
         log.info("draining", signal=signame, seconds=settings.drain_seconds)
         await _sleep_unless_signalled(settings.drain_seconds)
     finally:
+        if watch is not None:
+            watch.cancel()
         await finish_in_flight(runner, app[LIFECYCLE], settings.shutdown_timeout)
         await runner.cleanup()
         seconds = None if signalled is None else round(time.monotonic() - signalled, 3)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.asyncio as aioredis
 from saq import Job, Status, Worker
 
+from server.domain.text import describe
 from server.jobs.queue import (
     DONE_PREFIX,
     FAILED_INDEX,
@@ -156,6 +157,22 @@ def build_worker(
     return worker
 
 
+async def _report_interrupted(running: list[Job]) -> None:
+    """Log once, with its id, each job the drain interrupted: back in the queue (it runs again
+    after the restart), or left where the queue's sweep finds it when Redis cannot say."""
+    for job in running:
+        try:
+            await job.refresh()
+        except Exception as exc:
+            log.warning("job_interrupted_at_shutdown", task=job.function, job=job.key,
+                        status="unknown", error=describe(exc),
+                        note="the queue's sweep puts it back once Redis answers")  # fmt: skip
+            continue
+        if job.status in (Status.QUEUED, Status.ACTIVE):
+            log.warning("job_interrupted_at_shutdown", task=job.function, job=job.key,
+                        status=job.status.value, attempt=job.attempts)  # fmt: skip
+
+
 async def _remember_failure(queue: JobQueue, job: Job) -> None:
     async with queue.redis.pipeline(transaction=True) as pipe:
         pipe.zadd(FAILED_INDEX, {job.key: time.time()})
@@ -175,7 +192,9 @@ async def running_worker(worker: Worker[Context]) -> AsyncIterator[Worker[Contex
         # them: end them now, so the drain deadline only ever waits for jobs.
         for upkeep in [t for t in worker.tasks if t.get_name() != "process"]:
             upkeep.cancel()
+        running = list(getattr(worker, "job_task_contexts", {}))  # in progress as it drains
         await worker.stop()
+        await _report_interrupted(running)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -50,9 +50,16 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
 
 class JobArgsFilter(logging.Filter):
     """saq logs whole jobs (`Processing Job<... kwargs ... error: Traceback ...>`): e-mail
-    addresses, tokens and stack traces that must stay out of log lines. Keep task and id."""
+    addresses, tokens and stack traces that must stay out of log lines. Keep task and id.
+
+    saq also logs every failed attempt at error; an attempt that will be retried is a warning
+    here (a mail while SMTP is down), and only the last one, which fails the job, an error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and isinstance(record.args, tuple):
+            job = next((a for a in record.args if _is_job(a)), None)
+            if job is not None and getattr(job, "retryable", False):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
         if isinstance(record.args, tuple) and any(_is_job(a) for a in record.args):
             record.args = tuple(_job_label(a) if _is_job(a) else a for a in record.args)
         return True

@@ -253,6 +253,12 @@ class Metrics:
         self.db_acquire_timeouts = Counter(
             "btec_db_pool_acquire_timeouts", "Pool acquires that timed out.", registry=reg
         )
+        self.embedded_restarts = Counter(
+            "btec_embedded_restarts",
+            "Embedded servers (postgres, redis) `serve` found dead and started again.",
+            ["server"],
+            registry=reg,
+        )
         self.jobs_enqueued = Counter(
             "btec_jobs_enqueued", "Jobs put on the queue, by task.", ["task"], registry=reg
         )

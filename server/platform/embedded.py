@@ -10,6 +10,7 @@ was SIGKILLed) is *stale*: the next btecctl adopts it, and `btecctl dev stop` st
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -23,7 +24,7 @@ import socket
 import stat
 import subprocess  # nosec B404 # starts our own pg_ctl, redis-server and useradd, argv lists without a shell
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -164,6 +165,15 @@ class EmbeddedServer(abc.ABC):
             elif not self.users.live():
                 log.warning("embedded_server_adopted", extra={"server": self.name, "pid": pid})
             self.users.add_me()
+
+    def revive(self) -> bool:
+        """Start the server again if it died (its users stay); False when it runs (another
+        process started it first)."""
+        with _locked(self.root / "lock"):
+            if self.server_pid() is not None:
+                return False
+            self._launch()
+            return True
 
     def release(self) -> bool:
         """Stop using the server; the last user stops it. True when it was stopped."""
@@ -492,3 +502,42 @@ def embedded_services(
 
 def all_servers(data_dir: Path) -> list[EmbeddedServer]:
     return [EmbeddedPostgres(data_dir), EmbeddedRedis(data_dir)]
+
+
+RESTART_MAX_SECONDS = 30.0
+
+
+async def supervise(
+    servers: Sequence[EmbeddedServer], on_restart: Callable[[str], None], *,
+    every: float = 1.0,
+) -> None:  # fmt: skip
+    """Until cancelled: every `every` seconds, start again any of `servers` that died (killed,
+    crashed, OOM), with a backoff from 1 s to RESTART_MAX_SECONDS between failed attempts.
+    Each death and restart is logged; `on_restart(name)` counts it. The clients reconnect by
+    themselves, so readiness recovers without a restart of `serve`."""
+    retry_at = dict.fromkeys((s.name for s in servers), 0.0)
+    backoff = dict.fromkeys(retry_at, 1.0)
+    while True:
+        await asyncio.sleep(every)
+        for server in servers:
+            name = server.name
+            if await asyncio.to_thread(server.server_pid) is not None:
+                backoff[name] = 1.0
+                continue
+            if time.monotonic() < retry_at[name]:
+                continue
+            log.warning("embedded_server_died", extra={"server": name})
+            started = time.monotonic()
+            try:
+                restarted = await asyncio.to_thread(server.revive)
+            except Exception as exc:
+                retry_at[name] = time.monotonic() + backoff[name]
+                log.warning("embedded_server_restart_failed", extra={
+                    "server": name, "error": str(exc), "retry_in_s": backoff[name]})  # fmt: skip
+                backoff[name] = min(backoff[name] * 2, RESTART_MAX_SECONDS)
+                continue
+            if restarted:
+                on_restart(name)
+                log.warning("embedded_server_restarted", extra={
+                    "server": name, "pid": server.server_pid(),
+                    "seconds": round(time.monotonic() - started, 3)})  # fmt: skip

@@ -12,7 +12,10 @@ again with its worker and the embedded mail catcher, and every acknowledged job 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -92,5 +95,40 @@ def test_queued_jobs_survive_a_stop_of_serve_and_run_once_after(tmp_path: Path, 
         bodies = [m.message.get_body(("plain",)).get_content() for m in caught(data / "mail")]
         notes = sorted(body.split("kept ")[1].split()[0] for body in bodies)
         assert notes == [str(n) for n in range(QUEUED)]  # each once
+    finally:
+        second.stop()
+
+
+def test_a_job_running_at_sigterm_is_logged_requeued_and_runs_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    """A job longer than the worker's drain: the drain interrupts it, puts it back in the
+    queue and logs it once with its id; after the restart it runs to the end, once."""
+    data = tmp_path / "var"
+    env = {"BTEC_DATA_DIR": str(data), "BTEC_ENV_FILE": ""}
+    first = Served(data, free_port(), BTEC_OPS_TOKEN=OPS, BTEC_MAIL_CATCHER_PORT="0",
+                   BTEC_WORKER_DRAIN_SECONDS="1")  # fmt: skip
+    first.wait_ready()
+    ping = subprocess.run(
+        [sys.executable, "-m", "btecctl", "jobs", "ping", "--seconds", "6", "--timeout", "1",
+         "--json"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    job = json.loads(ping.stdout)
+    assert job["status"] == "active", ping.stdout + ping.stderr
+    assert first.stop() == 0
+    interrupted = [line for line in first.lines
+                   if line.get("event") == "job_interrupted_at_shutdown"]  # fmt: skip
+    assert [(line["job"], line["status"]) for line in interrupted] == [(job["id"], "queued")]
+
+    second = _serve(data)
+    try:
+        done = eventually_sync(
+            lambda: _call(f"{second.url}/api/v1/ops/jobs/{job['id']}"),
+            lambda found: found[1].get("status") == "complete",
+            timeout=60,
+            interval=0.5,
+            message="the interrupted job runs to the end after the restart",
+        )
+        assert done[1]["attempts"] == 2  # interrupted once, then run once to the end
     finally:
         second.stop()

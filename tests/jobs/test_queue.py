@@ -92,6 +92,7 @@ async def test_failing_mail_retries_with_growing_delays_then_fails(
     aiohttp_client: Callable[..., Any],
     make_settings: Callable[..., Settings],
     acli: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with refusing_server() as smtp:
         settings = make_settings(smtp_url=SecretStr(smtp.url), mail_retries=4, mail_retry_delay=1.0)
@@ -101,6 +102,10 @@ async def test_failing_mail_retries_with_growing_delays_then_fails(
         attempts = list(smtp.times)
     assert job["status"] == "failed"
     assert job["attempts"] == 4
+    # Each attempt that is retried logs a warning; only the last, which fails the job, an error.
+    levels = [r.levelname for r in caplog.records
+              if r.name == "saq" and r.getMessage().startswith("Error processing job")]  # fmt: skip
+    assert levels == ["WARNING", "WARNING", "WARNING", "ERROR"]
     assert "421" in job["error"]
     assert "Traceback" not in job["error"]
     gaps = [b - a for a, b in itertools.pairwise(attempts)]

@@ -25,7 +25,10 @@ STARTUP_TIMEOUT = 60
 
 
 class Served:
-    """A running `btecctl serve --json` on an embedded data dir."""
+    """A running `btecctl serve --json` on an embedded data dir. Every one started is listed
+    in `started`, for a fixture to kill what a failed test left running."""
+
+    started: ClassVar[list[Served]] = []
 
     def __init__(self, data_dir: Path, port: int, *args: str, **env: str) -> None:
         self.data_dir = data_dir
@@ -43,6 +46,7 @@ class Served:
             env=environ,
             text=True,
         )
+        Served.started.append(self)
         self.lines: list[dict[str, Any]] = []
         self._errors: list[str] = []
         self._reader: threading.Thread | None = None
