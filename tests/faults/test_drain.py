@@ -12,36 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from tests.support.env import free_port
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
-PASSWORD = "a long enough passphrase for drains"
 BOUNDARY = "drainboundary7"
 CONTENT = ("The essay of an upload in flight. " * 3000).encode()  # ~100 KB of text
-
-
-def _admin_token(served: Served, env: dict[str, str]) -> str:
-    subprocess.run(
-        [sys.executable, "-m", "btecctl", "users", "create-admin", "ops@example.org", "--name",
-         "Ops", "--password-stdin"],
-        env={**os.environ, **env}, input=PASSWORD + "\n", text=True, check=True,
-        capture_output=True, timeout=120,
-    )  # fmt: skip
-    body = json.dumps({"email": "ops@example.org", "password": PASSWORD}).encode()
-    request = urllib.request.Request(  # noqa: S310 # the test's own server
-        served.url + "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-        return str(json.loads(answer.read())["access_token"])
 
 
 def _multipart(name: str) -> bytes:
@@ -100,7 +80,7 @@ def test_uploads_in_flight_at_sigterm_are_read_and_answered(tmp_path: Path) -> N
            "BTEC_SCAN_DISABLED": "true"}  # fmt: skip
     served = Served(tmp_path / "var", free_port(), **env)
     served.wait_ready()
-    token = _admin_token(served, {"BTEC_DATA_DIR": str(tmp_path / "var"), **env})
+    token = served.admin_token()
 
     kept: dict[str, tuple[int, dict[str, str], bytes]] = {}
 

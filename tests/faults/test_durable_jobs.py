@@ -11,6 +11,7 @@ again with its worker and the embedded mail catcher, and every acknowledged job 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -25,8 +26,9 @@ import pytest
 
 from server.platform.mail import caught
 from tests.support.env import free_port
+from tests.support.mail import smtp_server
 from tests.support.processes import Served, embedded_processes
-from tests.support.wait import eventually_sync
+from tests.support.wait import eventually, eventually_sync
 
 OPS = "an operator token for the fault tests, long enough"
 QUEUED = 3
@@ -132,3 +134,51 @@ def test_a_job_running_at_sigterm_is_logged_requeued_and_runs_after_the_restart(
         assert done[1]["attempts"] == 2  # interrupted once, then run once to the end
     finally:
         second.stop()
+
+
+async def test_mail_queued_while_smtp_is_down_arrives_once_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Three mails acknowledged while the SMTP server is down are retried (warnings, not
+    errors) and each arrives exactly once after it comes back."""
+    port = free_port()
+    served = Served(tmp_path / "var", free_port(), BTEC_OPS_TOKEN=OPS,
+                    BTEC_SMTP_URL=f"smtp://127.0.0.1:{port}?starttls=off",
+                    BTEC_MAIL_RETRY_DELAY="0.5", BTEC_MAIL_RETRIES="20")  # fmt: skip
+    served.wait_ready()
+    try:
+        acknowledged = []
+        for n in range(QUEUED):
+            status, body = await asyncio.to_thread(
+                _call, served.url + "/api/v1/ops/mail/test", "POST",
+                {"to": "ops@example.org", "note": f"kept {n}"},
+            )  # fmt: skip
+            assert status == 202, body
+            acknowledged.append(body["job_id"])
+
+        def attempts() -> list[int]:
+            return [_call(f"{served.url}/api/v1/ops/jobs/{j}")[1].get("attempts", 0)
+                    for j in acknowledged]  # fmt: skip
+
+        await asyncio.to_thread(
+            eventually_sync, attempts, lambda a: min(a) >= 2, timeout=60, interval=0.5,
+            message="every mail was tried and failed",
+        )  # fmt: skip
+        async with smtp_server(port=port) as inbox:
+            await eventually(lambda: len(inbox.messages) >= QUEUED, timeout=60,
+                             message="the mails arrive once SMTP is back")  # fmt: skip
+            states = await asyncio.to_thread(
+                eventually_sync,
+                lambda: [_call(f"{served.url}/api/v1/ops/jobs/{j}")[1]["status"]
+                         for j in acknowledged],
+                lambda found: "active" not in found and "queued" not in found,
+                timeout=30, interval=0.5,
+            )  # fmt: skip
+            delivered = len(inbox.messages)
+    finally:
+        served.stop()
+    assert delivered == QUEUED  # each once
+    assert states == ["complete"] * QUEUED
+    failures = [line for line in served.lines if "Error processing job" in line.get("event", "")]
+    assert failures, "the failed attempts are logged"
+    assert {line["level"] for line in failures} == {"warning"}

@@ -56,12 +56,13 @@ class Inbox:
 
 
 @contextlib.asynccontextmanager
-async def smtp_server(delay: float = 0.0) -> AsyncIterator[Inbox]:
-    """aiosmtpd in this event loop on a free loopback port (as DESIGN.md prescribes)."""
+async def smtp_server(delay: float = 0.0, port: int = 0) -> AsyncIterator[Inbox]:
+    """aiosmtpd in this event loop on a loopback port, a free one by default (as DESIGN.md
+    prescribes)."""
     inbox = Inbox(delay=delay)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(inbox, hostname="localhost", enable_SMTPUTF8=True), "127.0.0.1", 0
+        lambda: SMTP(inbox, hostname="localhost", enable_SMTPUTF8=True), "127.0.0.1", port
     )
     inbox.port = server.sockets[0].getsockname()[1]
     try:

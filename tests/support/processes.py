@@ -39,6 +39,7 @@ class Served:
             {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": "", "BTEC_DRAIN_SECONDS": "0.2"}
         )
         environ.update(env)
+        self.environ = environ
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json", *args],
             stdout=subprocess.PIPE,
@@ -65,6 +66,23 @@ class Served:
                 self._reader.start()
                 return entry
         raise AssertionError("serve did not become ready")
+
+    def admin_token(self, email: str = "ops@example.org") -> str:
+        """An admin made with `btecctl users create-admin` beside this server, signed in."""
+        password = "a long enough passphrase for the ops admin"
+        subprocess.run(
+            [sys.executable, "-m", "btecctl", "users", "create-admin", email, "--name", "Ops",
+             "--password-stdin"],
+            env=self.environ, input=password + "\n", text=True, check=True,
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        body = json.dumps({"email": email, "password": password}).encode()
+        request = urllib.request.Request(  # noqa: S310 # the test's own server
+            self.url + "/api/v1/auth/login", data=body,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return str(json.loads(answer.read())["access_token"])
 
     def get(self, path: str) -> int:
         try:
