@@ -19,6 +19,7 @@ from aiohttp import web
 from server.cache.core import CACHE, Cache
 from server.config.settings import SETTINGS, Settings
 from server.jobs import admin as job_admin
+from server.jobs import outbox
 from server.jobs import queue as jobs
 from server.jobs import worker as job_worker
 from server.jobs.queue import JOBS
@@ -117,6 +118,22 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+@contextlib.asynccontextmanager
+async def relaying(pool: asyncpg.Pool | None, catalogue: jobs.Jobs) -> AsyncIterator[None]:
+    """The job outbox's relay (server.jobs.outbox), beside a worker that has the database."""
+    if pool is None:
+        yield
+        return
+    stop = asyncio.Event()
+    relay = asyncio.create_task(outbox.relay_loop(pool.acquire, catalogue, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(relay, 10)
+
+
 def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     """The queue (and, when asked, a worker in this process) on the app's Redis."""
 
@@ -143,7 +160,7 @@ def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[N
                 worker.context["storage"] = app.get(STORAGE)  # uploads, for scans
                 worker.context["metrics"] = app[METRICS]
                 worker.context["jobs"] = catalogue
-                async with job_worker.running_worker(worker):
+                async with job_worker.running_worker(worker), relaying(app.get(DB_POOL), catalogue):
                     yield
             else:
                 yield

@@ -511,12 +511,42 @@ def restore(settings: Settings, plan: RestorePlan, progress: Progress) -> dict[s
     """Restore `plan.backup`: verify, load, compare row counts, and optionally swap."""
     verify_files(plan.backup)
     url = plan.server_url
-    fmt = plan.backup.manifest["format"]
     with _admin(url) as conn:
         major, _ = server_version(conn)
         if not plan.clean:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(plan.into)))
-            _comment(conn, plan.into, f"{IN_PROGRESS} of {plan.backup.name}, started {_now()}")
+    with contextlib.ExitStack() as claim:
+        held = None if plan.clean else claim.enter_context(_claimed(url, plan))
+        result = _fill(settings, plan, major, progress, claim)
+        if held is not None:
+            _comment(held, plan.into, f"btec: restored from {plan.backup.name} at {_now()}")
+    if plan.swap and not plan.clean:
+        result["previous"] = swap_databases(url, plan.target, plan.into)
+        result["restored_into"] = plan.target
+    return result
+
+
+@contextlib.contextmanager
+def _claimed(url: str, plan: RestorePlan) -> Iterator[psycopg.Connection[Any]]:
+    """A connection of btecctl's to the new database for as long as the restore runs, which
+    marks it in progress: `leftover_databases` leaves alone a marked database that btecctl is
+    connected to, and takes one it is not (its btecctl was killed)."""
+    conn = psycopg.connect(with_database(url, plan.into), autocommit=True,
+                           application_name=APP_NAME)  # fmt: skip
+    try:
+        _comment(conn, plan.into, f"{IN_PROGRESS} of {plan.backup.name}, started {_now()}")
+        yield conn
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+
+
+def _fill(settings: Settings, plan: RestorePlan, major: int, progress: Progress,
+          claim: contextlib.ExitStack) -> dict[str, Any]:  # fmt: skip
+    """pg_restore into the plan's database, then the row counts; a failure drops a new
+    database (after letting go of its claim) and raises."""
+    url = plan.server_url
+    fmt = plan.backup.manifest["format"]
     tools = find_tools(settings, major)
     cmd = [tools.pg_restore, "--verbose", "--exit-on-error", "--no-owner", "--no-privileges",
            f"--dbname={with_database(url, plan.into)}"]  # fmt: skip
@@ -527,22 +557,14 @@ def restore(settings: Settings, plan: RestorePlan, progress: Progress) -> dict[s
     try:
         _run_tool([*cmd, str(plan.backup.dump)], _restore_watcher(progress))
         mismatches = compare_counts(with_database(url, plan.into), plan.backup.manifest["tables"])
+        if mismatches:
+            raise BackupError("row counts differ from the manifest: " + "; ".join(mismatches))
     except BaseException:
         if not plan.clean:
+            claim.close()
             _drop(url, plan.into)
         raise
-    if mismatches:
-        if not plan.clean:
-            _drop(url, plan.into)
-        raise BackupError("row counts differ from the manifest: " + "; ".join(mismatches))
-    if not plan.clean:
-        with _admin(url) as conn:
-            _comment(conn, plan.into, f"btec: restored from {plan.backup.name} at {_now()}")
-    result: dict[str, Any] = {"restored_into": plan.into, "tables": plan.backup.manifest["tables"]}
-    if plan.swap and not plan.clean:
-        result["previous"] = swap_databases(url, plan.target, plan.into)
-        result["restored_into"] = plan.target
-    return result
+    return {"restored_into": plan.into, "tables": plan.backup.manifest["tables"]}
 
 
 def _comment(conn: psycopg.Connection[Any], database: str, text: str) -> None:

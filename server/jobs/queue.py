@@ -182,21 +182,6 @@ class Jobs:
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
             raise QueueUnavailable("the job queue cannot be reached", retry_after=5) from None
 
-    async def follow_up(
-        self, name: str, *, key: str | None = None, about: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> bool:  # fmt: skip
-        """Queue a job that follows a change already committed (a scan, a similarity check,
-        a notice): with the queue down the change stands, the miss is logged as
-        `job_not_queued` with the task, its key and `about` (ids, never the arguments), for an
-        operator to queue it again, and this returns False."""
-        try:
-            await self.enqueue(name, key=key, **kwargs)
-        except QueueUnavailable:
-            log.warning("job_not_queued", task=name, key=key, **(about or {}))
-            return False
-        return True
-
     async def _enqueue(
         self, spec: JobSpec, key: str | None, limit: int | None, kwargs: dict[str, Any]
     ) -> Job | None:

@@ -8,6 +8,7 @@ import hashlib
 import time
 from typing import Any
 
+from server.jobs.outbox import FollowUp
 from server.jobs.queue import Jobs
 from server.services.links import Links
 
@@ -61,22 +62,19 @@ async def password_changed(jobs: Jobs, user: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
-async def grade_released(
-    jobs: Jobs, grade: dict[str, Any], facts: dict[str, Any], links: Links
-) -> bool:
-    """Tell the student their work was graded (or regraded); False when the queue is down
-    (the grade stands and the miss is logged for an operator)."""
-    link = links.submission_page(grade["submission_id"])
-    return await jobs.follow_up(
-        "send_email", key=f"grade:{grade['submission_id']}:{grade['version']}",
-        template="grade-released", to=facts["email"],
-        context={
+def grade_released(grade: dict[str, Any], facts: dict[str, Any], links: Links) -> FollowUp:
+    """The mail that tells the student their work was graded (or regraded): a follow-up of
+    the grade's transaction (server.jobs.outbox), one per grade version."""
+    key = f"grade:{grade['submission_id']}:{grade['version']}"
+    return FollowUp("send_email", key, {
+        "template": "grade-released", "to": facts["email"],
+        "context": {
             "name": facts["full_name"], "title": facts["title"], "unit_code": facts["unit_code"],
             "overall": grade["overall"], "grade_name": GRADE_NAMES[grade["overall"]],
             "criteria": grade["criteria"], "feedback": grade["feedback"],
-            "version": grade["version"], "link": link,
+            "version": grade["version"], "link": links.submission_page(grade["submission_id"]),
         },
-    )  # fmt: skip
+    }, about={"submission_id": grade["submission_id"]})  # fmt: skip
 
 
 async def test_message(jobs: Jobs, *, key: str, to: str, note: str, requested_by: str,

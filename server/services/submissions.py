@@ -40,6 +40,8 @@ from server.domain.errors import (
     WrongAssignment,
     field_error,
 )
+from server.jobs import outbox
+from server.jobs.outbox import FollowUp
 from server.jobs.queue import Jobs
 from server.observability.metrics import Metrics
 from server.services import notices
@@ -90,11 +92,17 @@ async def submit(
     document, outcome = await _save(db, student, assignment_id, answer, file_ids)
     if outcome != "unchanged":  # a client's retry of the same work: nothing to check again
         metrics.submissions.labels(outcome, "true" if document["late"] else "false").inc()
-        await jobs.follow_up(
-            "check_similarity", key=f"similarity:{document['id']}:{document['resubmissions']}",
-            submission_id=document["id"], resubmissions=document["resubmissions"],
-        )  # fmt: skip
+        await outbox.publish(db, jobs, [_similarity(document["id"], document["resubmissions"])])
     return document, outcome
+
+
+def _similarity(submission_id: int, resubmissions: int) -> FollowUp:
+    """The similarity check of a submission's version: a follow-up of its transaction."""
+    return FollowUp(
+        "check_similarity", f"similarity:{submission_id}:{resubmissions}",
+        {"submission_id": submission_id, "resubmissions": resubmissions},
+        about={"submission_id": submission_id},
+    )  # fmt: skip
 
 
 async def _save(
@@ -126,6 +134,7 @@ async def _save(
         if saved is None:
             raise SubmissionGraded("your submission has been graded meanwhile")
         await store.set_files(conn, saved["id"], file_ids, replace=before is not None)
+        await outbox.record(conn, _similarity(saved["id"], saved["resubmissions"]))
     document = {
         "id": saved["id"],
         "assignment_id": saved["assignment_id"],
@@ -293,12 +302,13 @@ async def give_grade(
     if_match: int | None,
 ) -> dict[str, Any]:
     """Grade a submission (or change its grade): the rules in this module's docstring. The
-    grade is counted and the student told by mail. Returns the grade."""
+    grade is counted and the student told by mail (the mail commits with the grade, in the
+    job outbox). Returns the grade."""
     given, notice = await _grade(
-        db, assessor, submission_id, assignment_id, marks, feedback, if_match
+        db, assessor, submission_id, assignment_id, marks, feedback, if_match, links
     )
     metrics.grades.labels(given["overall"]).inc()
-    await notices.grade_released(jobs, given, notice, links)
+    await outbox.publish(db, jobs, [notice])
     return given
 
 
@@ -310,7 +320,8 @@ async def _grade(
     marks: dict[str, bool],
     feedback: str,
     if_match: int | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    links: Links,
+) -> tuple[dict[str, Any], FollowUp]:
     async with db() as conn, conn.transaction():
         actual = await store.assignment_of(conn, submission_id)
         if actual is None:
@@ -341,7 +352,9 @@ async def _grade(
             overall=grading.overall(marks),
             feedback=feedback,
         )
-    notice = {k: row[k] for k in ("email", "full_name", "title", "unit_code")}
+        facts = {k: row[k] for k in ("email", "full_name", "title", "unit_code")}
+        notice = notices.grade_released(given, facts, links)
+        await outbox.record(conn, notice)
     return given, notice
 
 

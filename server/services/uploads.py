@@ -21,6 +21,8 @@ from server.domain.errors import (
     UnsafeArchive,
     UnsupportedType,
 )
+from server.jobs import outbox
+from server.jobs.outbox import FollowUp
 from server.jobs.queue import Jobs
 from server.platform.storage import Storage, StorageError, new_key
 from server.services.files import discard, public
@@ -96,9 +98,14 @@ async def accept(
         await asyncio.shield(discard(storage, key))
         raise
     if saved["scan_status"] == "pending":
-        file_id = str(saved["id"])
-        await jobs.follow_up("scan_file", about={"file_id": file_id}, file_id=file_id)
+        await outbox.publish(db, jobs, [_scan(saved["id"])])
     return public(saved)
+
+
+def _scan(file_id: uuid.UUID) -> FollowUp:
+    """The scan of an upload: a follow-up of the transaction that recorded it."""
+    return FollowUp("scan_file", f"scan-upload:{file_id}", {"file_id": str(file_id)},
+                    about={"file_id": str(file_id)})  # fmt: skip
 
 
 async def _check(rules: Rules, upload: Received) -> filetypes.Kind:
@@ -133,6 +140,8 @@ async def _record(
     }  # fmt: skip
     async with db() as conn, conn.transaction():
         saved = await store.insert_within_quota(conn, row, rules.quota_bytes)
+        if saved is not None and saved["scan_status"] == "pending":
+            await outbox.record(conn, _scan(saved["id"]))
     if saved is None:
         raise over_quota(upload.used, rules.quota_bytes, upload.size)
     return saved

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from server.app import create_app
 from server.config.settings import Settings
-from server.platform.embedded import EmbeddedPostgres
+from server.platform.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.support.env import cli_env, closed_port
 
 
@@ -34,8 +34,12 @@ async def _served(aiohttp_server: Callable[..., Any], settings: Settings) -> str
 
 
 async def test_cli_health_pass(
-    aiohttp_server: Callable[..., Any], settings: Settings, acli: Callable[..., Any]
-) -> None:
+    aiohttp_server: Callable[..., Any], make_settings: Callable[..., Settings],
+    acli: Callable[..., Any], own_redis: EmbeddedRedis,
+) -> None:  # fmt: skip
+    """A Redis that keeps its data (the embedded one): a machine's may not, and the health
+    then warns, rightly (tests/http/test_health.py)."""
+    settings = make_settings(scan_disabled=True, redis_url=SecretStr(own_redis.url()))
     url = await _served(aiohttp_server, settings)
     result = await acli("health", "--url", url, "--json", env=cli_env(settings))
     assert result.exit_code == 0, result.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from tests.support.backups import ok, seeded, wait_for_copy
 from tests.support.wait import eventually_sync
 
 TOOLS = ("pg_restore", "pg_dump")
+RUN = secrets.token_hex(3)  # the databases of this run: never another run's
+KILL, TERM, BUSY = (f"btec_fault_{what}_{RUN}" for what in ("kill", "term", "busy"))
 
 
 @pytest.fixture
@@ -87,24 +90,24 @@ def test_sigkill_mid_restore_leaves_no_process_and_a_listed_database_prune_drops
 ) -> None:
     name = _backup(cli, env)
     before = _audit_rows(source)
-    proc = _start(env, "restore", name, "--into", "btec_fault_kill", "--yes")
-    wait_for_copy(source)
+    proc = _start(env, "restore", name, "--into", KILL, "--yes")
+    wait_for_copy(source, database=KILL)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     _no_strays(tmp_path)
-    assert _databases(source, "btec_fault_kill") == ["btec_fault_kill"]  # half restored
+    assert _databases(source, KILL) == [KILL]  # half restored
 
     listed = eventually_sync(lambda: ok(cli, "db", "backups", env=env),
                              lambda doc: doc["leftover_databases"], timeout=15,
                              message="the backend of the killed pg_restore ends")  # fmt: skip
-    assert [d["database"] for d in listed["leftover_databases"]] == ["btec_fault_kill"]
+    assert [d["database"] for d in listed["leftover_databases"]] == [KILL]
     assert "restore in progress" in listed["leftover_databases"][0]["mark"]
     assert name in listed["leftover_databases"][0]["mark"]
     dry = ok(cli, "db", "prune", "--dry-run", env=env)
-    assert dry["databases_dropped"] == ["btec_fault_kill"]
-    assert _databases(source, "btec_fault_kill") == ["btec_fault_kill"]
-    assert ok(cli, "db", "prune", env=env)["databases_dropped"] == ["btec_fault_kill"]
-    assert _databases(source, "btec_fault_kill") == []
+    assert dry["databases_dropped"] == [KILL]
+    assert _databases(source, KILL) == [KILL]
+    assert ok(cli, "db", "prune", env=env)["databases_dropped"] == [KILL]
+    assert _databases(source, KILL) == []
     assert ok(cli, "db", "backups", env=env)["leftover_databases"] == []
     assert _audit_rows(source) == before
 
@@ -114,17 +117,17 @@ def test_sigterm_mid_restore_exits_1_saying_so_and_drops_its_database(
 ) -> None:
     name = _backup(cli, env)
     before = _audit_rows(source)
-    proc = _start(env, "restore", name, "--into", "btec_fault_term", "--yes")
-    wait_for_copy(source)
+    proc = _start(env, "restore", name, "--into", TERM, "--yes")
+    wait_for_copy(source, database=TERM)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stdout + stderr
     error = json.loads(stdout.strip().splitlines()[-1])["error"]
     assert "stopped by SIGTERM before the restore finished" in error
-    assert "database btec_fault_term was dropped" in error
+    assert f"database {TERM} was dropped" in error
     assert "Traceback" not in stderr
     _no_strays(tmp_path)
-    assert _databases(source, "btec_fault_term") == []
+    assert _databases(source, TERM) == []
     assert ok(cli, "db", "backups", env=env)["leftover_databases"] == []
     assert _audit_rows(source) == before
 
@@ -134,14 +137,14 @@ def test_a_restore_in_progress_is_not_a_leftover(
 ) -> None:
     """`db prune` while another btecctl restores leaves that restore alone."""
     name = _backup(cli, env)
-    proc = _start(env, "restore", name, "--into", "btec_fault_busy", "--yes")
+    proc = _start(env, "restore", name, "--into", BUSY, "--yes")
     try:
-        wait_for_copy(source)
+        wait_for_copy(source, database=BUSY)
         assert ok(cli, "db", "prune", env=env)["databases_dropped"] == []
     finally:
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stdout + stderr
-    assert _databases(source, "btec_fault_busy") == ["btec_fault_busy"]
+    assert _databases(source, BUSY) == [BUSY]
     assert ok(cli, "db", "backups", env=env)["leftover_databases"] == []  # finished: not one
 
 

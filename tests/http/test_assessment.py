@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from server.app import create_app
 from server.config.settings import Settings
 from server.domain.grading import overall
+from server.platform.postgres import DB_POOL
 from tests.support.accounts import CHEAP, PASSWORD, make_admin, session_of
 from tests.support.env import cli_env, closed_port
 from tests.support.jobs import jobs_idle
@@ -729,13 +730,19 @@ async def test_with_redis_down_work_is_still_taken_and_graded(
     broken = {**school, "http": http}
     listed = await ok(await http.get("/api/v1/assignments", headers=school["stu"]))
     assert listed["total"] == 1  # uncached, from PostgreSQL
-    sub = await ok(await submit(broken, "stu", made["id"]), 201)  # the check waits for an operator
+    sub = await ok(await submit(broken, "stu", made["id"]), 201)  # its check waits in the outbox
     given = await ok(await grade(broken, "sam", sub, marks("P1 P2")))
     assert given["overall"] == "P"
     text = logs.getvalue()
-    assert "job_not_queued" in text
+    assert "job_kept_in_outbox" in text
     assert "check_similarity" in text
     assert "Traceback" not in text
+    async with http.app[DB_POOL].acquire() as conn:
+        kept = await conn.fetch("SELECT task, job_key FROM job_outbox ORDER BY created_at")
+    assert [(r["task"], r["job_key"]) for r in kept] == [
+        ("check_similarity", f"similarity:{sub['id']}:0"),
+        ("send_email", f"grade:{sub['id']}:1"),
+    ]
 
 
 # -- Operators' commands -------------------------------------------------------------------

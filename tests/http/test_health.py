@@ -47,10 +47,12 @@ def aiohttp_client(aiohttp_client: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
+def settings(make_settings: Callable[..., Settings], own_redis: EmbeddedRedis) -> Settings:
     """Everything up, and no virus scanner on purpose (tests/platform/test_scan.py covers
-    clamd's check): otherwise the scanner check warns that uploads go unscanned."""
-    return make_settings(scan_disabled=True)
+    clamd's check): otherwise the scanner check warns that uploads go unscanned. Redis is an
+    embedded one, which keeps an append-only file: a machine's Redis may keep nothing, and
+    `redis:persistence` then warns, rightly."""
+    return make_settings(scan_disabled=True, redis_url=SecretStr(own_redis.url()))
 
 
 async def test_live_answers_pass(client: Any) -> None:
@@ -82,9 +84,9 @@ async def test_ready_passes_with_everything_up(client: Any) -> None:
 
 
 async def test_anonymous_callers_see_status_only(
-    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+    aiohttp_client: Callable[..., Any], settings: Settings
 ) -> None:
-    settings = make_settings(health_token=SecretStr("t" * 40), scan_disabled=True)
+    settings = settings.model_copy(update={"health_token": SecretStr("t" * 40)})
     client = await aiohttp_client(create_app(settings, worker=True), headers={})
     anonymous = await client.get("/api/v1/health")
     assert anonymous.status == 200

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from server.platform.pgnames import with_database
+from server.platform.pgnames import database_name, with_database
 from tests.support.wait import eventually_sync
 
 AUDIT_ROWS = """
@@ -42,13 +42,15 @@ def ok(cli: Callable[..., Any], *args: str, env: dict[str, str]) -> dict[str, An
     return dict(json.loads(result.stdout))
 
 
-def wait_for_copy(url: str, timeout: float = 30) -> bool:
-    """Until btecctl's connection is copying rows (a dump or a restore under way)."""
+def wait_for_copy(url: str, timeout: float = 30, database: str | None = None) -> bool:
+    """Until btecctl's connection to `database` (default: `url`'s) is copying rows (a dump or
+    a restore under way); another test's btecctl on the same server does not count."""
+    name = database or database_name(url)
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
         eventually_sync(
             lambda: conn.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE application_name = 'btecctl' "
-                "AND query ILIKE 'COPY%%'"
+                "AND datname = %s AND query ILIKE 'COPY%%'", (name,)
             ).fetchone(),
             timeout=timeout, interval=0.01, message="btecctl is copying rows",
         )  # fmt: skip
