@@ -119,13 +119,15 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def relaying(pool: asyncpg.Pool | None, catalogue: jobs.Jobs) -> AsyncIterator[None]:
+async def relaying(
+    pool: asyncpg.Pool | None, catalogue: jobs.Jobs, every: float
+) -> AsyncIterator[None]:
     """The job outbox's relay (server.jobs.outbox), beside a worker that has the database."""
     if pool is None:
         yield
         return
     stop = asyncio.Event()
-    relay = asyncio.create_task(outbox.relay_loop(pool.acquire, catalogue, stop))
+    relay = asyncio.create_task(outbox.relay_loop(pool.acquire, catalogue, stop, every))
     try:
         yield
     finally:
@@ -160,7 +162,10 @@ def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[N
                 worker.context["storage"] = app.get(STORAGE)  # uploads, for scans
                 worker.context["metrics"] = app[METRICS]
                 worker.context["jobs"] = catalogue
-                async with job_worker.running_worker(worker), relaying(app.get(DB_POOL), catalogue):
+                async with (
+                    job_worker.running_worker(worker),
+                    relaying(app.get(DB_POOL), catalogue, settings.outbox_relay_seconds),
+                ):
                     yield
             else:
                 yield

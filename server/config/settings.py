@@ -177,6 +177,11 @@ class Settings(BaseSettings):
         " up to 10 minutes.",
     )
     worker_concurrency: int = Field(10, ge=1, le=1000, description="Jobs one worker runs at once.")
+    outbox_relay_seconds: PositiveFloat = Field(
+        5.0,
+        description="How often a worker queues the follow-up jobs kept in the outbox while "
+        "Redis was down (those older than twice this: younger ones are their writer's).",
+    )
     worker_drain_seconds: NonNegativeFloat = Field(
         20.0, description="On SIGTERM, seconds running jobs get before they go back to the queue."
     )

@@ -3,13 +3,13 @@ repair by hand when the queue was down at the moment of a change (the scan after
 the similarity check after a submission, the notice of a grade).
 
 A service records the job in PostgreSQL, in the transaction of the change it follows
-(`record`), so that the change and its job commit together or not at all. Once the
-transaction commits, `publish` puts the job on the queue and deletes its row; when Redis cannot
-take it, the row stays, logged once as `job_kept_in_outbox`. A relay in every worker process
-(`relay_loop`) queues what was kept every few seconds, oldest first, and deletes each row once
-queued. Every job has an idempotency key, and the queue refuses a key it holds or has done, so
-a row queued twice (a relay racing a publish, a crash between queueing and deleting) still
-runs once.
+(`record`), so that the change and its job commit together or not at all. Once the transaction
+commits, `publish` puts the job on the queue and deletes its row; when Redis cannot take it,
+the row stays, logged once as `job_kept_in_outbox`. A relay in every worker process
+(`relay_loop`) queues what was kept every BTEC_OUTBOX_RELAY_SECONDS, oldest first, and deletes
+each row once queued. Every job has an idempotency key, and the queue refuses a key it holds or
+has done, so a row queued twice (a relay racing a publish, a crash between queueing and
+deleting) still runs once.
 
 Chosen over queueing after the commit alone (what `Jobs.follow_up` did: a Redis outage lost
 the job, logged for an operator) and over a two-phase commit between PostgreSQL and Redis
@@ -32,8 +32,6 @@ from server.jobs.queue import Jobs, log
 Conn = Any  # an asyncpg connection, pooled or not
 Connect = Callable[[], contextlib.AbstractAsyncContextManager[Any]]  # as services take `db`
 
-RELAY_SECONDS = 5.0  # how often a worker queues what was kept
-RELAY_AFTER_SECONDS = 10.0  # a row younger than this is its publisher's to queue
 RELAY_BATCH = 200
 
 
@@ -75,9 +73,10 @@ async def publish(db: Connect, jobs: Jobs, follows: Sequence[FollowUp]) -> bool:
     return len(queued) == len(follows)
 
 
-async def relay(db: Connect, jobs: Jobs, *, after_seconds: float = RELAY_AFTER_SECONDS) -> int:
-    """Queue the jobs kept in the outbox (older than `after_seconds`), oldest first; each row
-    goes once queued. How many were queued; stops at the first the queue refuses."""
+async def relay(db: Connect, jobs: Jobs, *, after_seconds: float) -> int:
+    """Queue the jobs kept in the outbox (older than `after_seconds`: a younger one is its
+    writer's to queue), oldest first; each row goes once queued. How many were queued; stops
+    at the first the queue refuses."""
     async with db() as conn:
         rows = await conn.fetch(
             "SELECT job_key, task, kwargs, about FROM job_outbox "
@@ -107,12 +106,12 @@ async def pending(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM job_outbox"))
 
 
-async def relay_loop(db: Connect, jobs: Jobs, stop: asyncio.Event,
-                     every: float = RELAY_SECONDS) -> None:  # fmt: skip
-    """Relay every `every` seconds until `stop` is set; a failed round is logged and retried."""
+async def relay_loop(db: Connect, jobs: Jobs, stop: asyncio.Event, every: float) -> None:
+    """Relay every `every` seconds the jobs older than twice that, until `stop` is set; a
+    failed round is logged and retried."""
     while not stop.is_set():
         try:
-            await relay(db, jobs)
+            await relay(db, jobs, after_seconds=2 * every)
         except Exception as exc:  # the database is down: the next round tries again
             log.warning("outbox_relay_failed", error=describe(exc))
         try:

@@ -720,6 +720,7 @@ async def test_with_redis_down_work_is_still_taken_and_graded(
     aiohttp_client: Callable[..., Any],
     school_settings: Settings,
     logs: io.StringIO,
+    inbox: Inbox,
 ) -> None:
     made = await assignment(school, await unit(school))
     down = school_settings.model_copy(
@@ -743,6 +744,20 @@ async def test_with_redis_down_work_is_still_taken_and_graded(
         ("check_similarity", f"similarity:{sub['id']}:0"),
         ("send_email", f"grade:{sub['id']}:1"),
     ]
+    # Redis is back (a worker on it): the relay queues what was kept, and each job runs once.
+    relaying = school_settings.model_copy(update={"outbox_relay_seconds": 0.2})
+    worker = await aiohttp_client(create_app(relaying, worker=True))
+    await eventually(lambda: len(inbox.messages) >= 1, timeout=30,
+                     message="the kept grade notice is relayed and sent")  # fmt: skip
+    async with worker.app[DB_POOL].acquire() as conn:
+        await eventually(lambda: _outbox_empty(conn), timeout=30, message="the outbox empties")
+    await jobs_idle(worker.app)
+    assert [m["Subject"] for m in inbox.messages].count(inbox.messages[0]["Subject"]) == 1
+    assert "job_relayed" in logs.getvalue()
+
+
+async def _outbox_empty(conn: Any) -> bool:
+    return int(await conn.fetchval("SELECT count(*) FROM job_outbox")) == 0
 
 
 # -- Operators' commands -------------------------------------------------------------------
