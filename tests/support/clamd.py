@@ -59,7 +59,7 @@ class ClamdServer:
             return sum(1 for line in table if line.rstrip().endswith(path)) - 1  # the listener
 
 
-def _answers(path: Path) -> bool:
+def answers(path: Path) -> bool:
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(1)
@@ -91,8 +91,8 @@ def clamd_server(stream_max: str = "25M") -> Iterator[ClamdServer]:
         )
         try:
             with contextlib.suppress(AssertionError):  # not up in time: its log says why
-                eventually_sync(lambda: proc.poll() is not None or _answers(sock), timeout=30)
-            if proc.poll() is not None or not _answers(sock):
+                eventually_sync(lambda: proc.poll() is not None or answers(sock), timeout=30)
+            if proc.poll() is not None or not answers(sock):
                 log = (root / "clamd.log").read_text() if (root / "clamd.log").exists() else ""
                 raise RuntimeError(f"clamd did not start:\n{log[-2000:]}")
             yield ClamdServer(proc, sock, port)
