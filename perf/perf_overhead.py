@@ -13,7 +13,13 @@ with btecctl's system tags) to /dev/null: what k6 itself spends on that output, 
 cannot avoid while it reads per-request figures (k6 has no per-metric output filter), apart
 from what btecctl's own reading costs.
 
-`python perf/perf_overhead.py [--rounds 3] [--vus 50] [--duration 10s]`
+`--scenario browse` measures a realistic load instead of the worst case: students browsing
+seeded units and assignments (a few hundred requests/s that each do real work, where health's
+are the cheapest the server answers). The server is seeded once, as an admin; bare k6 reads
+that seed, and btecctl seeds its own copy beside it with `--admin-token` (outside the load).
+
+`python perf/perf_overhead.py [--scenario health|browse] [--rounds 3] [--vus 50]
+[--duration 10s]`
 """
 
 from __future__ import annotations
@@ -30,7 +36,30 @@ from pathlib import Path
 import psutil
 from harness import HERE, btec_env, btec_server, free_port, k6_binary, median
 
+from btecctl.loadtest.seed import SERVER_ENV
+
 SCRIPT = HERE / "scenarios" / "health.js"
+SEED: dict[str, str] = {}  # a seeded scenario's: the seed file k6 reads, the admin's token
+
+
+def _seed(url: str, data: Path) -> None:
+    """Seed the server as an admin made with btecctl; the seed and the admin's token in SEED."""
+    import asyncio
+
+    from btecctl.loadtest import seed
+
+    seed.create_admin(btec_env(data, **SERVER_ENV), seed.ADMIN_EMAIL, seed.PASSWORD)
+    admin = seed.Admin(seed.ADMIN_EMAIL, seed.PASSWORD)
+    document = asyncio.run(seed.seed_async(url, admin, seed.Sizes(students=100)))
+    (data / "seed.json").write_text(json.dumps(document))
+
+    async def token() -> str:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            return await seed.Api(http, url, 1).login(seed.ADMIN_EMAIL, seed.PASSWORD)
+
+    SEED.update(file=str(data / "seed.json"), admin_token=asyncio.run(token()))
 
 
 def _watch(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
@@ -50,6 +79,7 @@ def _watch(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
 
 
 def bare(url: str, vus: int, duration: str, points: bool = False) -> dict[str, float]:
+    seeded = ["-e", f"SEED_FILE={SEED['file']}"] if SEED else []
     from btecctl.loadtest.k6 import SYSTEM_TAGS
 
     output = ["--out", "json=/dev/null", "--system-tags", SYSTEM_TAGS] if points else []
@@ -57,7 +87,7 @@ def bare(url: str, vus: int, duration: str, points: bool = False) -> dict[str, f
         summary = Path(tmp) / "summary.json"
         cmd = ["taskset", "-c", "1", k6_binary(), "run", "--quiet", "--no-usage-report",
                "--address", "", "--summary-export", str(summary), "-e", f"BASE_URL={url}",
-               "-e", f"VUS={vus}", "-e", f"DURATION={duration}", *output,
+               "-e", f"VUS={vus}", "-e", f"DURATION={duration}", *output, *seeded,
                str(SCRIPT)]  # fmt: skip
         _, _, wall = _watch(cmd, {**os.environ})
         reqs = json.loads(summary.read_text())["metrics"]["http_reqs"]
@@ -65,9 +95,11 @@ def bare(url: str, vus: int, duration: str, points: bool = False) -> dict[str, f
 
 
 def btecctl(url: str, data: Path, vus: int, duration: str) -> dict[str, float]:
-    cmd = ["taskset", "-c", "1", sys.executable, "-m", "btecctl", "perf", "run", "health",
-           "--url", url, "--vus", str(vus), "--duration", duration, "--json"]  # fmt: skip
-    out, cpu, wall = _watch(cmd, btec_env(data))
+    cmd = ["taskset", "-c", "1", sys.executable, "-m", "btecctl", "perf", "run", SCRIPT.stem,
+           "--url", url, "--vus", str(vus), "--duration", duration, "--json",
+           "--thresholds", str(HERE / "thresholds-functional.toml")]  # fmt: skip
+    extra = {"BTEC_PERF_ADMIN_TOKEN": SEED["admin_token"]} if SEED else {}
+    out, cpu, wall = _watch(cmd, btec_env(data, **extra))
     summary = json.loads(out.strip().splitlines()[-1])
     every = summary["requests"]["all"]
     return {"rps": every["rate_per_s"], "requests": every["count"], "wall_s": round(wall, 2),
@@ -79,13 +111,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--vus", type=int, default=50)
     ap.add_argument("--duration", default="10s")
+    ap.add_argument("--scenario", choices=("health", "browse"), default="health")
     args = ap.parse_args()
+    global SCRIPT
+    SCRIPT = HERE / "scenarios" / f"{args.scenario}.js"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="btec-perf-overhead-") as tmp:
         data = Path(tmp)
         rounds = []
-        with btec_server(port, data):
+        server_env = SERVER_ENV if args.scenario != "health" else {}
+        with btec_server(port, data, **server_env):
+            if args.scenario != "health":
+                _seed(url, data)
             for _ in range(args.rounds):
                 pair = {"bare": bare(url, args.vus, args.duration),
                         "bare_json": bare(url, args.vus, args.duration, points=True),
