@@ -143,7 +143,7 @@ def postman(ctx: typer.Context, check: PostmanCheckOpt = False, as_json: JsonOpt
 def docs(ctx: typer.Context, check: CheckOpt = False, as_json: JsonOpt = False) -> None:
     """Write the generated references in docs/: the CLI (cli.md), the configuration
     (configuration.md), the HTTP API (api.md) and its OpenAPI document (openapi.json), from
-    the code itself."""
+    the code itself; and deploy/btec.env, the production environment file."""
     from btecctl import reference
     from server.app.factory import openapi_document
     from server.config.settings import Settings
@@ -153,6 +153,9 @@ def docs(ctx: typer.Context, check: CheckOpt = False, as_json: JsonOpt = False) 
             ctx.find_root().command, openapi_document(Settings.model_construct())
         )
         changed = reference.stale(pages) if check else reference.write(pages)
+        deploy = reference.deploy_pages()
+        done = reference.stale if check else reference.write
+        changed += [f"deploy/{n}" for n in done(deploy, reference.DEPLOY)]
     verb = "stale" if check else "written"
     report(as_json, {"ok": not (check and changed), verb: changed},
            lambda: err_console.print(f"{verb}: {', '.join(changed) or 'none'}"))  # fmt: skip

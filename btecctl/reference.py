@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import textwrap
 import types
 import typing
 from collections.abc import Iterator
@@ -187,6 +188,62 @@ def _setting_default(field: FieldInfo) -> str:
     if value == "":
         return "empty"
     return f"`{value}`"
+
+
+# The production environment file ----------------------------------------------------------
+
+DEPLOY = PROJECT_ROOT / "deploy"
+# What production must set (server.config.settings refuses to start without them), with the
+# shape of a value; every other setting follows, commented out at its default.
+PRODUCTION = (
+    ("BTEC_ENV", "production"),
+    ("BTEC_DATABASE_URL", "postgresql://btec:CHANGE-ME@127.0.0.1:6432/btec"),
+    ("BTEC_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    ("BTEC_SECRET_KEY", "CHANGE-ME"),  # 32 or more random characters: openssl rand -base64 48
+    ("BTEC_CLAMD_URL", "unix:///run/clamav/clamd.ctl"),
+    ("BTEC_SMTP_URL", "smtp://mail.college.example.ac.uk:587?starttls=required"),
+    ("BTEC_PUBLIC_URL", "https://btec.college.example.ac.uk"),
+    ("BTEC_DATA_DIR", "/var/lib/btec"),
+)
+
+
+def env_file() -> str:
+    """deploy/btec.env: the environment file of a production install (/etc/btec/env, read by
+    the systemd units in deploy/systemd/): what production must set, then every setting with
+    its meaning, commented out at its default."""
+    lines = [
+        "# btec's environment file: install as /etc/btec/env (mode 0640, owner root, group\n",
+        "# btec). Generated from server/config/settings.py by `btecctl dev docs`; every variable\n",
+        "# is in docs/configuration.md.\n\n",
+        "# What production must set: it refuses to start without the first five, and with a\n",
+        "# CHANGE-ME left in the secret key (too short to pass).\n",
+        *(f"{name}={value}\n" for name, value in PRODUCTION),
+        "\n# Every other setting, at its default.\n",
+    ]
+    given = {name for name, _ in PRODUCTION}
+    for name, field in Settings.model_fields.items():
+        variable = _variable(name, field)
+        if variable in given:
+            continue
+        meaning = " ".join((field.description or "").split())
+        lines.append("\n" + "".join(f"# {line}\n" for line in textwrap.wrap(meaning, 94)))
+        lines.append(f"#{variable}={_env_default(field)}\n")
+    return "".join(lines)
+
+
+def _env_default(field: FieldInfo) -> str:
+    value = field.default
+    if value is None or isinstance(value, SecretStr):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Path) and value.is_absolute():
+        return ""  # a path of the checkout: production names its own
+    return str(value)
+
+
+def deploy_pages() -> dict[str, str]:
+    return {"btec.env": env_file()}
 
 
 # The HTTP API ------------------------------------------------------------------------------
