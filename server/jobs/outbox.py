@@ -68,8 +68,13 @@ async def publish(db: Connect, jobs: Jobs, follows: Sequence[FollowUp]) -> bool:
             log.warning("job_kept_in_outbox", task=follow.task, key=follow.key,
                         error=describe(exc), **follow.about)  # fmt: skip
     if queued:
-        async with db() as conn:
-            await conn.execute("DELETE FROM job_outbox WHERE job_key = ANY($1::text[])", queued)
+        try:
+            async with db() as conn:
+                await conn.execute("DELETE FROM job_outbox WHERE job_key = ANY($1::text[])",
+                                   queued)  # fmt: skip
+        except Exception as exc:  # the change is committed and its jobs queued: answer so
+            # The relay finds these rows queued already (their keys) and deletes them.
+            log.warning("outbox_rows_kept", keys=queued, error=describe(exc))
     return len(queued) == len(follows)
 
 
