@@ -1,13 +1,9 @@
-"""The child processes of a run (k6, btecctl's own server): their environment, and the
-signal that ends them when btecctl ends, however it ends."""
+"""The environment of a run's child processes (k6, btecctl's own server); the signal that ends
+them with btecctl is server.platform.children's."""
 
 from __future__ import annotations
 
 import os
-
-from server.platform.children import die_with_parent
-
-__all__ = ["child_env", "die_with_parent"]
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -93,11 +92,3 @@ def render(summary: dict[str, Any]) -> str:
     env.filters["num"] = lambda v: "-" if v is None else f"{v:,.4g}"
     template = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
     return env.from_string(template).render(s=summary, plots=plots(summary))
-
-
-def write(directory: Path, summary: dict[str, Any]) -> Path:
-    """report.html in `directory`, written whole to a draft and renamed."""
-    draft = directory / f".{REPORT}.tmp"
-    draft.write_text(render(summary), encoding="utf-8")
-    draft.replace(directory / REPORT)
-    return directory / REPORT

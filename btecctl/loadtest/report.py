@@ -111,12 +111,14 @@ def write(directory: Path, summary: dict[str, Any], k6_summary: dict[str, Any] |
     """summary.json (and k6's own summary beside it) and report.html in `directory`; each
     written whole to a draft and renamed, so a reader never sees half a file."""
     directory.mkdir(parents=True, exist_ok=True)
-    files = {SUMMARY: summary, **({K6_SUMMARY: k6_summary} if k6_summary else {})}
-    for name, document in files.items():
+    documents = {SUMMARY: summary, **({K6_SUMMARY: k6_summary} if k6_summary else {})}
+    files = {name: json.dumps(document, indent=2, default=str) + "\n"
+             for name, document in documents.items()}  # fmt: skip
+    files[html.REPORT] = html.render(summary)
+    for name, text in files.items():
         draft = directory / f".{name}.tmp"
-        draft.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        draft.write_text(text, encoding="utf-8")
         draft.replace(directory / name)
-    html.write(directory, summary)
     return directory / SUMMARY
 
 

@@ -31,9 +31,10 @@ from typing import Any
 
 from btecctl.health import Reading, read, scrape
 from btecctl.loadtest import seed
-from btecctl.loadtest.children import child_env, die_with_parent
+from btecctl.loadtest.children import child_env
 from btecctl.loadtest.scenarios import Seed
 from server.config.settings import Settings
+from server.platform.children import die_with_parent
 
 STARTUP_SECONDS = 180  # a first start makes a PostgreSQL cluster (initdb), slow on a busy machine
 STOP_SECONDS = 60

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -119,21 +121,28 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def relaying(
-    pool: asyncpg.Pool | None, catalogue: jobs.Jobs, every: float
+async def looping(
+    loop: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
 ) -> AsyncIterator[None]:
-    """The job outbox's relay (server.jobs.outbox), beside a worker that has the database."""
-    if pool is None:
-        yield
-        return
+    """`loop(stop)` in a task for the block; then `stop` is set and the loop gets 10 s to end
+    (an event, not cancellation: redis-py can turn a cancellation into a ConnectionError)."""
     stop = asyncio.Event()
-    relay = asyncio.create_task(outbox.relay_loop(pool.acquire, catalogue, stop, every))
+    task = asyncio.create_task(loop(stop))
     try:
         yield
     finally:
         stop.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(relay, 10)
+            await asyncio.wait_for(task, 10)
+
+
+def relaying(
+    pool: asyncpg.Pool | None, catalogue: jobs.Jobs, every: float
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """The job outbox's relay (server.jobs.outbox), beside a worker that has the database."""
+    if pool is None:
+        return contextlib.nullcontext()
+    return looping(functools.partial(outbox.relay_loop, pool.acquire, catalogue, every=every))
 
 
 def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -146,10 +155,11 @@ def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[N
         saq_queue = jobs.create_queue(settings.redis_url.get_secret_value())
         catalogue = jobs.Jobs(saq_queue, handlers.specs(settings), app[METRICS])
         app[JOBS] = catalogue
-        stop_monitor = asyncio.Event()
-        monitor = asyncio.create_task(job_admin.monitor_queue(catalogue, stop_monitor))
         try:
-            if run_worker:
+            async with looping(functools.partial(job_admin.monitor_queue, catalogue)):
+                if not run_worker:
+                    yield
+                    return
                 worker = job_worker.build_worker(
                     catalogue,
                     settings=settings,
@@ -167,12 +177,7 @@ def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[N
                     relaying(app.get(DB_POOL), catalogue, settings.outbox_relay_seconds),
                 ):
                     yield
-            else:
-                yield
         finally:
-            stop_monitor.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(monitor, 10)
             # saq unsubscribes from Redis on the way out, which fails when Redis is down.
             with contextlib.suppress(aioredis.RedisError, OSError):
                 await saq_queue.disconnect()

@@ -119,7 +119,5 @@ async def relay_loop(db: Connect, jobs: Jobs, stop: asyncio.Event, every: float)
             await relay(db, jobs, after_seconds=2 * every)
         except Exception as exc:  # the database is down: the next round tries again
             log.warning("outbox_relay_failed", error=describe(exc))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            continue

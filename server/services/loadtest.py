@@ -30,13 +30,17 @@ def pattern_of(tag: str | None) -> str:
     return found.group(1)
 
 
+async def _found(conn: Any, tag: str | None) -> dict[str, Any]:
+    """What carries `tag` (or any tag): the tags found and the rows of each kind."""
+    tags = [f"perf-{t}" for t in await store.tags(conn)]
+    rows = await store.counts(conn, pattern_of(tag))
+    return {"tags": [t for t in tags if tag in (None, t)], "rows": rows}
+
+
 async def tagged(*, db: Connect, tag: str | None) -> dict[str, Any]:
     """What carries `tag` (or any tag): the tags found and the rows of each kind."""
-    pattern = pattern_of(tag)
     async with db() as conn:
-        found = [f"perf-{t}" for t in await store.tags(conn)]
-        rows = await store.counts(conn, pattern)
-    return {"tags": [t for t in found if tag in (None, t)], "rows": rows}
+        return await _found(conn, tag)
 
 
 async def remove(
@@ -45,10 +49,9 @@ async def remove(
     """Delete what carries `tag` (or any tag): what went, as `tagged` counts it."""
     pattern = pattern_of(tag)
     async with db() as conn, conn.transaction():
-        found = [f"perf-{t}" for t in await store.tags(conn)]
-        rows = await store.counts(conn, pattern)
+        found = await _found(conn, tag)
         files = await store.delete(conn, pattern)
     await asyncio.shield(asyncio.gather(*(discard(storage, f["storage_key"]) for f in files)))
-    if cache is not None and (rows["units"] or rows["assignments"]):
+    if cache is not None and (found["rows"]["units"] or found["rows"]["assignments"]):
         await cache.invalidate(UNITS_TAG, ASSIGNMENTS_TAG)
-    return {"tags": [t for t in found if tag in (None, t)], "rows": rows}
+    return found
