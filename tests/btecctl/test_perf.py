@@ -37,6 +37,7 @@ from server.config.settings import Settings
 from server.schema.migrate_test import scratch_database
 from tests.support.browser import chromium
 from tests.support.env import cli_env, closed_port, free_port
+from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
@@ -557,14 +558,9 @@ def test_compare_bad_input(tmp_path: Path, own_env: dict[str, str]) -> None:
 
 
 def _sign_in(url: str, email: str, password: str) -> str:
-    import urllib.request
-
-    body = json.dumps({"email": email, "password": password}).encode()
-    request = urllib.request.Request(  # noqa: S310 # the test's own server
-        url + "/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 # the test's server
-        return str(json.loads(answer.read())["access_token"])
+    status, body = call(url + "/api/v1/auth/login", body={"email": email, "password": password})
+    assert status == 200, body
+    return str(body["access_token"])
 
 
 def test_a_url_is_seeded_with_an_admin_token_and_cleanup_removes_only_its_data(

@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 import threading
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from server.platform.pgnames import database_name, with_database
 from server.schema.migrate_test import scratch_database
 from tests.support.env import free_port, required_tool
+from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
@@ -45,12 +45,7 @@ def _config(tmp_path: Path, direct: str, port: int) -> Path:
 
 
 def _get(url: str, token: str) -> int:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return call(url, token=token)[0]
 
 
 def test_btec_serves_through_pgbouncer_in_transaction_mode(

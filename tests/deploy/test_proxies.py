@@ -6,7 +6,6 @@ readiness check takes that one out; nginx moves to the other on a refused connec
 from __future__ import annotations
 
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from server.config.settings import PROJECT_ROOT
 from tests.support.env import closed_port, free_port, required_tool
+from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
@@ -77,11 +77,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 # loopback proxy
-            return int(answer.status)
-    except OSError:
-        return 0
+    return call(url, timeout=10)[0]
 
 
 def _through(proxy: list[str], port: int) -> list[int]:

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pytest
 
 from server.platform.mail import caught
 from tests.support.env import free_port
+from tests.support.http import call
 from tests.support.mail import smtp_server
 from tests.support.processes import Served, embedded_processes
 from tests.support.wait import eventually, eventually_sync
@@ -34,17 +34,8 @@ OPS = "an operator token for the fault tests, long enough"
 QUEUED = 3
 
 
-def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, dict[str, Any]]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310 # the test's own server
-        url, data=data, method=method,
-        headers={"Authorization": f"Bearer {OPS}", "Content-Type": "application/json"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    return call(url, token=OPS, method=method, body=body, timeout=10)
 
 
 def _serve(data: Path, *args: str) -> Served:

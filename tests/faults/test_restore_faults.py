@@ -85,13 +85,21 @@ def _audit_rows(url: str) -> int:
         return int(row[0]) if row else -1
 
 
+def _restoring(
+    cli: Callable[..., Any], env: dict[str, str], source: str, into: str
+) -> tuple[str, int, subprocess.Popen[str]]:
+    """A fresh backup of `source`, its audit rows, and its restore into `into`, copying rows."""
+    name = _backup(cli, env)
+    before = _audit_rows(source)
+    proc = _start(env, "restore", name, "--into", into, "--yes")
+    wait_for_copy(source, database=into)
+    return name, before, proc
+
+
 def test_sigkill_mid_restore_leaves_no_process_and_a_listed_database_prune_drops(
     cli: Callable[..., Any], env: dict[str, str], source: str, tmp_path: Path
 ) -> None:
-    name = _backup(cli, env)
-    before = _audit_rows(source)
-    proc = _start(env, "restore", name, "--into", KILL, "--yes")
-    wait_for_copy(source, database=KILL)
+    name, before, proc = _restoring(cli, env, source, KILL)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     _no_strays(tmp_path)
@@ -115,10 +123,7 @@ def test_sigkill_mid_restore_leaves_no_process_and_a_listed_database_prune_drops
 def test_sigterm_mid_restore_exits_1_saying_so_and_drops_its_database(
     cli: Callable[..., Any], env: dict[str, str], source: str, tmp_path: Path
 ) -> None:
-    name = _backup(cli, env)
-    before = _audit_rows(source)
-    proc = _start(env, "restore", name, "--into", TERM, "--yes")
-    wait_for_copy(source, database=TERM)
+    _, before, proc = _restoring(cli, env, source, TERM)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stdout + stderr
@@ -136,10 +141,8 @@ def test_a_restore_in_progress_is_not_a_leftover(
     cli: Callable[..., Any], env: dict[str, str], source: str, tmp_path: Path
 ) -> None:
     """`db prune` while another btecctl restores leaves that restore alone."""
-    name = _backup(cli, env)
-    proc = _start(env, "restore", name, "--into", BUSY, "--yes")
+    _, _, proc = _restoring(cli, env, source, BUSY)
     try:
-        wait_for_copy(source, database=BUSY)
         assert ok(cli, "db", "prune", env=env)["databases_dropped"] == []
     finally:
         stdout, stderr = proc.communicate(timeout=120)

@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from tests.support.clamd import answers, clamd_binary, clamd_server
 from tests.support.env import free_port
+from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.uploads import MULTIPART, multipart, part
 from tests.support.wait import eventually_sync
@@ -24,17 +23,7 @@ CONTENT = b"clean words of an essay " * 200_000  # ~4.6 MB: the scan takes a whi
 
 def _request(url: str, token: str, data: bytes | None = None,
              content_type: str | None = None) -> tuple[int, Any]:  # fmt: skip
-    headers = {"Authorization": f"Bearer {token}"}
-    if content_type:
-        headers["Content-Type"] = content_type
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
-            body = answer.read()
-            return answer.status, json.loads(body) if answer.headers.get_content_subtype() in (
-                "json", "problem+json") else body  # fmt: skip
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    return call(url, token=token, body=data, content_type=content_type, timeout=60)
 
 
 def test_clamd_killed_mid_scan_never_makes_a_file_clean(tmp_path: Path) -> None:

@@ -10,13 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.env import free_port
+from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
@@ -34,11 +33,9 @@ def _pid(data: Path, name: str) -> int:
 
 
 def _restarts(served: Served, name: str) -> float:
-    request = urllib.request.Request(  # noqa: S310 # the test's own server
-        served.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-        text = answer.read().decode()
+    status, body = call(served.url + "/metrics", token=TOKEN, timeout=10)
+    assert status == 200, status
+    text = body.decode()
     wanted = f'btec_embedded_restarts_total{{server="{name}"}} '
     return next((float(line.split()[-1]) for line in text.splitlines()
                  if line.startswith(wanted)), 0.0)  # fmt: skip

@@ -20,6 +20,7 @@ import psutil
 
 from server.config.settings import Settings
 from tests.support.env import cli_env
+from tests.support.http import call
 
 STARTUP_TIMEOUT = 60
 
@@ -76,13 +77,10 @@ class Served:
             env=self.environ, input=password + "\n", text=True, check=True,
             capture_output=True, timeout=120,
         )  # fmt: skip
-        body = json.dumps({"email": email, "password": password}).encode()
-        request = urllib.request.Request(  # noqa: S310 # the test's own server
-            self.url + "/api/v1/auth/login", data=body,
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            return str(json.loads(answer.read())["access_token"])
+        status, body = call(self.url + "/api/v1/auth/login",
+                            body={"email": email, "password": password})  # fmt: skip
+        assert status == 200, body
+        return str(body["access_token"])
 
     def get(self, path: str) -> int:
         try:
