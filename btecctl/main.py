@@ -16,6 +16,7 @@ from btecctl import (
     backup,
     cache,
     db,
+    deploy,
     dev,
     files,
     health,
@@ -50,6 +51,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
 GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("db", db.app),
     ("dev", dev.app),
+    ("deploy", deploy.app),
     ("jobs", jobs.app),
     ("mail", mail.app),
     ("cache", cache.app),

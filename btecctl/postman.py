@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.config.settings import PROJECT_ROOT
+from server.config.assets import PROJECT_ROOT
 
 OUT_DIR = PROJECT_ROOT / "docs" / "postman"
 COLLECTION = "btec.postman_collection.json"

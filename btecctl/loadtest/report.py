@@ -24,7 +24,7 @@ from rich.text import Text
 
 from btecctl.loadtest import html
 from btecctl.output import err_console, out_console
-from server.config.settings import PROJECT_ROOT
+from server.config.assets import PROJECT_ROOT
 
 SUMMARY = "summary.json"
 K6_SUMMARY = "k6-summary.json"

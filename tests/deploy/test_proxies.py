@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config.settings import PROJECT_ROOT
+from server.config.assets import PROJECT_ROOT
 from tests.support.env import closed_port, free_port, required_tool
 from tests.support.http import call
 from tests.support.processes import Served

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from btecctl.reference import env_file
-from server.config.settings import PROJECT_ROOT, Settings
+from server.config.assets import PROJECT_ROOT
+from server.config.settings import Settings
 
 UNITS = sorted((PROJECT_ROOT / "deploy" / "systemd").iterdir())
 SERVICES = [u for u in UNITS if u.suffix == ".service"]

@@ -60,7 +60,7 @@ def scratch_databases(database_url: str) -> list[str]:
 
 
 def test_real_migrations_pass(cli: Callable[..., Any], database_url: str) -> None:
-    from server.config.settings import PROJECT_ROOT
+    from server.config.assets import PROJECT_ROOT
 
     code, report = run(cli, database_url, PROJECT_ROOT / "migrations")
     assert code == 0, report

@@ -31,8 +31,18 @@ class Served:
 
     started: ClassVar[list[Served]] = []
 
-    def __init__(self, data_dir: Path, port: int, *args: str, **env: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *args: str,
+        python: str = sys.executable,
+        cwd: Path | None = None,
+        **env: str,
+    ) -> None:
+        """`python` runs btecctl (another venv's, for an installed release) in `cwd`."""
         self.data_dir = data_dir
+        self.python = python
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
@@ -42,11 +52,12 @@ class Served:
         environ.update(env)
         self.environ = environ
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json", *args],
+            [python, "-m", "btecctl", "serve", "--port", str(port), "--json", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=environ,
             text=True,
+            cwd=cwd,
         )
         Served.started.append(self)
         self.lines: list[dict[str, Any]] = []
@@ -72,7 +83,7 @@ class Served:
         """An admin made with `btecctl users create-admin` beside this server, signed in."""
         password = "a long enough passphrase for the ops admin"
         subprocess.run(
-            [sys.executable, "-m", "btecctl", "users", "create-admin", email, "--name", "Ops",
+            [self.python, "-m", "btecctl", "users", "create-admin", email, "--name", "Ops",
              "--password-stdin"],
             env=self.environ, input=password + "\n", text=True, check=True,
             capture_output=True, timeout=120,
