@@ -168,6 +168,7 @@ def jobs_ctx(*, run_worker: bool) -> Callable[[web.Application], AsyncIterator[N
                     concurrency=settings.worker_concurrency,
                     drain_seconds=settings.worker_drain_seconds,
                     heartbeat_seconds=settings.worker_heartbeat_seconds,
+                    sweep_seconds=settings.job_sweep_seconds,
                 )
                 worker.context["storage"] = app.get(STORAGE)  # uploads, for scans
                 worker.context["metrics"] = app[METRICS]

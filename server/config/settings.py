@@ -190,6 +190,12 @@ class Settings(BaseSettings):
         description="Workers report this often; `/health` warns (`worker:heartbeat`) when "
         "none has lately.",
     )
+    job_sweep_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        60,
+        description="How often workers look for jobs left running by a worker that died "
+        "(killed, or its machine lost): such a job is run again, or ends aborted once out of "
+        "retries, when its timeout has passed.",
+    )
     ops_token: SecretStr | None = Field(
         None,
         description="Bearer token for `/api/v1/ops`. Unset: closed in production; elsewhere a "

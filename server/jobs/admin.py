@@ -69,6 +69,7 @@ def describe(job: Job) -> dict[str, Any]:
         "completed_at": _iso(job.completed),
         "result": job.result if job.status == Status.COMPLETE else None,
         "error": last_line(job.error),
+        "worker": job.worker_id,  # the worker that took it last (`btecctl jobs` lists them)
     }
 
 

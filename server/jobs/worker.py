@@ -104,6 +104,7 @@ def build_worker(
     concurrency: int,
     drain_seconds: float,
     heartbeat_seconds: float = 10.0,
+    sweep_seconds: int = 60,
     pool: Any = None,
 ) -> Worker[Context]:
     """A saq worker over the catalogue. Signals are the caller's: saq's own handlers would
@@ -112,10 +113,13 @@ def build_worker(
 
     async def before(ctx: Context) -> None:
         ctx["started"] = time.perf_counter()
+        if metrics is not None:
+            metrics.jobs_running.labels(ctx["job"].function).inc()
 
     async def after(ctx: Context) -> None:
         job: Job = ctx["job"]
         if metrics is not None:
+            metrics.jobs_running.labels(job.function).dec()
             seconds = time.perf_counter() - ctx.get("started", time.perf_counter())
             metrics.jobs_finished.labels(job.function, job.status.value).inc()
             if job.status == Status.FAILED:
@@ -143,7 +147,7 @@ def build_worker(
             {
                 "worker_info": max(1, int(heartbeat_seconds) - 1),
                 "schedule": 1,
-                "sweep": 60,
+                "sweep": sweep_seconds,
                 "abort": 1,
             },
         ),

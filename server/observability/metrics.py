@@ -268,6 +268,10 @@ class Metrics:
             ["task", "status"],
             registry=reg,
         )
+        self.jobs_running = Gauge(
+            "btec_jobs_running", "Jobs this process is running now, by task.", ["task"],
+            registry=reg,
+        )  # fmt: skip
         self.jobs_failed = Counter(
             "btec_jobs_failed", "Jobs that failed for good, by task.", ["task"], registry=reg
         )

@@ -171,7 +171,8 @@ def specs(settings: Settings) -> list[JobSpec]:
         mail_spec(send_password_reset, settings),  # keyed per address and 2 minutes
         mail_spec(send_verification, settings),  # keyed per user and 2 minutes
         mail_spec(send_email_change, settings),  # keyed per user, address and 2 minutes
-        JobSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=1, retry_delay=1.0),
+        # Two tries: a ping whose worker died mid-run is run again, as every other job is.
+        JobSpec(ping, timeout=int(MAX_PING_SECONDS) + 5, retries=2, retry_delay=1.0),
         JobSpec(check_similarity, timeout=300, retries=5, retry_delay=5.0, max_delay=300.0),
         JobSpec(
             scan_file,

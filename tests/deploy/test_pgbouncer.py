@@ -12,36 +12,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from server.platform.pgnames import database_name, with_database
 from server.schema.migrate_test import scratch_database
+from tests.support.cluster import pgbouncer_config, pooled_url
 from tests.support.env import free_port, required_tool
 from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
-
-INI = Path(__file__).parents[2] / "deploy" / "pgbouncer" / "pgbouncer.ini"
-
-
-def _config(tmp_path: Path, direct: str, port: int) -> Path:
-    """The shipped file, pointed at the test's database and port, with trust on loopback."""
-    server = urlsplit(direct)
-    text = INI.read_text().replace(
-        "btec = host=127.0.0.1 port=5432 dbname=btec",
-        f"btec = host={server.hostname} port={server.port or 5432} dbname={database_name(direct)}",
-    )
-    text = text.replace("listen_port = 6432", f"listen_port = {port}")
-    text = text.replace("auth_type = scram-sha-256", "auth_type = trust")
-    text = text.replace("auth_file = /etc/pgbouncer/userlist.txt",
-                        f"auth_file = {tmp_path}/userlist.txt\nunix_socket_dir =")  # fmt: skip
-    (tmp_path / "userlist.txt").write_text(f'"{server.username or "postgres"}" ""\n')
-    path = tmp_path / "pgbouncer.ini"
-    path.write_text(text)
-    tmp_path.chmod(0o755)
-    for f in (path, tmp_path / "userlist.txt"):
-        f.chmod(0o644)
-    return path
 
 
 def _get(url: str, token: str) -> int:
@@ -60,16 +37,14 @@ def test_btec_serves_through_pgbouncer_in_transaction_mode(
         )  # fmt: skip
         assert migrated.returncode == 0, migrated.stderr
         port = free_port()
-        config = _config(tmp_path, direct, port)
+        config = pgbouncer_config(tmp_path, direct, port)
         bouncer = subprocess.Popen(
             [binary, "-u", "nobody", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        pooled = with_database(direct, "btec").replace(
-            f":{urlsplit(direct).port or 5432}/", f":{port}/"
-        )
+        pooled = pooled_url(direct, port)
         served = Served(tmp_path / "var", free_port(), "--no-migrate",
                         BTEC_DATABASE_URL=pooled, BTEC_DB_STATEMENT_CACHE_SIZE="0",
                         BTEC_MAIL_CATCHER_PORT="0",

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from server.config.assets import PROJECT_ROOT
+from tests.support.cluster import HAPROXY, haproxy_config
 from tests.support.env import closed_port, free_port, required_tool
 from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
-HAPROXY = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 NGINX = PROJECT_ROOT / "deploy" / "nginx" / "btec.conf"
 REQUIRE = "BTEC_TEST_REQUIRE_PROXIES"
 REQUESTS = 30
@@ -25,15 +25,6 @@ REQUESTS = 30
 
 def _tool(name: str) -> str:
     return required_tool(name, name, REQUIRE)
-
-
-def _haproxy_config(tmp_path: Path, listen: int, up: int, down: int) -> Path:
-    text = HAPROXY.read_text().replace("bind :80", f"bind 127.0.0.1:{listen}")
-    text = text.replace("127.0.0.1:8081", f"127.0.0.1:{up}")
-    text = text.replace("127.0.0.1:8082", f"127.0.0.1:{down}")
-    path = tmp_path / "haproxy.cfg"
-    path.write_text(text)
-    return path
 
 
 def _nginx_config(tmp_path: Path, listen: int, up: int, down: int) -> Path:
@@ -97,7 +88,7 @@ def test_haproxy_puts_every_request_through_with_one_server_down(
     tmp_path: Path, served: Served
 ) -> None:
     port = free_port()
-    config = _haproxy_config(tmp_path, port, served.port, closed_port())
+    config = haproxy_config(tmp_path, port, [served.port, closed_port()])
     statuses = _through([_tool("haproxy"), "-db", "-f", str(config)], port)
     assert statuses == [200] * REQUESTS
 

@@ -11,12 +11,12 @@ from typing import Any
 
 def call(
     url: str, *, token: str | None = None, method: str | None = None, body: Any = None,
-    content_type: str | None = None, timeout: float = 30,
+    content_type: str | None = None, timeout: float = 30, headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:  # fmt: skip
     """The status and the answer: JSON (a problem's too) decoded, anything else as bytes.
     `body` is sent as JSON unless it is bytes (then with `content_type`). Status 0: no
     answer (the connection was refused or dropped)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
     data = body
     if body is not None and not isinstance(body, bytes):
         data, content_type = json.dumps(body).encode(), "application/json"

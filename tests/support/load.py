@@ -23,12 +23,14 @@ class Answer:
 
 @dataclass
 class SteadyLoad:
-    """`threads` clients sending `GET path` (with `headers`) back to back, `pause` seconds
-    apart, until the `with` block ends."""
+    """`threads` clients sending `method path` (with `headers` and `body`) back to back,
+    `pause` seconds apart, until the `with` block ends."""
 
     port: int
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    body: bytes | None = None
     threads: int = 4
     pause: float = 0.02
     timeout: float = 30.0
@@ -57,7 +59,7 @@ class SteadyLoad:
         started = time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         try:
-            conn.request("GET", self.path, headers=self.headers)
+            conn.request(self.method, self.path, body=self.body, headers=self.headers)
             response = conn.getresponse()
             body = response.read()
             code = None
