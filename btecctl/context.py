@@ -102,6 +102,7 @@ RULES = (
     Rule("btecctl.context:Terminated", FAILED, str),
     Rule("server.schema.lint.squawk:SquawkError", CONFIG, str),  # the linter is not installed
     Rule("server.app.runner:ListenError", FAILED, str),  # a port the operator must free
+    Rule("server.app.processes:ProcessFailed", FAILED, str),  # see its output above
     # `perf run`: k6 not installed, a thresholds file it cannot judge by, its own server that
     # would not start or be seeded.
     Rule("btecctl.loadtest.k6:K6Missing", CONFIG, str),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import signal
 import sys
 import time
@@ -50,13 +51,22 @@ def server_logging(component: str, as_json: bool) -> Callable[[Settings], None]:
     return prepare
 
 
-def _ready(as_json: bool, started: float) -> Callable[[str], None]:
-    def ready(url: str) -> None:
+Ready = Callable[[str, "str | list[str] | None"], None]
+
+
+def _ready(as_json: bool, started: float) -> Ready:
+    """What serve says once it listens: the URL, and the /metrics URL of each process when
+    there are several."""
+
+    def ready(url: str, metrics: str | list[str] | None) -> None:
         seconds = round(time.monotonic() - started, 3)
         if as_json:
-            emit_json({"event": "ready", "url": url, "seconds": seconds})
+            event = {"event": "ready", "url": url, "seconds": seconds}
+            emit_json(event if metrics is None else {**event, "metrics": metrics})
         elif sys.stderr.isatty():
-            err_console.print(f"[green]btec is up[/] at {url} in {seconds} s. Ctrl-C stops it.")
+            many = f" in {len(metrics)} processes" if isinstance(metrics, list) else ""
+            err_console.print(f"[green]btec is up[/] at {url}{many} in {seconds} s. "
+                              "Ctrl-C stops it.")  # fmt: skip
 
     return ready
 
@@ -74,11 +84,19 @@ MigrateOpt = Annotated[
 WorkerOpt = Annotated[
     bool, typer.Option("--worker/--no-worker", help="Run a job worker in this process.")
 ]
+ProcessesOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=64, metavar="N",
+                 help="API processes on the one port (SO_REUSEPORT). Default: BTEC_PROCESSES."),
+]  # fmt: skip
+# Set by `serve --processes N` on each process it starts; not for people.
+MemberOpt = Annotated[int | None, typer.Option("--process-index", hidden=True, min=0)]
 
 
 def serve(
     ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, migrate: MigrateOpt = True,
-    worker: WorkerOpt = True, as_json: JsonOpt = False,
+    worker: WorkerOpt = True, processes: ProcessesOpt = None, member: MemberOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set).
 
@@ -87,7 +105,12 @@ def serve(
     pending migrations (unless `--no-migrate`), runs a job worker in the same process (unless
     `--no-worker`), and serves until SIGTERM or Ctrl-C: readiness then fails for
     `BTEC_DRAIN_SECONDS`, in-flight requests finish, the worker drains, and the embedded servers
-    stop. With `--json` it prints `{"event": "ready", "url": …, "seconds": …}` once listening."""
+    stop. With `--json` it prints `{"event": "ready", "url": …, "seconds": …}` once listening.
+
+    With `--processes N` (or `BTEC_PROCESSES`), N API processes share the port, under this one,
+    which restarts any that dies and drains them all on SIGTERM; the worker (unless
+    `--no-worker`) runs in the first. Each serves its own /metrics, listed for Prometheus in
+    `<data dir>/prometheus/btec-api.json`; the ready line lists them as `metrics`."""
     from server.observability.logging import get_logger
 
     ready = _ready(as_json, time.monotonic())
@@ -97,7 +120,12 @@ def serve(
             if migrate:
                 _migrate(s.settings)
             bind = (host or s.settings.host, s.settings.port if port is None else port)
-            _run(s.settings, bind, worker, ready, as_json, _embedded(settings_of(ctx)))
+            count = processes or s.settings.processes
+            embedded = _embedded(settings_of(ctx))
+            if member is None and count > 1:
+                _run_many(s.settings, bind, worker, count, ready, as_json, embedded)
+            else:
+                _run(s.settings, bind, worker, ready, as_json, embedded, member)
     except (Terminated, KeyboardInterrupt):
         get_logger("btec.serve").info("stopped_while_starting")
 
@@ -124,18 +152,55 @@ def _embedded(settings: Settings) -> list[Any]:
 
 
 def _run(
-    settings: Settings, bind: tuple[str, int], worker: bool, ready: Callable[[str], None],
-    as_json: bool, supervised: list[Any],
+    settings: Settings, bind: tuple[str, int], worker: bool, ready: Ready, as_json: bool,
+    supervised: list[Any], member: int | None,
 ) -> None:  # fmt: skip
-    """Serve until signalled. A taken port is the operator's to free (exit 1), not an
-    unreachable dependency."""
+    """Serve until signalled (as process `member` of several, or alone)."""
     # Imported here so that every other btecctl command starts without the web stack.
     from server.app.runner import run
     from server.app.runner import serve as serve_app
 
-    try:
+    with _port_taken(bind, as_json):
         run(serve_app(settings, host=bind[0], port=bind[1], worker=worker, on_ready=ready,
-                      supervised=supervised))  # fmt: skip
+                      supervised=supervised, member=member))  # fmt: skip
+
+
+def _run_many(
+    settings: Settings, bind: tuple[str, int], worker: bool, count: int, ready: Ready,
+    as_json: bool, supervised: list[Any],
+) -> None:  # fmt: skip
+    """Run `count` API processes on the port and supervise them until signalled."""
+    from server.app.processes import Processes, child_argv, child_environ, reserve_port
+    from server.app.runner import run
+
+    with _port_taken(bind, as_json):
+        held = reserve_port(*bind)
+    port = held.getsockname()[1]
+    url = f"http://{bind[0]}:{port}" if ":" not in bind[0] else f"http://[{bind[0]}]:{port}"
+
+    def all_ready(events: list[dict[str, Any]]) -> None:
+        held.close()  # the processes listen on it now
+        ready(url, [str(e.get("metrics")) for e in events])
+
+    def forward(index: int, line: str) -> None:
+        """Each process's own log lines, as they come, with its index."""
+        with contextlib.suppress(ValueError, TypeError):
+            line = json.dumps({**json.loads(line), "process": index})
+        print(line, file=sys.stdout if as_json else sys.stderr, flush=True)
+
+    parent = Processes(settings, count, child_argv(bind[0], port, worker),
+                       child_environ(settings, count), forward)  # fmt: skip
+    try:
+        run(parent.run(all_ready, supervised))
+    finally:
+        held.close()
+
+
+@contextlib.contextmanager
+def _port_taken(bind: tuple[str, int], as_json: bool) -> Iterator[None]:
+    """A taken port is the operator's to free (exit 1), not an unreachable dependency."""
+    try:
+        yield
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             fail(f"{bind[0]}:{bind[1]} is already in use", as_json=as_json)

@@ -28,7 +28,7 @@ from server.app import create_app
 from server.config.settings import Settings
 from server.http.protocol import ProblemRunner
 from server.observability.logging import get_logger
-from server.observability.metrics import METRICS
+from server.observability.metrics import METRICS, Metrics
 from server.platform.embedded import EmbeddedServer, supervise
 from server.platform.lifecycle import LIFECYCLE, Lifecycle
 
@@ -48,13 +48,17 @@ async def serve(
     host: str,
     port: int,
     worker: bool = True,
-    on_ready: Callable[[str], None] | None = None,
+    on_ready: Callable[[str, str | None], None] | None = None,
     supervised: Sequence[EmbeddedServer] = (),
+    member: int | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; readiness fails `drain_seconds` before the listener closes,
     then requests finish and the in-process worker drains. The `supervised` embedded servers
-    are started again if they die meanwhile."""
-    sock = listening_socket(host, port)  # a taken port fails here, before anything starts
+    are started again if they die meanwhile. `member`: this is process `member` of a
+    `serve --processes N` (server.app.processes): it shares the port (SO_REUSEPORT) and serves
+    its own /metrics on a port of its own; `on_ready` gets the URL and that /metrics URL."""
+    # A taken port fails here, before anything starts.
+    sock = listening_socket(host, port, reuse_port=member is not None)
     # Where it listens is its URL unless BTEC_PUBLIC_URL says otherwise (mail links, docs).
     settings = settings.model_copy(update={"host": host, "port": sock.getsockname()[1]})
     app = create_app(settings, worker=worker)
@@ -75,13 +79,18 @@ async def serve(
     watch = None
     if supervised:
         watch = asyncio.ensure_future(supervise(supervised, lambda n: restarts.labels(n).inc()))
+    own_metrics = None
     try:
         await web.SockSite(runner, sock, backlog=1024).start()
         url = _url(runner, host, port)
-        log.info("serving", url=url, env=settings.env, release=settings.release)
+        metrics_url = None
+        if member is not None:
+            own_metrics, metrics_url = await _metrics_listener(settings, app[METRICS], member)
+        log.info("serving", url=url, env=settings.env, release=settings.release,
+                 process=member, metrics=metrics_url)  # fmt: skip
         if on_ready is not None:
-            on_ready(url)
-        signame = await _wait_for_signal()
+            on_ready(url, metrics_url)
+        signame = await wait_for_signal()
         signalled = time.monotonic()
         app[LIFECYCLE].draining = True
         log.info("draining", signal=signame, seconds=settings.drain_seconds)
@@ -91,6 +100,8 @@ async def serve(
             watch.cancel()
         await finish_in_flight(runner, app[LIFECYCLE], settings.shutdown_timeout)
         await runner.cleanup()
+        if own_metrics is not None:
+            await own_metrics.cleanup()
         seconds = None if signalled is None else round(time.monotonic() - signalled, 3)
         log.info("stopped", seconds=seconds, refused=app[LIFECYCLE].refused)
 
@@ -127,28 +138,22 @@ async def run_worker(
     BTEC_WORKER_METRICS_PORT), until SIGTERM/SIGINT; then it drains: running jobs get
     BTEC_WORKER_DRAIN_SECONDS, the rest go back to the queue. `on_ready` gets the metrics URL."""
     from server.app import create_worker_app
-    from server.http.routes.metrics import worker_metrics_app
 
     port = settings.worker_metrics_port
-    sock = None if port is None else _metrics_socket(settings.host, port)
+    if port is not None:
+        _metrics_socket(settings.host, port).close()  # a taken port fails before anything starts
     app = create_worker_app(settings)
     runner = web.AppRunner(app, handle_signals=False)
     listener: web.AppRunner | None = None
     await runner.setup()
     try:
         metrics_url = None
-        if sock is not None:
-            listener = web.AppRunner(
-                worker_metrics_app(settings, app[METRICS]), access_log=None,
-                handle_signals=False, keepalive_timeout=settings.header_timeout,
-            )  # fmt: skip
-            await listener.setup()
-            await web.SockSite(listener, sock).start()
-            metrics_url = _url(listener, settings.host, sock.getsockname()[1]) + "/metrics"
+        if port is not None:
+            listener, metrics_url = await _serve_metrics(settings, app[METRICS], port)
         log.info("worker_started", concurrency=settings.worker_concurrency, metrics=metrics_url)
         if on_ready is not None:
             on_ready(metrics_url)
-        signame = await _wait_for_signal()
+        signame = await wait_for_signal()
         log.info("worker_draining", signal=signame, seconds=settings.worker_drain_seconds)
     finally:
         if listener is not None:
@@ -157,13 +162,39 @@ async def run_worker(
         log.info("worker_stopped")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket listening on host:port (SO_REUSEADDR, as aiohttp's own sites); OSError
-    (say, EADDRINUSE) when it cannot be had."""
+async def _metrics_listener(
+    settings: Settings, metrics: Metrics, member: int
+) -> tuple[web.AppRunner, str]:
+    """Process `member`'s own /metrics: on BTEC_PROCESS_METRICS_PORT + member, or a port the
+    system picks when that is unset."""
+    base = settings.process_metrics_port
+    return await _serve_metrics(settings, metrics, 0 if base is None else base + member)
+
+
+async def _serve_metrics(
+    settings: Settings, metrics: Metrics, port: int
+) -> tuple[web.AppRunner, str]:
+    """/metrics alone on BTEC_HOST:`port`, behind the metrics token; the runner and its URL."""
+    from server.http.routes.metrics import worker_metrics_app
+
+    sock = _metrics_socket(settings.host, port)
+    listener = web.AppRunner(
+        worker_metrics_app(settings, metrics), access_log=None,
+        handle_signals=False, keepalive_timeout=settings.header_timeout,
+    )  # fmt: skip
+    await listener.setup()
+    await web.SockSite(listener, sock).start()
+    return listener, _url(listener, settings.host, sock.getsockname()[1]) + "/metrics"
+
+
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket listening on host:port (SO_REUSEADDR, as aiohttp's own sites; SO_REUSEPORT
+    too for the processes of `serve --processes N`); OSError (say, EADDRINUSE) when it cannot
+    be had."""
     family, _, _, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
-    return socket.create_server(address[:2], family=family, backlog=1024)
+    return socket.create_server(address[:2], family=family, backlog=1024, reuse_port=reuse_port)
 
 
 def _metrics_socket(host: str, port: int) -> socket.socket:
@@ -175,7 +206,8 @@ def _metrics_socket(host: str, port: int) -> socket.socket:
         ) from None
 
 
-async def _wait_for_signal() -> str:
+async def wait_for_signal() -> str:
+    """The name of the first SIGTERM or SIGINT to arrive."""
     loop = asyncio.get_running_loop()
     got: asyncio.Future[str] = loop.create_future()
 

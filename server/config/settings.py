@@ -261,6 +261,22 @@ class Settings(BaseSettings):
         description="Count HTTP requests and serve /metrics. false: no HTTP metrics and "
         "/metrics answers 404.",
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API processes `btecctl serve` runs on its one port (SO_REUSEPORT), under "
+        "one parent that restarts and drains them; `serve --processes` overrides it. Each "
+        "serves its own /metrics (BTEC_PROCESS_METRICS_PORT); runbooks/scaling.md.",
+    )
+    process_metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="With BTEC_PROCESSES above 1: process i serves its /metrics on this port + "
+        "i, on BTEC_HOST. Unset: ports the system picks. Either way they are listed for "
+        "Prometheus in `<data dir>/prometheus/btec-api.json` (file_sd_configs).",
+    )
     worker_metrics_port: int | None = Field(
         None,
         ge=0,

@@ -18,6 +18,9 @@ from server.http.problems import from_domain, from_http
 from server.observability.metrics import METRICS, METRICS_CONTENT_TYPE, Metrics
 
 routes = web.RouteTableDef()
+# Set on the app of a listener that serves /metrics alone: a worker's, or one process's of
+# `serve --processes N` (whose shared port cannot say which process answers).
+OWN_LISTENER: web.AppKey[bool] = web.AppKey("metrics_own_listener", bool)
 
 METRICS_EXAMPLE = (
     "# HELP btec_http_requests_total HTTP requests by method, route template and status.\n"
@@ -50,6 +53,12 @@ async def metrics(request: web.Request) -> web.Response:
     found = deps.metrics(request)
     if not found.enabled:
         raise NotFound("metrics are off (BTEC_METRICS_ENABLED=false)")
+    processes = deps.settings(request).processes
+    if processes > 1 and not request.app.get(OWN_LISTENER, False):
+        raise NotFound(
+            f"this server runs {processes} processes: scrape each one's own /metrics, listed in "
+            "<data dir>/prometheus/btec-api.json (runbooks/scaling.md)"
+        )
     response = web.Response(body=found.render())
     # CONTENT_TYPE_LATEST carries a charset, which web.Response(content_type=...) rejects.
     response.headers["Content-Type"] = METRICS_CONTENT_TYPE
@@ -76,9 +85,10 @@ def _guarded(guard: Guard) -> Middleware:
 
 
 def worker_metrics_app(settings: Settings, found: Metrics) -> web.Application:
-    """/metrics alone, for `btecctl worker`."""
+    """/metrics alone, for `btecctl worker` and each process of `serve --processes N`."""
     app = web.Application(middlewares=[_guarded(Guard(settings))])
     app[SETTINGS] = settings
     app[METRICS] = found
+    app[OWN_LISTENER] = True
     app.router.add_get("/metrics", metrics)
     return app
