@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import signal
 import sys
 import time
@@ -54,15 +55,19 @@ def server_logging(component: str, as_json: bool) -> Callable[[Settings], None]:
 Ready = Callable[[str, "str | list[str] | None"], None]
 
 
-def _ready(as_json: bool, started: float) -> Ready:
+def _ready(as_json: bool, started: float, ready_fd: int | None = None) -> Ready:
     """What serve says once it listens: the URL, and the /metrics URL of each process when
-    there are several."""
+    there are several; as one of several, its own, on `ready_fd` alone, for its parent."""
 
     def ready(url: str, metrics: str | list[str] | None) -> None:
         seconds = round(time.monotonic() - started, 3)
-        if as_json:
-            event = {"event": "ready", "url": url, "seconds": seconds}
-            emit_json(event if metrics is None else {**event, "metrics": metrics})
+        event = {"event": "ready", "url": url, "seconds": seconds}
+        event = event if metrics is None else {**event, "metrics": metrics}
+        if ready_fd is not None:  # one of several: its parent says when all are ready
+            with os.fdopen(ready_fd, "w") as pipe:
+                pipe.write(json.dumps(event) + "\n")
+        elif as_json:
+            emit_json(event)
         elif sys.stderr.isatty():
             many = f" in {len(metrics)} processes" if isinstance(metrics, list) else ""
             err_console.print(f"[green]btec is up[/] at {url}{many} in {seconds} s. "
@@ -89,14 +94,16 @@ ProcessesOpt = Annotated[
     typer.Option(min=1, max=64, metavar="N",
                  help="API processes on the one port (SO_REUSEPORT). Default: BTEC_PROCESSES."),
 ]  # fmt: skip
-# Set by `serve --processes N` on each process it starts; not for people.
+# Set by `serve --processes N` on each process it starts; not for people: its index, and a
+# pipe for its ready event.
 MemberOpt = Annotated[int | None, typer.Option("--process-index", hidden=True, min=0)]
+ReadyFdOpt = Annotated[int | None, typer.Option("--ready-fd", hidden=True, min=0)]
 
 
 def serve(
     ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, migrate: MigrateOpt = True,
     worker: WorkerOpt = True, processes: ProcessesOpt = None, member: MemberOpt = None,
-    as_json: JsonOpt = False,
+    ready_fd: ReadyFdOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Run the API server (with embedded PostgreSQL and Redis unless their URLs are set).
 
@@ -113,7 +120,7 @@ def serve(
     `<data dir>/prometheus/btec-api.json`; the ready line lists them as `metrics`."""
     from server.observability.logging import get_logger
 
-    ready = _ready(as_json, time.monotonic())
+    ready = _ready(as_json, time.monotonic(), ready_fd)
     try:
         with sync_sigterm(), session(ctx, as_json, postgres=True, redis=True,
                                      prepare=server_logging("api", as_json)) as s:  # fmt: skip
@@ -182,14 +189,8 @@ def _run_many(
         held.close()  # the processes listen on it now
         ready(url, [str(e.get("metrics")) for e in events])
 
-    def forward(index: int, line: str) -> None:
-        """Each process's own log lines, as they come, with its index."""
-        with contextlib.suppress(ValueError, TypeError):
-            line = json.dumps({**json.loads(line), "process": index})
-        print(line, file=sys.stdout if as_json else sys.stderr, flush=True)
-
-    parent = Processes(settings, count, child_argv(bind[0], port, worker),
-                       child_environ(settings, count), forward)  # fmt: skip
+    parent = Processes(settings, count, child_argv(bind[0], port, worker, as_json),
+                       child_environ(settings, count))  # fmt: skip
     try:
         run(parent.run(all_ready, supervised))
     finally:

@@ -61,14 +61,16 @@ def btec_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def btec_server(port: int, data_dir: Path | None = None, **env: str) -> Iterator[int]:
-    """`btecctl serve` on embedded servers; yields its pid once ready."""
+def btec_server(
+    port: int, data_dir: Path | None = None, args: tuple[str, ...] = (), **env: str
+) -> Iterator[int]:
+    """`btecctl serve` (with `args`) on embedded servers; yields its pid once ready."""
     tmp = None
     if data_dir is None:
         tmp = tempfile.mkdtemp(prefix="btec-perf-")
         data_dir = Path(tmp)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json"],
+        [sys.executable, "-m", "btecctl", "serve", "--port", str(port), "--json", *args],
         env=btec_env(data_dir, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -198,13 +200,15 @@ def _grab(pattern: str, text: str) -> str:
 
 
 def wrk_run(
-    label: str, base_url: str, path: str, server_pid: int, connections: int, duration: str
-) -> Run:
+    label: str, base_url: str, path: str, server_pid: int, connections: int, duration: str,
+    headers: dict[str, str] | None = None,
+) -> Run:  # fmt: skip
     """The same measurement with wrk (one thread, pinned to CPU 1), for rates k6 cannot reach."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
+    sent = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}",
-           "--latency", base_url + path]  # fmt: skip
+           "--latency", *sent, base_url + path]  # fmt: skip
     out, share, cpu = measure_load(cmd, server_pid)
     reqs = int(_grab(r"(\d+) requests in", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -52,6 +52,8 @@ from server.platform.embedded import EmbeddedServer, supervise
 
 log = get_logger("btec.serve")
 
+Argv = Callable[[int, int], list[str]]  # process i's command line, given its ready pipe
+
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds before each restart of a failing process
 STEADY_SECONDS = 60.0  # a process up this long restarts at once again if it dies
 READY_TIMEOUT = 120.0
@@ -79,9 +81,8 @@ class Processes:
 
     settings: Settings
     count: int
-    argv: Callable[[int], list[str]]  # the command line of process i
+    argv: Argv
     environ: dict[str, str]
-    forward: Callable[[int, str], None]  # a line process i printed
     members: list[Member] = field(default_factory=list)
     stopping: bool = False
     restarts: int = 0
@@ -131,25 +132,28 @@ class Processes:
             await asyncio.sleep(delay)
 
     async def _run_once(self, member: Member) -> int:
+        """Start process `member`, note when it is ready, and wait for it to exit. Its output
+        goes straight to this process's stdout and stderr (nothing is copied per line); its
+        ready event comes on a pipe of its own (`--ready-fd`)."""
         member.ready = None
         member.started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv(member.index), env=self.environ, stdout=asyncio.subprocess.PIPE,
-            preexec_fn=die_with_parent, start_new_session=True,
-        )  # fmt: skip
+        read_end, write_end = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(member.index, write_end), env=self.environ, pass_fds=(write_end,),
+                preexec_fn=die_with_parent, start_new_session=True,
+            )  # fmt: skip
+        finally:
+            os.close(write_end)
         member.proc = proc
-        if proc.stdout is None:  # pragma: no cover - asked for above
-            raise RuntimeError("no output pipe from the API process")
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            event = _event(line)
-            if event.get("event") == "ready":
-                member.ready = event
-                self._write_targets()
-                if not self.stopping and any(m.started < member.started for m in self.members):
-                    log.info("process_ready", process=member.index, pid=proc.pid)
-                continue
-            self.forward(member.index, line)
+        with os.fdopen(read_end, "rb") as pipe:
+            said = await asyncio.to_thread(pipe.readline)  # the ready event, or EOF on exit
+        event = _event(said.decode(errors="replace"))
+        if event.get("event") == "ready":
+            member.ready = event
+            self._write_targets()
+            if not self.stopping and any(m.started < member.started for m in self.members):
+                log.info("process_ready", process=member.index, pid=proc.pid)
         return await proc.wait()
 
     async def _stop_all(self) -> None:
@@ -215,15 +219,17 @@ def child_environ(settings: Settings, count: int) -> dict[str, str]:
     return environ
 
 
-def child_argv(host: str, port: int, worker: bool) -> Callable[[int], list[str]]:
+def child_argv(host: str, port: int, worker: bool, as_json: bool) -> Argv:
     """Process i's command line: `btecctl serve` on the shared port, migrations already
-    applied, the in-process worker (if any) in process 0 alone."""
+    applied, the in-process worker (if any) in process 0 alone, its ready event written to
+    `ready_fd` too."""
 
-    def argv(index: int) -> list[str]:
+    def argv(index: int, ready_fd: int) -> list[str]:
         runs_worker = worker and index == 0
         return [sys.executable, "-m", "btecctl", "serve", "--host", host, "--port", str(port),
-                "--no-migrate", "--json", "--process-index", str(index),
-                "--worker" if runs_worker else "--no-worker"]  # fmt: skip
+                "--no-migrate", "--process-index", str(index), "--ready-fd", str(ready_fd),
+                "--worker" if runs_worker else "--no-worker",
+                *(["--json"] if as_json else [])]  # fmt: skip
 
     return argv
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from server.platform.embedded import EmbeddedRedis
 from tests.support.env import free_port
 from tests.support.http import call
 from tests.support.metrics import metric
@@ -29,10 +30,13 @@ LOGIN_LIMIT = 12
 
 
 @pytest.fixture
-def two(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Served]:
+def two(tmp_path: Path, database_url: str, own_redis: EmbeddedRedis) -> Iterator[Served]:
+    """`serve --processes 2` on the suite's database and a Redis of its own (the rate limit's
+    state is then this test's alone)."""
     served = Served(
         tmp_path / "var", free_port(), "--processes", "2", "--no-migrate",
-        BTEC_DATABASE_URL=database_url, BTEC_REDIS_URL=redis_url, BTEC_MAIL_CATCHER_PORT="0",
+        BTEC_DATABASE_URL=database_url, BTEC_REDIS_URL=own_redis.url(),
+        BTEC_MAIL_CATCHER_PORT="0",
         BTEC_METRICS_TOKEN=METRICS_TOKEN,
         BTEC_RATELIMIT_POLICIES=f"auth_login={LOGIN_LIMIT}/600:closed",
     )  # fmt: skip

@@ -21,7 +21,7 @@ from server.config.settings import Settings
 UNITS = sorted((PROJECT_ROOT / "deploy" / "systemd").iterdir())
 SERVICES = [u for u in UNITS if u.suffix == ".service"]
 ENV_FILE = PROJECT_ROOT / "deploy" / "btec.env"
-BTECCTL = "/srv/btec/.venv/bin/btecctl"
+BTECCTL = "/opt/btec/bin/btecctl"
 
 
 def _installed(tmp_path: Path, units: list[Path]) -> list[Path]:
@@ -31,7 +31,7 @@ def _installed(tmp_path: Path, units: list[Path]) -> list[Path]:
     for unit in units:
         text = unit.read_text().replace(BTECCTL, here)
         text = text.replace("/etc/btec/env", str(ENV_FILE))
-        text = text.replace("WorkingDirectory=/srv/btec", f"WorkingDirectory={PROJECT_ROOT}")
+        text = text.replace("WorkingDirectory=/var/lib/btec", f"WorkingDirectory={PROJECT_ROOT}")
         copy = tmp_path / unit.name
         copy.write_text(text)
         copies.append(copy)
@@ -47,7 +47,7 @@ def _verify(units: list[Path]) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
-    assert {u.name for u in UNITS} == {"btec-api.service", "btec-worker.service",
+    assert {u.name for u in UNITS} == {"btec-api@.service", "btec-worker.service",
                                        "btec-backup.service", "btec-backup.timer"}  # fmt: skip
     done = _verify(_installed(tmp_path, UNITS))
     assert done.returncode == 0, done.stderr
@@ -55,7 +55,7 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_a_misspelt_key_fails_the_check(tmp_path: Path) -> None:
-    [unit] = _installed(tmp_path, [PROJECT_ROOT / "deploy" / "systemd" / "btec-api.service"])
+    [unit] = _installed(tmp_path, [PROJECT_ROOT / "deploy" / "systemd" / "btec-api@.service"])
     unit.write_text(unit.read_text().replace("ProtectSystem=strict", "ProtectSytem=strict"))
     assert "Unknown key 'ProtectSytem'" in _verify([unit]).stderr
 
@@ -82,7 +82,7 @@ def test_every_service_is_hardened(unit: Path) -> None:
 def test_the_stop_timeouts_are_above_the_drains() -> None:
     defaults = Settings.model_fields
     api = float(
-        _service(PROJECT_ROOT / "deploy" / "systemd" / "btec-api.service")["TimeoutStopSec"]
+        _service(PROJECT_ROOT / "deploy" / "systemd" / "btec-api@.service")["TimeoutStopSec"]
     )
     worker = float(_service(PROJECT_ROOT / "deploy" / "systemd" / "btec-worker.service")[
         "TimeoutStopSec"])  # fmt: skip
