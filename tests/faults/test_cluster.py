@@ -10,7 +10,8 @@ HAProxy:
 - a rate limit holds exactly across both API processes;
 - the cache a process fills is invalidated by a write on the other;
 - `btecctl health` and `/metrics` report each member.
-The counts are printed as one JSON line."""
+The counts and the seconds it took, from the cluster's start, are printed as one JSON line, and
+written to `$BTEC_TEST_REPORT_DIR/cluster.json` when that is set (.ci/run prints it)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +63,7 @@ class Cluster:
     api_ports: list[int]
     api: list[Served] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)  # the cluster's start, for its time
 
     @property
     def lb(self) -> str:
@@ -231,13 +234,18 @@ def test_the_cluster_serves_through_a_rolling_restart_and_a_worker_killed_mid_jo
     listed = call(second.url + "/api/v1/units", token=token)[1]
     assert made in [u["code"] for u in listed["items"]]
 
-    print(json.dumps({
+    counts = json.dumps({
         "requests": len(reads.answers) + len(uploads.answers), "failed": sum(
             n for s, n in answered.items() if s not in (200, 201)),
         "uploads_stored": answered[201], "per_member_reads": per_member,
         "jobs_queued": PINGS + 1, "jobs_run": ran + 1, "duplicates": ran - PINGS,
         "login_answers": dict(Counter(statuses)), "login_allowed_per_member": allowed,
-    }))  # fmt: skip
+        "seconds": round(time.monotonic() - cluster.started, 1),
+    })  # fmt: skip
+    print(counts)
+    report_dir = os.environ.get("BTEC_TEST_REPORT_DIR")
+    if report_dir:  # CI prints it after the fault suite
+        (Path(report_dir) / "cluster.json").write_text(counts + "\n")
 
 
 def _ping(environ: dict[str, str], *args: str) -> subprocess.Popen[str]:
