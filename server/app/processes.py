@@ -97,7 +97,11 @@ class Processes:
             watch = asyncio.ensure_future(supervise(supervised, lambda n: None))
         watchers = [asyncio.ensure_future(self._keep(m)) for m in self.members]
         try:
-            await asyncio.wait_for(self._all_ready(), READY_TIMEOUT)
+            try:
+                await asyncio.wait_for(self._all_ready(), READY_TIMEOUT)
+            except TimeoutError:
+                raise ProcessFailed(f"the API processes were not all ready within "
+                                    f"{READY_TIMEOUT:g} s") from None  # fmt: skip
             on_ready([m.ready or {} for m in self.members])
             signame = await wait_for_signal()
             log.info("draining", signal=signame, processes=self.count)

@@ -282,8 +282,8 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         description="`btecctl worker` serves its /metrics (job counts and durations) on "
-        "BTEC_HOST:PORT, behind BTEC_METRICS_TOKEN (0: any free port, printed at start). "
-        "Unset: not served.",
+        "BTEC_HOST:PORT, behind BTEC_METRICS_TOKEN, and /api/v1/health/live for a liveness "
+        "probe (0: any free port, printed at start). Unset: not served.",
     )
     disk_warn_percent: Annotated[float, Field(gt=0, le=100)] = Field(
         90.0, description="Data dir disk use above which /health warns."

@@ -118,8 +118,8 @@ def test_the_installed_btecctl_hands_out_its_deploy_files(release: Release) -> N
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)
     assert listed["from"] == "wheel"
-    assert (out / "systemd" / "btec-api.service").read_text() == (
-        PROJECT_ROOT / "deploy" / "systemd" / "btec-api.service"
+    assert (out / "systemd" / "btec-api@.service").read_text() == (
+        PROJECT_ROOT / "deploy" / "systemd" / "btec-api@.service"
     ).read_text()
     assert (out / "monitoring" / "alerts.yml").is_file()
     assert all(f["state"] == "new" for f in listed["files"])

@@ -168,7 +168,8 @@ async def test_worker_serves_its_job_metrics(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
     """Job counts live in the worker that ran the jobs: `btecctl worker` serves them on
-    BTEC_WORKER_METRICS_PORT, behind BTEC_METRICS_TOKEN like the API's /metrics."""
+    BTEC_WORKER_METRICS_PORT, behind BTEC_METRICS_TOKEN like the API's /metrics, with its
+    liveness probe."""
     token = "metrics-token-" + "m" * 24
     async with smtp_server() as inbox:
         settings = make_settings(smtp_url=SecretStr(inbox.url))
@@ -192,6 +193,12 @@ async def test_worker_serves_its_job_metrics(
             async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as ok:
                 assert ok.status == 200
                 text = await ok.text()
+            # The liveness probe beside it, for a container platform, needs no token.
+            live = url.removesuffix("/metrics") + "/api/v1/health/live"
+            async with http.get(live) as alive:
+                assert (alive.status, (await alive.json())["status"]) == (200, "pass")
+            async with http.get(url.removesuffix("/metrics") + "/api/v1/units") as other:
+                assert other.status == 404  # nothing else is served there
         assert await worker.stop() == 0
     assert 'btec_jobs_finished_total{status="complete",task="send_email"} 1.0' in text
     assert 'btec_job_duration_seconds_count{task="send_email"} 1.0' in text

@@ -2,7 +2,8 @@
 own outside production).
 
 `btecctl serve` serves it beside the API; `btecctl worker` serves the same handler alone on
-BTEC_WORKER_METRICS_PORT (`worker_metrics_app`), for the counts only the worker has."""
+BTEC_WORKER_METRICS_PORT (`worker_metrics_app`), for the counts only the worker has, with the
+liveness probe beside it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from aiohttp.typedefs import Handler, Middleware
 from server.config.settings import SETTINGS, Settings
 from server.domain.errors import DomainError, NotFound
 from server.http import deps
-from server.http.guard import Guard, operator
+from server.http.guard import PUBLIC, Guard, operator
 from server.http.openapi import OPERATOR, operation
 from server.http.problems import from_domain, from_http
+from server.http.routes.health import live
 from server.observability.metrics import METRICS, METRICS_CONTENT_TYPE, Metrics
 
 routes = web.RouteTableDef()
@@ -72,7 +74,9 @@ def _guarded(guard: Guard) -> Middleware:
     @web.middleware
     async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            await guard.admit(request, guard.access(request.match_info.route))
+            access = guard.access(request.match_info.route)
+            if access is not PUBLIC:  # the liveness probe
+                await guard.admit(request, access)
             return await handler(request)
         except DomainError as exc:
             return from_domain(exc, None)
@@ -85,10 +89,12 @@ def _guarded(guard: Guard) -> Middleware:
 
 
 def worker_metrics_app(settings: Settings, found: Metrics) -> web.Application:
-    """/metrics alone, for `btecctl worker` and each process of `serve --processes N`."""
+    """/metrics and the liveness probe alone, for `btecctl worker` (a container's liveness
+    probe) and each process of `serve --processes N`."""
     app = web.Application(middlewares=[_guarded(Guard(settings))])
     app[SETTINGS] = settings
     app[METRICS] = found
     app[OWN_LISTENER] = True
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/health/live", live)
     return app
