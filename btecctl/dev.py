@@ -152,10 +152,9 @@ def docs(ctx: typer.Context, check: CheckOpt = False, as_json: JsonOpt = False) 
         pages = reference.pages(
             ctx.find_root().command, openapi_document(Settings.model_construct())
         )
-        changed = reference.stale(pages) if check else reference.write(pages)
-        deploy = reference.deploy_pages()
-        done = reference.stale if check else reference.write
-        changed += [f"deploy/{n}" for n in done(deploy, reference.DEPLOY)]
+        apply = reference.stale if check else reference.write
+        changed = apply(pages)
+        changed += [f"deploy/{n}" for n in apply(reference.deploy_pages(), reference.DEPLOY)]
     verb = "stale" if check else "written"
     report(as_json, {"ok": not (check and changed), verb: changed},
            lambda: err_console.print(f"{verb}: {', '.join(changed) or 'none'}"))  # fmt: skip

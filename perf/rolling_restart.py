@@ -32,6 +32,7 @@ from me_bench import KEY, make_admin, token
 
 sys.path.insert(0, str(HERE.parent))
 from tests.support.cluster import haproxy_config, haproxy_states
+from tests.support.wait import eventually_sync
 
 PATH = "/api/v1/users/me"
 
@@ -66,11 +67,8 @@ class Api:
 
 
 def in_rotation(tmp: Path, name: str, state: str) -> None:
-    deadline = time.monotonic() + 60
-    while haproxy_states(tmp).get(name) != state:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"HAProxy never had {name} {state}")
-        time.sleep(0.05)
+    eventually_sync(lambda: haproxy_states(tmp).get(name), lambda s: s == state, timeout=60,
+                    message=f"HAProxy has {name} {state}")  # fmt: skip
 
 
 async def load(url: str, headers: dict[str, str], rate: float, stop: threading.Event,

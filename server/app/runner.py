@@ -140,16 +140,16 @@ async def run_worker(
     from server.app import create_worker_app
 
     port = settings.worker_metrics_port
-    if port is not None:
-        _metrics_socket(settings.host, port).close()  # a taken port fails before anything starts
+    # A taken port fails here, before anything starts.
+    sock = None if port is None else _metrics_socket(settings.host, port)
     app = create_worker_app(settings)
     runner = web.AppRunner(app, handle_signals=False)
     listener: web.AppRunner | None = None
     await runner.setup()
     try:
         metrics_url = None
-        if port is not None:
-            listener, metrics_url = await _serve_metrics(settings, app[METRICS], port)
+        if sock is not None:
+            listener, metrics_url = await _serve_metrics(settings, app[METRICS], sock)
         log.info("worker_started", concurrency=settings.worker_concurrency, metrics=metrics_url)
         if on_ready is not None:
             on_ready(metrics_url)
@@ -168,16 +168,16 @@ async def _metrics_listener(
     """Process `member`'s own /metrics: on BTEC_PROCESS_METRICS_PORT + member, or a port the
     system picks when that is unset."""
     base = settings.process_metrics_port
-    return await _serve_metrics(settings, metrics, 0 if base is None else base + member)
+    sock = _metrics_socket(settings.host, 0 if base is None else base + member)
+    return await _serve_metrics(settings, metrics, sock)
 
 
 async def _serve_metrics(
-    settings: Settings, metrics: Metrics, port: int
+    settings: Settings, metrics: Metrics, sock: socket.socket
 ) -> tuple[web.AppRunner, str]:
-    """/metrics alone on BTEC_HOST:`port`, behind the metrics token; the runner and its URL."""
+    """/metrics alone on `sock`, behind the metrics token; the runner and its URL."""
     from server.http.routes.metrics import worker_metrics_app
 
-    sock = _metrics_socket(settings.host, port)
     listener = web.AppRunner(
         worker_metrics_app(settings, metrics), access_log=None,
         handle_signals=False, keepalive_timeout=settings.header_timeout,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from server.platform.embedded import EmbeddedRedis
 from server.schema.migrate_test import scratch_database
 from tests.support import s3
 from tests.support.cluster import (
@@ -86,16 +87,13 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, pg_server_url: str, s3_url: str) -> Iterator[Cluster]:
+def cluster(
+    tmp_path: Path, pg_server_url: str, s3_url: str, own_redis: EmbeddedRedis
+) -> Iterator[Cluster]:
     haproxy = required_tool("haproxy", "haproxy", REQUIRE)
     pgbouncer = required_tool("pgbouncer", "pgbouncer", REQUIRE)
     with scratch_database(pg_server_url, prefix="btec_cluster") as direct:
-        redis = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port := free_port()), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "yes", "--dir", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ) if _have("redis-server") else None  # fmt: skip
-        redis_url = f"redis://127.0.0.1:{redis_port}/0" if redis else _embedded_redis(tmp_path)
+        redis_url = own_redis.url()  # keeps an append-only file, as the queue needs
         bouncer_port = free_port()
         bouncer = start_pgbouncer(pgbouncer, pgbouncer_config(tmp_path, direct, bouncer_port),
                                   bouncer_port)  # fmt: skip
@@ -136,26 +134,10 @@ def cluster(tmp_path: Path, pg_server_url: str, s3_url: str) -> Iterator[Cluster
         finally:
             for member in [*state.api, *state.workers]:
                 member.stop()
-            for proc in (proxy, bouncer, redis):
+            for proc in (proxy, bouncer):
                 if proc is not None:
                     proc.terminate()
                     proc.wait(30)
-
-
-def _have(tool: str) -> bool:
-    return any(os.access(Path(d) / tool, os.X_OK) for d in os.environ["PATH"].split(os.pathsep))
-
-
-def _embedded_redis(tmp_path: Path) -> str:
-    """A machine without redis-server on PATH: the embedded Redis binary, on a port."""
-    from server.platform.embedded import EmbeddedRedis
-
-    binary = EmbeddedRedis.binary()
-    port = free_port()
-    subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                      "--dir", str(tmp_path), "--daemonize", "yes",
-                      "--pidfile", str(tmp_path / "redis.pid")])  # fmt: skip
-    return f"redis://127.0.0.1:{port}/0"
 
 
 def _upload_body(n: int) -> bytes:

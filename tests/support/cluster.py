@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 from server.config.assets import PROJECT_ROOT
 from server.platform.pgnames import database_name, with_database
 from tests.support.env import free_port
+from tests.support.wait import eventually_sync
 
 HAPROXY = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 PGBOUNCER = PROJECT_ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini"
@@ -90,14 +90,14 @@ def start_pgbouncer(binary: str, config: Path, port: int) -> subprocess.Popen[st
     """PgBouncer with `config`, once it accepts connections on `port`."""
     proc = subprocess.Popen([binary, "-u", "nobody", str(config)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         assert proc.poll() is None, proc.communicate()[1]
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    raise AssertionError("PgBouncer did not start listening")
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    eventually_sync(listening, timeout=30, message="PgBouncer listens")
+    return proc
 
 
 @dataclass
