@@ -40,6 +40,7 @@ from server.services import auth
 
 AUTHORIZATION = istr("Authorization")
 ACCESS_ATTR = "__btec_access__"
+DOCUMENTED_ATTR = "__btec_documented__"  # set by server.http.openapi.operation
 H = TypeVar("H", bound=Callable[..., Any])
 
 
@@ -60,6 +61,10 @@ GUARD: web.AppKey[Guard] = web.AppKey("guard")
 
 
 def _mark(handler: H, **changes: Any) -> H:
+    if getattr(handler, DOCUMENTED_ATTR, False):
+        raise TypeError(
+            f"{handler.__qualname__}: put its access marks below @operation, which reads them"
+        )
     declared: Access = getattr(handler, ACCESS_ATTR, SIGNED_IN)
     setattr(handler, ACCESS_ATTR, dataclasses.replace(declared, **changes))
     return handler

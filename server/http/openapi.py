@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, get_args
 
 from aiohttp_apigami import docs
+from aiohttp_apigami.constants import SCHEMAS_ATTR
 from marshmallow import Schema, fields, validate
 
 from server.domain import errors
 from server.domain.errors import FieldCode, FieldError, Location, field_error
 from server.domain.pages import page
+from server.http.guard import ACCESS_ATTR, DOCUMENTED_ATTR, Access
+from server.http.guard import SIGNED_IN as SIGNED_IN_ACCESS
 from server.http.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
 
 BEARER = "bearerAuth"
@@ -194,9 +198,6 @@ def problem_responses(*codes: str) -> dict[int, dict[str, Any]]:
 
 
 COMMON_PROBLEMS = ("internal_error", "shutting_down")
-# Groups of problem codes for `operation(problems=...)`, which takes codes space-separated.
-SIGNED_IN_PROBLEMS = "unauthorized invalid_token email_unverified"
-STAFF_PROBLEMS = SIGNED_IN_PROBLEMS + " forbidden"
 LIMITED_PROBLEMS = ("rate_limited", *COMMON_PROBLEMS)
 RATELIMIT_HEADERS = {
     "RateLimit-Policy": {
@@ -229,26 +230,66 @@ H = TypeVar("H", bound=Callable[..., Any])
 
 def operation(
     tag: str,
-    summary: str,
-    description: str | None = None,
     *,
-    security: Security | None = None,
     ok: Mapping[int, Any] | None = None,
     problems: str = "",
+    security: Security | None = None,
     limited: bool = True,
     responses: Mapping[int, Any] | None = None,
     **extra: Any,
 ) -> Callable[[H], H]:
-    """A route's OpenAPI operation (apigami's @docs): its tag, summary, description and
-    security; its answers `ok`; and its problem codes (space-separated), to which every route
-    adds internal_error and shutting_down (a request that reaches a server after it stopped
-    listening) and, when rate limited, rate_limited. `responses` replaces ok and problems whole."""
-    if responses is None:
+    """A route's OpenAPI operation (apigami's @docs), written from what the route declares
+    already; it goes above every other decorator of the route, as it reads them:
+    - its summary and description: the handler's docstring, the first paragraph and the rest;
+    - its security: who the guard admits (server.http.guard), unless `security` says more;
+    - its answers: `ok`, and the problems its guard and schemas can answer (unauthorized,
+      invalid_token, email_unverified, forbidden; validation_failed, malformed_body), the
+      route's own codes in `problems` (space-separated), and on every route internal_error,
+      shutting_down (a request that reaches a server after it stopped listening) and, when
+      rate limited, rate_limited. `responses` replaces ok and problems whole."""
+
+    def document(handler: H) -> H:
+        access: Access = getattr(handler, ACCESS_ATTR, SIGNED_IN_ACCESS)
+        summary, _, description = _paragraphs(handler.__doc__ or "").partition("\n\n")
+        if not summary:
+            raise TypeError(f"{handler.__qualname__}: its docstring is the operation's summary")
+        codes = (*_access_problems(access), *problems.split(), *_schema_problems(handler))
         common = LIMITED_PROBLEMS if limited else COMMON_PROBLEMS
-        responses = {**(ok or {}), **problem_responses(*problems.split(), *common)}
-    fields_: dict[str, Any] = {"tags": [tag], "summary": summary, "responses": responses}
-    if description:
-        fields_["description"] = description
-    if security is not None:
-        fields_["security"] = security
-    return docs(**fields_, **extra)
+        fields_: dict[str, Any] = {
+            "tags": [tag],
+            "summary": summary,
+            "security": security or ACCESS_SECURITY[access.who],
+            "responses": responses or {**(ok or {}), **problem_responses(*codes, *common)},
+        }
+        if description:
+            fields_["description"] = description
+        setattr(handler, DOCUMENTED_ATTR, True)
+        return docs(**fields_, **extra)(handler)
+
+    return document
+
+
+ACCESS_SECURITY: dict[str, Security] = {"public": PUBLIC, "user": SIGNED_IN, "operator": OPERATOR}
+
+
+def _access_problems(access: Access) -> tuple[str, ...]:
+    """The problems of the guard (server.http.guard) for a route of this access."""
+    if access.who == "operator":
+        return ("unauthorized", "forbidden")
+    if access.who == "public":
+        return ()
+    verified = () if access.unverified else ("email_unverified",)
+    return ("unauthorized", "invalid_token", *verified, *(("forbidden",) if access.roles else ()))
+
+
+def _schema_problems(handler: Callable[..., Any]) -> tuple[str, ...]:
+    """The problems of a handler's request schemas: any can fail validation; a JSON body can
+    also fail to parse."""
+    locations = {schema.location for schema in getattr(handler, SCHEMAS_ATTR, ())}
+    return ("validation_failed",) * bool(locations) + ("malformed_body",) * ("json" in locations)
+
+
+def _paragraphs(docstring: str) -> str:
+    """A docstring's paragraphs, each on one line: its lines wrap only for the source."""
+    blocks = inspect.cleandoc(docstring).split("\n\n")
+    return "\n\n".join(" ".join(block.split("\n")) for block in blocks)

@@ -304,43 +304,8 @@ async def give_grade(
     """Grade a submission (or change its grade): the rules in this module's docstring. The
     grade is counted and the student told by mail (the mail commits with the grade, in the
     job outbox). Returns the grade."""
-    given, notice = await _grade(
-        db, assessor, submission_id, assignment_id, marks, feedback, if_match, links
-    )
-    metrics.grades.labels(given["overall"]).inc()
-    await outbox.publish(db, jobs, [notice])
-    return given
-
-
-async def _grade(
-    db: Connect,
-    assessor: dict[str, Any],
-    submission_id: int,
-    assignment_id: int,
-    marks: dict[str, bool],
-    feedback: str,
-    if_match: int | None,
-    links: Links,
-) -> tuple[dict[str, Any], FollowUp]:
     async with db() as conn, conn.transaction():
-        actual = await store.assignment_of(conn, submission_id)
-        if actual is None:
-            raise NotFound(f"no submission has id {submission_id}")
-        if actual != assignment_id:
-            raise WrongAssignment(
-                f"submission {submission_id} is for assignment {actual}, not {assignment_id}"
-            )
-        # The assignment first (its criteria stay put), then the submission: the lock order
-        # of every transaction here, so that none can deadlock another.
-        assignment = await assignments_store.lock_for_grading(conn, assignment_id, assessor["id"])
-        if assignment is None:
-            raise NotFound(f"no assignment has id {assignment_id}")
-        if not assignment["assesses"]:
-            raise NotAssessor(f"you do not assess assignment {assignment_id}")
-        check_marks(assignment["codes"], marks)
-        row = await store.lock_for_grading(conn, submission_id)
-        if row is None:
-            raise NotFound(f"no submission has id {submission_id}")
+        row = await _lock_for_grading(conn, assessor, submission_id, assignment_id, marks)
         current = await store.grade_version(conn, submission_id) or 0
         if if_match is not None and if_match != current:
             raise GradeChanged(f"the grade is at version {current}, not {if_match}; read it again")
@@ -355,7 +320,38 @@ async def _grade(
         facts = {k: row[k] for k in ("email", "full_name", "title", "unit_code")}
         notice = notices.grade_released(given, facts, links)
         await outbox.record(conn, notice)
-    return given, notice
+    metrics.grades.labels(given["overall"]).inc()
+    await outbox.publish(db, jobs, [notice])
+    return given
+
+
+async def _lock_for_grading(
+    conn: Conn,
+    assessor: dict[str, Any],
+    submission_id: int,
+    assignment_id: int,
+    marks: dict[str, bool],
+) -> Any:
+    """Lock the assignment, then the submission (the lock order of every transaction here,
+    so that none can deadlock another), after checking the submission is the assignment's,
+    the caller assesses it and the marks fit its criteria. Returns the submission's row."""
+    actual = await store.assignment_of(conn, submission_id)
+    if actual is None:
+        raise NotFound(f"no submission has id {submission_id}")
+    if actual != assignment_id:
+        raise WrongAssignment(
+            f"submission {submission_id} is for assignment {actual}, not {assignment_id}"
+        )
+    assignment = await assignments_store.lock_for_grading(conn, assignment_id, assessor["id"])
+    if assignment is None:
+        raise NotFound(f"no assignment has id {assignment_id}")
+    if not assignment["assesses"]:
+        raise NotAssessor(f"you do not assess assignment {assignment_id}")
+    check_marks(assignment["codes"], marks)
+    row = await store.lock_for_grading(conn, submission_id)
+    if row is None:
+        raise NotFound(f"no submission has id {submission_id}")
+    return row
 
 
 async def export(

@@ -33,20 +33,16 @@ async def page(
         f"SELECT {SUMMARY}, count(*) OVER () AS total FROM assignments a "  # nosec B608 # only the constants SUMMARY and FILTER; values are $n args
         f"JOIN units u ON u.id = a.unit_id WHERE {FILTER} "
         "ORDER BY a.deadline, a.id LIMIT $3 OFFSET $4",
-        unit_id,
-        pattern,
-        limit,
-        offset,
-    )
+        unit_id, pattern, limit, offset,
+    )  # fmt: skip
     if rows:
         return [summary(r) for r in rows], int(rows[0]["total"])
     if offset == 0:
         return [], 0
     total = await conn.fetchval(
         f"SELECT count(*) FROM assignments a WHERE {FILTER}",  # nosec B608 # only the constant FILTER; values are $n args
-        unit_id,
-        pattern,
-    )
+        unit_id, pattern,
+    )  # fmt: skip
     return [], int(total)
 
 
@@ -101,9 +97,8 @@ async def lock_for_grading(conn: Conn, assignment_id: int, assessor_id: int) -> 
         "AND s.assessor_id = $2) AS assesses, "
         "ARRAY(SELECT c.code FROM assignment_criteria c WHERE c.assignment_id = a.id) AS codes "
         "FROM assignments a WHERE a.id = $1 FOR SHARE OF a",
-        assignment_id,
-        assessor_id,
-    )
+        assignment_id, assessor_id,
+    )  # fmt: skip
 
 
 async def insert(conn: Conn, data: dict[str, Any], created_by: int) -> int:
@@ -127,9 +122,8 @@ async def update(conn: Conn, assignment_id: int, changes: dict[str, Any]) -> Non
     assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
     await conn.execute(
         f"UPDATE assignments SET {assignments}, updated_at = now() WHERE id = $1",  # nosec B608 # column names from the `allowed` tuple; values are $n args
-        assignment_id,
-        *(changes[c] for c in columns),
-    )
+        assignment_id, *(changes[c] for c in columns),
+    )  # fmt: skip
 
 
 async def set_criteria(conn: Conn, assignment_id: int, criteria: Sequence[dict[str, Any]]) -> None:
@@ -149,9 +143,8 @@ async def set_assessors(conn: Conn, assignment_id: int, assessor_ids: Sequence[i
     await conn.execute(
         "INSERT INTO assignment_assessors (assignment_id, assessor_id) "
         "SELECT $1, unnest($2::bigint[])",
-        assignment_id,
-        list(assessor_ids),
-    )
+        assignment_id, list(assessor_ids),
+    )  # fmt: skip
 
 
 async def not_assessors(conn: Conn, user_ids: Sequence[int]) -> list[int]:

@@ -61,9 +61,8 @@ async def assessed_by(conn: Conn, file_id: uuid.UUID, assessor_id: int) -> bool:
         "JOIN submissions s ON s.id = sf.submission_id "
         "JOIN assignment_assessors aa ON aa.assignment_id = s.assignment_id "
         "WHERE sf.file_id = $1 AND aa.assessor_id = $2)",
-        file_id,
-        assessor_id,
-    )
+        file_id, assessor_id,
+    )  # fmt: skip
     return bool(found)
 
 
@@ -81,10 +80,8 @@ async def set_verdict(
         f"UPDATE files SET scan_status = $2, scan_detail = $3, scanned_at = now(), "  # nosec B608 # only the constant COLUMNS; values are $n args
         f"updated_at = now() WHERE id = $1 AND scan_status IN ('pending', 'error') "
         f"RETURNING {COLUMNS}",
-        file_id,
-        status,
-        detail,
-    )
+        file_id, status, detail,
+    )  # fmt: skip
     return dict(row) if row else None
 
 
@@ -97,11 +94,8 @@ async def page(
         f"SELECT {COLUMNS}, count(*) OVER () AS total FROM files "  # nosec B608 # only the constant COLUMNS; values are $n args
         "WHERE ($1::bigint IS NULL OR owner_id = $1) AND ($2::text IS NULL OR scan_status = $2) "
         "ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
-        owner_id,
-        status,
-        limit,
-        offset,
-    )
+        owner_id, status, limit, offset,
+    )  # fmt: skip
     return page_of(rows)
 
 
@@ -111,9 +105,8 @@ async def by_status(conn: Conn, status: str | None, limit: int) -> list[dict[str
         "SELECT f.id, u.email AS owner, f.filename, f.kind, f.size_bytes, f.scan_status, "
         "f.scan_detail, f.created_at FROM files f JOIN users u ON u.id = f.owner_id "
         "WHERE ($1::text IS NULL OR f.scan_status = $1) ORDER BY f.created_at DESC LIMIT $2",
-        status,
-        limit,
-    )
+        status, limit,
+    )  # fmt: skip
     return [dict(r) for r in rows]
 
 

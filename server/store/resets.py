@@ -17,11 +17,8 @@ async def replace(
         "VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET "
         "token_hash = EXCLUDED.token_hash, issued_version = EXCLUDED.issued_version, "
         "expires_at = EXCLUDED.expires_at, created_at = now()",
-        user_id,
-        token_hash,
-        version,
-        expires_at,
-    )
+        user_id, token_hash, version, expires_at,
+    )  # fmt: skip
 
 
 async def find(conn: Conn, token_hash: bytes, *, lock: bool = False) -> dict[str, Any] | None:

@@ -15,11 +15,8 @@ async def insert(
     await conn.execute(
         "INSERT INTO refresh_tokens (user_id, family, token_hash, expires_at) "
         "VALUES ($1, $2, $3, $4)",
-        user_id,
-        family,
-        token_hash,
-        expires_at,
-    )
+        user_id, family, token_hash, expires_at,
+    )  # fmt: skip
 
 
 async def take(conn: Conn, token_hash: bytes) -> dict[str, Any] | None:

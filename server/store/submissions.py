@@ -34,9 +34,8 @@ async def existing(conn: Conn, assignment_id: int, student_id: int) -> Any:
         "WHERE sf.submission_id = s.id ORDER BY sf.position) AS file_ids "
         "FROM submissions s WHERE s.assignment_id = $1 AND s.student_id = $2 "
         "FOR NO KEY UPDATE OF s",
-        assignment_id,
-        student_id,
-    )
+        assignment_id, student_id,
+    )  # fmt: skip
 
 
 async def upsert(conn: Conn, assignment_id: int, student_id: int, answer: str) -> Any:
@@ -52,10 +51,8 @@ async def upsert(conn: Conn, assignment_id: int, student_id: int, answer: str) -
         "WHERE NOT EXISTS (SELECT 1 FROM grades g WHERE g.submission_id = submissions.id) "
         "RETURNING id, assignment_id, student_id, answer, submitted_at, late, resubmissions, "
         "created_at, (xmax = 0) AS inserted",
-        assignment_id,
-        student_id,
-        answer,
-    )
+        assignment_id, student_id, answer,
+    )  # fmt: skip
 
 
 async def usable_files(conn: Conn, file_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
@@ -78,9 +75,8 @@ async def set_files(
         await conn.execute(
             "INSERT INTO submission_files (submission_id, file_id, position) "
             "SELECT $1, f, p - 1 FROM unnest($2::uuid[]) WITH ORDINALITY AS t(f, p)",
-            submission_id,
-            list(file_ids),
-        )
+            submission_id, list(file_ids),
+        )  # fmt: skip
 
 
 async def by_id(conn: Conn, submission_id: int) -> Any:
@@ -166,10 +162,8 @@ async def page(
         "FROM submissions s JOIN users u ON u.id = s.student_id "
         f"LEFT JOIN grades g ON g.submission_id = s.id WHERE {LIST_FILTER} "
         "ORDER BY s.submitted_at DESC, s.id DESC LIMIT $7 OFFSET $8",
-        *args,
-        limit,
-        offset,
-    )
+        *args, limit, offset,
+    )  # fmt: skip
     items = [
         {
             "id": r["id"],
@@ -262,12 +256,8 @@ async def put_grade(
         "overall = EXCLUDED.overall, feedback = EXCLUDED.feedback, "
         "version = grades.version + 1, updated_at = now() "
         f"RETURNING {GRADE.replace('g.', '')}",
-        submission_id,
-        assessor_id,
-        json.dumps(criteria, sort_keys=True),
-        overall,
-        feedback,
-    )
+        submission_id, assessor_id, json.dumps(criteria, sort_keys=True), overall, feedback,
+    )  # fmt: skip
     return grade(row)
 
 
@@ -295,10 +285,8 @@ async def replace_flags(conn: Conn, submission_id: int, pairs: Sequence[tuple[in
             "AS t(o, sc) JOIN submissions x ON x.id = t.o "
             "ON CONFLICT (submission_id, other_id) DO UPDATE SET score = EXCLUDED.score, "
             "checked_at = now()",
-            submission_id,
-            [p[0] for p in pairs],
-            [p[1] for p in pairs],
-        )
+            submission_id, [p[0] for p in pairs], [p[1] for p in pairs],
+        )  # fmt: skip
 
 
 async def export_rows(conn: Conn, assignment_id: int) -> AsyncIterator[Any]:
@@ -350,9 +338,8 @@ async def flagged_pairs(conn: Conn, assignment_id: int | None, limit: int) -> li
         "JOIN submissions o ON o.id = f.other_id JOIN users ou ON ou.id = o.student_id "
         "WHERE ($1::bigint IS NULL OR s.assignment_id = $1) "
         "ORDER BY f.score DESC, f.submission_id, f.other_id LIMIT $2",
-        assignment_id,
-        limit,
-    )
+        assignment_id, limit,
+    )  # fmt: skip
     return [dict(r) for r in rows]
 
 

@@ -26,11 +26,8 @@ async def page(
         "WHERE ($1::smallint IS NULL OR level = $1) "
         "AND ($2::text IS NULL OR title ILIKE $2 OR code ILIKE $2) "
         "ORDER BY code LIMIT $3 OFFSET $4",
-        level,
-        pattern,
-        limit,
-        offset,
-    )
+        level, pattern, limit, offset,
+    )  # fmt: skip
     if rows:
         return [_unit(r) for r in rows], int(rows[0]["total"])
     if offset == 0:
@@ -38,9 +35,8 @@ async def page(
     total = await conn.fetchval(
         "SELECT count(*) FROM units WHERE ($1::smallint IS NULL OR level = $1) "
         "AND ($2::text IS NULL OR title ILIKE $2 OR code ILIKE $2)",
-        level,
-        pattern,
-    )
+        level, pattern,
+    )  # fmt: skip
     return [], int(total)
 
 
@@ -87,11 +83,8 @@ async def insert(conn: Conn, unit: dict[str, Any]) -> dict[str, Any]:
     row = await conn.fetchrow(
         f"INSERT INTO units (code, title, level, credits) VALUES ($1, $2, $3, $4) "  # nosec B608 # only the constant COLUMNS; values are $n args
         f"RETURNING {COLUMNS}",
-        unit["code"],
-        unit["title"],
-        unit["level"],
-        unit["credits"],
-    )
+        unit["code"], unit["title"], unit["level"], unit["credits"],
+    )  # fmt: skip
     return _unit(row)
 
 
@@ -106,9 +99,8 @@ async def update(conn: Conn, unit_id: int, changes: dict[str, Any]) -> dict[str,
     sets = "".join(f"{c} = ${i + 2}, " for i, c in enumerate(columns))
     row = await conn.fetchrow(
         f"UPDATE units SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",  # nosec B608 # column names from a fixed allowlist; values are $n args
-        unit_id,
-        *(changes[c] for c in columns),
-    )
+        unit_id, *(changes[c] for c in columns),
+    )  # fmt: skip
     return _unit(row) if row else None
 
 

@@ -22,12 +22,8 @@ async def insert(
         f"INSERT INTO users (email, full_name, role, password_hash, email_verified_at) "  # nosec B608 # only the constant COLUMNS; values are $n args
         f"VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) "
         f"ON CONFLICT ((lower(email))) DO NOTHING RETURNING {COLUMNS}",
-        email,
-        full_name,
-        role,
-        password_hash,
-        verified,
-    )
+        email, full_name, role, password_hash, verified,
+    )  # fmt: skip
     return dict(row) if row else None
 
 
@@ -46,11 +42,8 @@ async def page(
         f"SELECT {COLUMNS}, count(*) OVER () AS total FROM users "  # nosec B608 # only the constant COLUMNS; values are $n args
         "WHERE ($1::text IS NULL OR role = $1) AND ($2::boolean IS NULL OR is_active = $2) "
         "ORDER BY id LIMIT $3 OFFSET $4",
-        role,
-        active,
-        limit,
-        offset,
-    )
+        role, active, limit, offset,
+    )  # fmt: skip
     return page_of(rows)
 
 
@@ -68,9 +61,8 @@ async def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
     await conn.execute(
         "UPDATE users SET password_hash = $2, token_version = token_version + 1, "
         "updated_at = now() WHERE id = $1",
-        user_id,
-        password_hash,
-    )
+        user_id, password_hash,
+    )  # fmt: skip
 
 
 async def by_id(conn: Conn, user_id: int) -> dict[str, Any] | None:
@@ -85,9 +77,8 @@ async def by_session(conn: Conn, user_id: int, session: uuid.UUID) -> dict[str, 
         f"SELECT {COLUMNS}, EXISTS (SELECT 1 FROM refresh_tokens "  # nosec B608 # only the constant COLUMNS; values are $n args
         "WHERE family = $2 AND revoked_at IS NOT NULL) AS session_revoked "
         "FROM users WHERE id = $1",
-        user_id,
-        session,
-    )
+        user_id, session,
+    )  # fmt: skip
     return dict(row) if row else None
 
 
@@ -95,9 +86,8 @@ async def rehash(conn: Conn, user_id: int, password_hash: str) -> None:
     """The same password under today's hashing parameters: sessions stay."""
     await conn.execute(
         "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
-        user_id,
-        password_hash,
-    )
+        user_id, password_hash,
+    )  # fmt: skip
 
 
 async def bump_version(conn: Conn, user_id: int) -> None:
@@ -118,9 +108,6 @@ async def update(conn: Conn, user_id: int, changes: dict[str, Any]) -> dict[str,
         "token_version = token_version + CASE WHEN $4::boolean IS NOT NULL AND NOT $4 "
         "AND is_active THEN 1 ELSE 0 END, "
         f"updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
-        user_id,
-        allowed.get("full_name"),
-        allowed.get("role"),
-        allowed.get("is_active"),
-    )
+        user_id, allowed.get("full_name"), allowed.get("role"), allowed.get("is_active"),
+    )  # fmt: skip
     return dict(row) if row else None

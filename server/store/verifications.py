@@ -25,12 +25,8 @@ async def replace(
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET "
         "email = EXCLUDED.email, token_hash = EXCLUDED.token_hash, "
         "expires_at = EXCLUDED.expires_at, new_address = EXCLUDED.new_address, created_at = now()",
-        user_id,
-        email,
-        token_hash,
-        expires_at,
-        new_address,
-    )
+        user_id, email, token_hash, expires_at, new_address,
+    )  # fmt: skip
 
 
 async def find(conn: Conn, token_hash: bytes, *, lock: bool = False) -> dict[str, Any] | None:
@@ -52,9 +48,8 @@ async def confirm(conn: Conn, user_id: int, email: str) -> bool:
         await conn.execute(
             "UPDATE users SET email = $2, email_verified_at = now(), updated_at = now() "
             "WHERE id = $1",
-            user_id,
-            email,
-        )
+            user_id, email,
+        )  # fmt: skip
     except asyncpg.UniqueViolationError:
         return False
     await conn.execute("DELETE FROM email_verifications WHERE user_id = $1", user_id)

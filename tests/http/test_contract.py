@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp_apigami.constants import SWAGGER_DICT
+from aiohttp import web
+from aiohttp_apigami.constants import API_SPEC_ATTR, SWAGGER_DICT
 from openapi_spec_validator import validate
 
 from server.app import create_app
 from server.config.settings import Settings
 from server.http.contract import OPERATION_IDS, schema_of
+from server.http.guard import GUARD, public
+from server.http.openapi import operation
+from server.http.problems import PROBLEM_CONTENT_TYPE as PROBLEM
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
@@ -133,3 +137,80 @@ def test_dev_openapi_writes_the_served_document(
                   "--json", env={"BTEC_ENV_FILE": ""})  # fmt: skip
     assert refused.exit_code != 0
     assert "Traceback" not in refused.output
+
+
+# Each operation is written from what its route declares (server.http.openapi.operation).
+
+GUARD_SECURITY = {"public": [{}], "user": [{"bearerAuth": []}], "operator": [{"bearerAuth": []}]}
+
+
+def test_each_operation_documents_its_guard_and_schemas(
+    settings: Settings, document: dict[str, Any]
+) -> None:
+    app = create_app(settings)
+    guard = app[GUARD]
+    checked = 0
+    for route in app.router.routes():
+        assert route.resource is not None
+        op = document["paths"].get(route.resource.canonical, {}).get(route.method.lower())
+        if op is None:  # HEAD twins, the API docs' own routes
+            continue
+        access, where = guard.access(route), f"{route.method} {route.resource.canonical}"
+        problems = [
+            answer.get("content", {}).get(PROBLEM, {}) for answer in op["responses"].values()
+        ]
+        codes = {code for problem in problems for code in problem.get("examples", {})}
+        if op["security"] != [{}, {"bearerAuth": []}]:  # a token that shows more, never needed
+            assert op["security"] == GUARD_SECURITY[access.who], where
+        if access.who == "user":
+            assert {"unauthorized", "invalid_token"} <= codes, where
+            assert ("email_unverified" in codes) is not access.unverified, where
+            assert "forbidden" in codes or access.roles is None, where
+        if access.who == "operator":
+            assert {"unauthorized", "forbidden"} <= codes, where
+        if "requestBody" in op and route.resource.canonical != "/api/v1/files":
+            assert {"validation_failed", "malformed_body"} <= codes, where
+        checked += 1
+    assert checked == len(OPERATION_IDS)
+
+
+def test_an_access_mark_above_the_operation_is_refused() -> None:
+    @operation("units", ok={200: {"description": "Yes"}})
+    async def handler(request: web.Request) -> web.Response:
+        """Answer
+
+        Says yes."""
+        return web.json_response({})
+
+    with pytest.raises(TypeError, match="below @operation"):
+        public(handler)
+
+
+def test_an_operation_takes_its_summary_and_description_from_the_docstring() -> None:
+    @operation("units", ok={200: {"description": "Yes"}}, problems="not_found")
+    @public
+    async def handler(request: web.Request) -> web.Response:
+        """Read one unit,
+        with its words
+
+        The first paragraph is the summary; this one, wrapped for the
+        source, is the description.
+
+        A second paragraph stays one.
+        """
+        return web.json_response({})
+
+    spec = getattr(handler, API_SPEC_ATTR)
+    assert spec["summary"] == "Read one unit, with its words"
+    assert spec["description"] == (
+        "The first paragraph is the summary; this one, wrapped for the source, is the "
+        "description.\n\nA second paragraph stays one."
+    )
+    assert spec["security"] == [{}]
+    assert set(spec["responses"]) == {200, 404, 429, 500, 503}
+
+    async def undocumented(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    with pytest.raises(TypeError, match="docstring"):
+        operation("units")(undocumented)

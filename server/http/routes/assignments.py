@@ -17,9 +17,6 @@ from server.http import deps
 from server.http.conditional import IF_NONE_MATCH, cacheable_json, cacheable_ok
 from server.http.guard import roles
 from server.http.openapi import (
-    SIGNED_IN,
-    SIGNED_IN_PROBLEMS,
-    STAFF_PROBLEMS,
     json_response,
     operation,
     page_example,
@@ -159,19 +156,19 @@ SUMMARY_EXAMPLE = {
 
 @operation(
     "assignments",
-    "List assignments (anyone signed in)",
-    "Soonest deadline first; filter by unit and by words in the title or brief. "
-    "Answers come from the shared Redis cache and change the moment an assignment or its "
-    "unit does. Each carries an ETag: send it in If-None-Match for 304 while unchanged.",
-    security=SIGNED_IN,
     ok=cacheable_ok("A page of assignments", page_example(SUMMARY_EXAMPLE, 20)),
-    problems=SIGNED_IN_PROBLEMS + " validation_failed",
     parameters=[IF_NONE_MATCH],
 )
 @querystring_schema(CatalogueQuery)
 @alongside
 @routes.get("/api/v1/assignments", name="assignments")
 async def catalogue(request: web.Request) -> web.Response:
+    """List assignments (anyone signed in)
+
+    Soonest deadline first; filter by unit and by words in the title or brief. Answers come from the
+    shared Redis cache and change the moment an assignment or its unit does. Each carries an ETag:
+    send it in If-None-Match for 304 while unchanged.
+    """
     q = deps.query(request)
     page = await assignments.catalogue(
         db=deps.db(request), cache=deps.cache(request), unit_id=q.get("unit"), q=q["q"],
@@ -182,17 +179,18 @@ async def catalogue(request: web.Request) -> web.Response:
 
 @operation(
     "assignments",
-    "Get an assignment with its brief and criteria (anyone signed in)",
-    "From the cache like the list, with an ETag and 304 on If-None-Match.",
-    security=SIGNED_IN,
     ok=cacheable_ok("The assignment", ASSIGNMENT_EXAMPLE),
-    problems=SIGNED_IN_PROBLEMS + " not_found validation_failed",
+    problems="not_found",
     parameters=[IF_NONE_MATCH],
 )
 @match_info_schema(IdPath)
 @alongside
 @routes.get("/api/v1/assignments/{id}", name="assignment")
 async def one(request: web.Request) -> web.Response:
+    """Get an assignment with its brief and criteria (anyone signed in)
+
+    From the cache like the list, with an ETag and 304 on If-None-Match.
+    """
     found = await assignments.assignment(
         db=deps.db(request), cache=deps.cache(request), assignment_id=deps.path(request)["id"]
     )
@@ -201,18 +199,19 @@ async def one(request: web.Request) -> web.Response:
 
 @operation(
     "assignments",
-    "Set an assignment (admins and assessors)",
-    "With its criteria (codes such as P1, M1, D1: at least one P) and the "
-    "assessors who grade it. An assessor who leaves out `assessor_ids` is its assessor; an "
-    "admin must name at least one (422 `assessor_required`: nobody could grade it).",
-    security=SIGNED_IN,
     ok={201: json_response("Created", ASSIGNMENT_EXAMPLE)},
-    problems=STAFF_PROBLEMS + " assessor_required validation_failed malformed_body",
+    problems="assessor_required",
 )
 @request_schema(NewAssignment)
 @roles("admin", "assessor")
 @routes.post("/api/v1/assignments", name="assignments_create")
 async def create(request: web.Request) -> web.Response:
+    """Set an assignment (admins and assessors)
+
+    With its criteria (codes such as P1, M1, D1: at least one P) and the assessors who grade it. An
+    assessor who leaves out `assessor_ids` is its assessor; an admin must name at least one (422
+    `assessor_required`: nobody could grade it).
+    """
     made = await assignments.create(
         db=deps.db(request), cache=deps.cache(request), user=deps.user(request),
         data=deps.body(request),
@@ -222,22 +221,21 @@ async def create(request: web.Request) -> web.Response:
 
 @operation(
     "assignments",
-    "Change an assignment (admins and its assessors)",
-    "Any fields; `criteria` and `assessor_ids` replace their lists. The criteria "
-    "are fixed once a submission is graded (409 `criteria_locked`). A new deadline re-flags "
-    "each submission as late or not. Assessors not named on it get 403 `not_assessor`; "
-    "an empty `assessor_ids` is 422 `assessor_required`.",
-    security=SIGNED_IN,
     ok={200: json_response("The assignment", ASSIGNMENT_EXAMPLE)},
-    problems=STAFF_PROBLEMS
-    + " not_assessor not_found criteria_locked assessor_required validation_failed "
-    "malformed_body",
+    problems="not_assessor not_found criteria_locked assessor_required",
 )
 @match_info_schema(IdPath)
 @request_schema(AssignmentChanges)
 @roles("admin", "assessor")
 @routes.patch("/api/v1/assignments/{id}", name="assignments_update")
 async def update(request: web.Request) -> web.Response:
+    """Change an assignment (admins and its assessors)
+
+    Any fields; `criteria` and `assessor_ids` replace their lists. The criteria are fixed once a
+    submission is graded (409 `criteria_locked`). A new deadline re-flags each submission as late or
+    not. Assessors not named on it get 403 `not_assessor`; an empty `assessor_ids` is 422
+    `assessor_required`.
+    """
     changed = await assignments.update(
         db=deps.db(request), cache=deps.cache(request), user=deps.user(request),
         assignment_id=deps.path(request)["id"], changes=dict(deps.body(request)),
@@ -247,16 +245,17 @@ async def update(request: web.Request) -> web.Response:
 
 @operation(
     "assignments",
-    "Delete an assignment (admins and its assessors)",
-    "Only while nobody has submitted to it: 409 `assignment_in_use` after.",
-    security=SIGNED_IN,
     ok={204: {"description": "Deleted"}},
-    problems=STAFF_PROBLEMS + " not_assessor not_found assignment_in_use validation_failed",
+    problems="not_assessor not_found assignment_in_use",
 )
 @match_info_schema(IdPath)
 @roles("admin", "assessor")
 @routes.delete("/api/v1/assignments/{id}", name="assignments_delete")
 async def delete(request: web.Request) -> web.Response:
+    """Delete an assignment (admins and its assessors)
+
+    Only while nobody has submitted to it: 409 `assignment_in_use` after.
+    """
     await assignments.delete(
         db=deps.db(request), cache=deps.cache(request), user=deps.user(request),
         assignment_id=deps.path(request)["id"],

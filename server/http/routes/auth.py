@@ -13,8 +13,6 @@ from server.http import deps, schemas
 from server.http.examples import REFRESH_EXAMPLE, SESSION_EXAMPLE, USER_EXAMPLE
 from server.http.guard import public, unverified_allowed
 from server.http.openapi import (
-    PUBLIC,
-    SIGNED_IN,
     json_response,
     operation,
 )
@@ -45,16 +43,8 @@ class LogoutSchema(Schema):
 
 @operation(
     "auth",
-    "Sign in with email and password",
-    "Answers an access token (a JWT for `Authorization: Bearer ...`, valid for "
-    "`expires_in` seconds) and a refresh token for `/auth/refresh`. An unknown email, a wrong "
-    "password and a deactivated account get the same 401 `invalid_credentials` after the "
-    "same work. Limited per client IP, and per account: after BTEC_LOGIN_BACKOFF_AFTER "
-    "failures in a row an address must wait (429 `login_throttled` with `Retry-After`), "
-    "twice as long after each further failure, up to BTEC_LOGIN_BACKOFF_MAX_SECONDS.",
-    security=PUBLIC,
     ok={200: json_response("Signed in", SESSION_EXAMPLE)},
-    problems="invalid_credentials login_throttled validation_failed malformed_body",
+    problems="invalid_credentials login_throttled",
 )
 @request_schema(LoginSchema, example={"email": "assessor@college.example.ac.uk",
                                       "password": "correct horse battery staple"})  # fmt: skip  # nosec B105 # OpenAPI example body, no account has it
@@ -62,6 +52,15 @@ class LogoutSchema(Schema):
 @public
 @routes.post("/api/v1/auth/login", name="auth_login")
 async def login(request: web.Request) -> web.Response:
+    """Sign in with email and password
+
+    Answers an access token (a JWT for `Authorization: Bearer ...`, valid for `expires_in` seconds)
+    and a refresh token for `/auth/refresh`. An unknown email, a wrong password and a deactivated
+    account get the same 401 `invalid_credentials` after the same work. Limited per client IP, and
+    per account: after BTEC_LOGIN_BACKOFF_AFTER failures in a row an address must wait (429
+    `login_throttled` with `Retry-After`), twice as long after each further failure, up to
+    BTEC_LOGIN_BACKOFF_MAX_SECONDS.
+    """
     body = deps.body(request)
     session = await auth.login(
         db=deps.db(request), passwords=deps.passwords(request), keys=deps.token_keys(request),
@@ -71,20 +70,17 @@ async def login(request: web.Request) -> web.Response:
     return answer(session.as_dict())
 
 
-@operation(
-    "auth",
-    "Trade a refresh token for a new access and refresh token",
-    "Each refresh token works once. Presenting one that was already used revokes "
-    "every token of that sign-in (it was stolen or replayed): sign in again.",
-    security=PUBLIC,
-    ok={200: json_response("A new pair", SESSION_EXAMPLE)},
-    problems="invalid_token validation_failed malformed_body",
-)
+@operation("auth", ok={200: json_response("A new pair", SESSION_EXAMPLE)}, problems="invalid_token")
 @request_schema(RefreshSchema, example={"refresh_token": REFRESH_EXAMPLE})
 @limited("auth_refresh", "30/60:closed")
 @public
 @routes.post("/api/v1/auth/refresh", name="auth_refresh")
 async def refresh(request: web.Request) -> web.Response:
+    """Trade a refresh token for a new access and refresh token
+
+    Each refresh token works once. Presenting one that was already used revokes every token of that
+    sign-in (it was stolen or replayed): sign in again.
+    """
     session = await auth.refresh(
         db=deps.db(request), keys=deps.token_keys(request),
         refresh_token=deps.body(request)["refresh_token"],
@@ -93,21 +89,17 @@ async def refresh(request: web.Request) -> web.Response:
     return answer(session.as_dict())
 
 
-@operation(
-    "auth",
-    "Sign out this session",
-    "Every access token of this sign-in (the one sent, and any issued before or after a "
-    "refresh) and its refresh tokens are refused from the next request on; so is the sign-in "
-    "of the refresh token, if one is sent. 204 with no body, only once the revocation is "
-    "stored: 503 when it cannot be.",
-    security=SIGNED_IN,
-    ok={204: {"description": "Signed out"}},
-    problems="unauthorized invalid_token validation_failed db_unavailable",
-)
+@operation("auth", ok={204: {"description": "Signed out"}}, problems="db_unavailable")
 @request_schema(LogoutSchema, example={"refresh_token": REFRESH_EXAMPLE})
 @unverified_allowed
 @routes.post("/api/v1/auth/logout", name="auth_logout")
 async def logout(request: web.Request) -> web.Response:
+    """Sign out this session
+
+    Every access token of this sign-in (the one sent, and any issued before or after a refresh) and
+    its refresh tokens are refused from the next request on; so is the sign-in of the refresh token,
+    if one is sent. 204 with no body, only once the revocation is stored: 503 when it cannot be.
+    """
     await auth.logout(
         db=deps.db(request), user_id=deps.user(request)["id"],
         claims=deps.claims(request), refresh_token=deps.body(request)["refresh_token"],
@@ -115,17 +107,14 @@ async def logout(request: web.Request) -> web.Response:
     return no_content()
 
 
-@operation(
-    "auth",
-    "Sign out everywhere",
-    "Every access and refresh token of the user, on every device, stops working.",
-    security=SIGNED_IN,
-    ok={204: {"description": "Signed out everywhere"}},
-    problems="unauthorized invalid_token",
-)
+@operation("auth", ok={204: {"description": "Signed out everywhere"}})
 @unverified_allowed
 @routes.post("/api/v1/auth/logout-all", name="auth_logout_all")
 async def logout_all(request: web.Request) -> web.Response:
+    """Sign out everywhere
+
+    Every access and refresh token of the user, on every device, stops working.
+    """
     await auth.logout_all(db=deps.db(request), user_id=deps.user(request)["id"])
     return no_content()
 
@@ -144,21 +133,18 @@ class ChangeSchema(Schema):
     new_password = schemas.new_password("a new long passphrase")
 
 
-@operation(
-    "auth",
-    "Ask for a password-reset link by mail",
-    "Always 202 with the same body, whether or not an account uses the address; "
-    "the link (valid BTEC_RESET_TOKEN_MINUTES, once) goes by mail through the job queue. At "
-    "most one message per address every 2 minutes; limited per client IP.",
-    security=PUBLIC,
-    ok={202: json_response("Accepted", FORGOT_ANSWER)},
-    problems="validation_failed malformed_body queue_unavailable",
-)
+@operation("auth", ok={202: json_response("Accepted", FORGOT_ANSWER)}, problems="queue_unavailable")
 @request_schema(ForgotSchema)
 @limited("auth_forgot", "5/300:closed")
 @public
 @routes.post("/api/v1/auth/password/forgot", name="auth_password_forgot")
 async def forgot(request: web.Request) -> web.Response:
+    """Ask for a password-reset link by mail
+
+    Always 202 with the same body, whether or not an account uses the address; the link (valid
+    BTEC_RESET_TOKEN_MINUTES, once) goes by mail through the job queue. At most one message per
+    address every 2 minutes; limited per client IP.
+    """
     said = await password_service.request_reset(
         jobs=deps.jobs(request), email=deps.body(request)["email"]
     )
@@ -167,19 +153,20 @@ async def forgot(request: web.Request) -> web.Response:
 
 @operation(
     "auth",
-    "Set a new password with a reset link's token",
-    "The token works once, within BTEC_RESET_TOKEN_MINUTES, and only while the "
-    "password is the one it was issued under. Every session of the account ends and a "
-    "notice is mailed; sign in again with the new password.",
-    security=PUBLIC,
     ok={200: json_response("Changed", {"status": "password_changed"})},
-    problems="invalid_reset_token validation_failed malformed_body",
+    problems="invalid_reset_token",
 )
 @request_schema(ResetSchema)
 @limited("auth_reset", "10/300:closed")
 @public
 @routes.post("/api/v1/auth/password/reset", name="auth_password_reset")
 async def reset(request: web.Request) -> web.Response:
+    """Set a new password with a reset link's token
+
+    The token works once, within BTEC_RESET_TOKEN_MINUTES, and only while the password is the one it
+    was issued under. Every session of the account ends and a notice is mailed; sign in again with
+    the new password.
+    """
     body = deps.body(request)
     await password_service.reset_password(
         db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
@@ -190,17 +177,18 @@ async def reset(request: web.Request) -> web.Response:
 
 @operation(
     "auth",
-    "Change the password (knowing the current one)",
-    "Every session of the account ends, on every device, and a notice is "
-    "mailed; the answer is a new session for this device.",
-    security=SIGNED_IN,
     ok={200: json_response("Changed; a new session", SESSION_EXAMPLE)},
-    problems="wrong_password unauthorized invalid_token validation_failed malformed_body",
+    problems="wrong_password",
 )
 @request_schema(ChangeSchema)
 @limited("auth_change", "10/300:closed")
 @routes.post("/api/v1/auth/password/change", name="auth_password_change")
 async def change(request: web.Request) -> web.Response:
+    """Change the password (knowing the current one)
+
+    Every session of the account ends, on every device, and a notice is mailed; the answer is a new
+    session for this device.
+    """
     body = deps.body(request)
     session = await password_service.change_password(
         db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
@@ -226,21 +214,22 @@ class VerifySchema(Schema):
 
 @operation(
     "auth",
-    "Create a student account",
-    "The account starts unverified: a verification link goes by mail through the "
-    "job queue. Until it is confirmed, signing in works but only the profile, resending the "
-    "link and signing out are allowed. 409 `email_taken` if an account uses the address.",
-    security=PUBLIC,
     ok={
         201: json_response("Created", USER_EXAMPLE | {"role": "student", "email_verified_at": None})
     },
-    problems="email_taken validation_failed malformed_body queue_unavailable",
+    problems="email_taken queue_unavailable",
 )
 @request_schema(RegisterSchema)
 @limited("auth_register", "5/3600:closed")
 @public
 @routes.post("/api/v1/auth/register", name="auth_register")
 async def register(request: web.Request) -> web.Response:
+    """Create a student account
+
+    The account starts unverified: a verification link goes by mail through the job queue. Until it
+    is confirmed, signing in works but only the profile, resending the link and signing out are
+    allowed. 409 `email_taken` if an account uses the address.
+    """
     body = deps.body(request)
     user = await users.register(
         db=deps.db(request), passwords=deps.passwords(request), jobs=deps.jobs(request),
@@ -251,27 +240,24 @@ async def register(request: web.Request) -> web.Response:
 
 @operation(
     "auth",
-    "Send the verification link again",
-    "Always 202 with the same body. At most one message every 2 minutes, and 5 "
-    "requests a day per user.",
-    security=SIGNED_IN,
     ok={202: json_response("Accepted", verification.RESEND_ANSWER)},
-    problems="unauthorized invalid_token queue_unavailable",
+    problems="queue_unavailable",
 )
 @limited("auth_verify_request", "5/86400:closed")
 @unverified_allowed
 @routes.post("/api/v1/auth/verify/request", name="auth_verify_request")
 async def verify_request(request: web.Request) -> web.Response:
+    """Send the verification link again
+
+    Always 202 with the same body. At most one message every 2 minutes, and 5 requests a day per
+    user.
+    """
     said = await verification.resend(jobs=deps.jobs(request), user=deps.user(request))
     return answer(said, 202)
 
 
 @operation(
     "auth",
-    "What confirming this verification link would do",
-    "Changes nothing (link scanners only GET): the page shows the address and "
-    "asks the user to confirm, which POSTs the token.",
-    security=PUBLIC,
     ok={
         200: json_response(
             "The address to confirm",
@@ -287,29 +273,35 @@ async def verify_request(request: web.Request) -> web.Response:
 @public
 @routes.get("/api/v1/auth/verify/confirm", name="auth_verify_preview")
 async def verify_preview(request: web.Request) -> web.Response:
+    """What confirming this verification link would do
+
+    Changes nothing (link scanners only GET): the page shows the address and asks the user to
+    confirm, which POSTs the token.
+    """
     token = request.query.get("token", "")[:200]
     return answer(await verification.preview(db=deps.db(request), token=token))
 
 
 @operation(
     "auth",
-    "Confirm the email address",
-    "Once, within 24 hours, and only for the address the link was sent to. A "
-    "link for a new address (from `PATCH /users/me`) makes it the account's address and mails "
-    "a notice to the old one; 409 `email_taken` if another account took it meanwhile.",
-    security=PUBLIC,
     ok={
         200: json_response(
             "Verified", {"status": "verified", "email": "student@college.example.ac.uk"}
         )
     },
-    problems="invalid_verify_token email_taken validation_failed malformed_body queue_unavailable",
+    problems="invalid_verify_token email_taken queue_unavailable",
 )
 @request_schema(VerifySchema)
 @limited("auth_verify_confirm", "20/300:closed")
 @public
 @routes.post("/api/v1/auth/verify/confirm", name="auth_verify_confirm")
 async def verify_confirm(request: web.Request) -> web.Response:
+    """Confirm the email address
+
+    Once, within 24 hours, and only for the address the link was sent to. A link for a new address
+    (from `PATCH /users/me`) makes it the account's address and mails a notice to the old one; 409
+    `email_taken` if another account took it meanwhile.
+    """
     user = await verification.confirm(
         db=deps.db(request), jobs=deps.jobs(request), token=deps.body(request)["token"]
     )

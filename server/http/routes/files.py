@@ -31,7 +31,6 @@ from server.domain.filetypes import clean_filename
 from server.domain.pages import page
 from server.http import deps
 from server.http.openapi import (
-    SIGNED_IN,
     json_response,
     operation,
     page_example,
@@ -97,24 +96,24 @@ FILE_PATH_PARAM = [
 
 @operation(
     "files",
-    "Upload a file (multipart/form-data, one part named `file`)",
-    "The file streams to storage; it is refused with 413 `file_too_large` past "
-    "BTEC_UPLOAD_MAX_BYTES (early, when Content-Length says so), 413 `quota_exceeded` past "
-    "the user's BTEC_UPLOAD_QUOTA_BYTES, 415 `unsupported_type` when its extension is not "
-    "accepted or its content is not what the extension says, and 415 `unsafe_archive` for an "
-    "Office file that unpacks past the caps. Accepted: PDF, DOCX, PPTX, XLSX, PNG, JPEG, "
-    "UTF-8 text, MP3, M4A and WAV (as BTEC_UPLOAD_TYPES allows). The original name is kept, "
-    "cleaned of paths and control characters. Nothing is kept from a refused or interrupted "
-    "upload.",
-    security=SIGNED_IN,
     ok={201: json_response("Stored", FILE_EXAMPLE)},
-    problems="malformed_upload unauthorized invalid_token email_unverified file_too_large "
-    "quota_exceeded unsupported_type unsafe_archive storage_unavailable",
+    problems="malformed_upload file_too_large quota_exceeded unsupported_type unsafe_archive "
+    "storage_unavailable",
     requestBody=UPLOAD_BODY,
 )
 @limited("files_upload", "60/3600")
 @routes.post("/api/v1/files", name="files_upload")
 async def upload(request: web.Request) -> web.StreamResponse:
+    """Upload a file (multipart/form-data, one part named `file`)
+
+    The file streams to storage; it is refused with 413 `file_too_large` past BTEC_UPLOAD_MAX_BYTES
+    (early, when Content-Length says so), 413 `quota_exceeded` past the user's
+    BTEC_UPLOAD_QUOTA_BYTES, 415 `unsupported_type` when its extension is not accepted or its
+    content is not what the extension says, and 415 `unsafe_archive` for an Office file that unpacks
+    past the caps. Accepted: PDF, DOCX, PPTX, XLSX, PNG, JPEG, UTF-8 text, MP3, M4A and WAV (as
+    BTEC_UPLOAD_TYPES allows). The original name is kept, cleaned of paths and control characters.
+    Nothing is kept from a refused or interrupted upload.
+    """
     try:
         return await _upload(request)
     except DomainError as exc:
@@ -248,16 +247,17 @@ class FilesQuery(Schema):
 
 @operation(
     "files",
-    "List your uploads",
-    "Newest first, a page at a time, with each file's scan status; `status` filters by it. "
-    "Admins may pass `owner` to see another user's uploads.",
-    security=SIGNED_IN,
     ok={200: json_response("A page of files", page_example(FILE_EXAMPLE, 50))},
-    problems="unauthorized invalid_token forbidden validation_failed",
+    problems="forbidden",
 )
 @querystring_schema(FilesQuery)
 @routes.get("/api/v1/files", name="files_list")
 async def list_files(request: web.Request) -> web.Response:
+    """List your uploads
+
+    Newest first, a page at a time, with each file's scan status; `status` filters by it. Admins may
+    pass `owner` to see another user's uploads.
+    """
     q = deps.query(request)
     items, total = await files.uploads_of(
         db=deps.db(request), user=deps.user(request), owner_id=q.get("owner"),
@@ -268,16 +268,17 @@ async def list_files(request: web.Request) -> web.Response:
 
 @operation(
     "files",
-    "A file's details and scan status",
-    "Its owner, admins, and the assessors of an assignment it is evidence for may read it; "
-    "to anyone else it does not exist (404).",
-    security=SIGNED_IN,
     ok={200: json_response("The file", FILE_EXAMPLE)},
-    problems="unauthorized invalid_token not_found",
+    problems="not_found",
     parameters=FILE_PATH_PARAM,
 )
 @routes.get("/api/v1/files/{id}", name="files_one")
 async def one(request: web.Request) -> web.Response:
+    """A file's details and scan status
+
+    Its owner, admins, and the assessors of an assignment it is evidence for may read it; to anyone
+    else it does not exist (404).
+    """
     found = await files.visible(
         db=deps.db(request), user=deps.user(request), file_id=request.match_info["id"]
     )
@@ -286,12 +287,6 @@ async def one(request: web.Request) -> web.Response:
 
 @operation(
     "files",
-    "Download a file",
-    "Only once a scan found it clean (or, in development with no scanner, "
-    "`unscanned`); else 409 `file_not_available` with the scan status in `detail`. Sent as "
-    "an attachment with its original name, `X-Content-Type-Options: nosniff` and "
-    "`Content-Security-Policy: sandbox`.",
-    security=SIGNED_IN,
     ok={
         200: {
             "description": "The file's bytes",
@@ -309,11 +304,17 @@ async def one(request: web.Request) -> web.Response:
             "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
         },
     },
-    problems="unauthorized invalid_token not_found file_not_available storage_unavailable",
+    problems="not_found file_not_available storage_unavailable",
     parameters=FILE_PATH_PARAM,
 )
 @routes.get("/api/v1/files/{id}/content", name="files_content")
 async def content(request: web.Request) -> web.StreamResponse:
+    """Download a file
+
+    Only once a scan found it clean (or, in development with no scanner, `unscanned`); else 409
+    `file_not_available` with the scan status in `detail`. Sent as an attachment with its original
+    name, `X-Content-Type-Options: nosniff` and `Content-Security-Policy: sandbox`.
+    """
     row = await files.for_download(
         db=deps.db(request), user=deps.user(request), file_id=request.match_info["id"],
         serves_unscanned=deps.settings(request).serves_unscanned,
@@ -360,17 +361,17 @@ async def content(request: web.Request) -> web.StreamResponse:
 
 @operation(
     "files",
-    "Delete a file",
-    "The owner or an admin; assessors who may read a file may not delete it (403). "
-    "The row and the stored file both go. A file that is evidence in a submission stays: "
-    "409 `file_in_use`.",
-    security=SIGNED_IN,
     ok={204: {"description": "Deleted"}},
-    problems="unauthorized invalid_token forbidden not_found file_in_use",
+    problems="forbidden not_found file_in_use",
     parameters=FILE_PATH_PARAM,
 )
 @routes.delete("/api/v1/files/{id}", name="files_delete")
 async def delete(request: web.Request) -> web.Response:
+    """Delete a file
+
+    The owner or an admin; assessors who may read a file may not delete it (403). The row and the
+    stored file both go. A file that is evidence in a submission stays: 409 `file_in_use`.
+    """
     await files.delete(
         db=deps.db(request), storage=deps.storage(request), user=deps.user(request),
         file_id=request.match_info["id"],

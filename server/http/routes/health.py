@@ -14,7 +14,6 @@ from server.http.guard import GUARD, public
 from server.http.openapi import (
     COMMON_PROBLEMS,
     OPTIONAL_BEARER,
-    PUBLIC,
     json_response,
     operation,
     problem_responses,
@@ -92,24 +91,20 @@ FAIL_EXAMPLE = {"status": "fail"}
 
 
 @operation(
-    "health",
-    "Liveness: the event loop answers",
-    "No I/O. For a liveness probe: restart the process only when this fails.",
-    security=PUBLIC,
-    ok={200: json_response("Alive", PASS_EXAMPLE, HEALTH_CONTENT_TYPE)},
-    limited=False,
+    "health", ok={200: json_response("Alive", PASS_EXAMPLE, HEALTH_CONTENT_TYPE)}, limited=False
 )
 @public
 @routes.get("/api/v1/health/live", name="health_live")
 async def live(request: web.Request) -> web.Response:
+    """Liveness: the event loop answers
+
+    No I/O. For a liveness probe: restart the process only when this fails.
+    """
     return web.Response(body=_LIVE_BODY, content_type=HEALTH_CONTENT_TYPE)
 
 
 @operation(
     "health",
-    "Readiness: PostgreSQL reachable and migrated, Redis reachable",
-    "503 while a critical check fails or while the process drains on SIGTERM. "
-    "Results are cached for BTEC_HEALTH_CACHE_SECONDS.",
     security=OPTIONAL_BEARER,
     responses={
         200: json_response("Ready", PASS_EXAMPLE, HEALTH_CONTENT_TYPE),
@@ -120,6 +115,11 @@ async def live(request: web.Request) -> web.Response:
 @public
 @routes.get("/api/v1/health/ready", name="health_ready")
 async def ready(request: web.Request) -> web.Response:
+    """Readiness: PostgreSQL reachable and migrated, Redis reachable
+
+    503 while a critical check fails or while the process drains on SIGTERM. Results are cached for
+    BTEC_HEALTH_CACHE_SECONDS.
+    """
     if deps.lifecycle(request).draining:
         return health_response({"status": "fail", "notes": ["draining"]}, 503)
     report = await deps.health(request).report()
@@ -129,23 +129,23 @@ async def ready(request: web.Request) -> web.Response:
 
 @operation(
     "health",
-    "Full health document (application/health+json)",
-    "Anonymous callers get the status only. The checks' details go to holders of "
-    "BTEC_HEALTH_TOKEN or BTEC_OPS_TOKEN as a bearer token, wherever they call from, with "
-    "the deployment's `environment` (BTEC_ENV). `pass` and `warn` answer 200, `fail` answers "
-    "503.",
     security=OPTIONAL_BEARER,
     ok={
         200: json_response("Pass or warn", FULL_EXAMPLE, HEALTH_CONTENT_TYPE),
         503: json_response("Fail", FAIL_EXAMPLE, HEALTH_CONTENT_TYPE),
     },
-    problems="validation_failed",
     limited=False,
 )
 @querystring_schema(HealthQuery)
 @public
 @routes.get("/api/v1/health", name="health")
 async def health(request: web.Request) -> web.Response:
+    """Full health document (application/health+json)
+
+    Anonymous callers get the status only. The checks' details go to holders of BTEC_HEALTH_TOKEN or
+    BTEC_OPS_TOKEN as a bearer token, wherever they call from, with the deployment's `environment`
+    (BTEC_ENV). `pass` and `warn` answer 200, `fail` answers 503.
+    """
     settings = deps.settings(request)
     detailed = may_see_details(request)
     fresh = bool(deps.query(request)["fresh"]) and detailed

@@ -14,7 +14,7 @@ from server.config.settings import SETTINGS, Settings
 from server.domain.errors import DomainError, NotFound
 from server.http import deps
 from server.http.guard import PUBLIC, Guard, operator
-from server.http.openapi import OPERATOR, operation
+from server.http.openapi import operation
 from server.http.problems import from_domain, from_http
 from server.http.routes.health import live
 from server.observability.metrics import METRICS, METRICS_CONTENT_TYPE, Metrics
@@ -33,25 +33,25 @@ METRICS_EXAMPLE = (
 
 @operation(
     "operations",
-    "Prometheus metrics (text exposition format)",
-    "Protected by BTEC_METRICS_TOKEN as a bearer token (outside production, when it is "
-    "unset, by the data dir's own: `<data dir>/secrets/metrics_token`); in production with "
-    "none set, 403 to everyone. Excluded from the HTTP metrics themselves. A 404 "
-    "`not_found` while BTEC_METRICS_ENABLED=false. The metrics catalogue is in "
-    "runbooks/observability.md.",
-    security=OPERATOR,
     ok={
         200: {
             "description": "Metrics",
             "content": {"text/plain": {"example": METRICS_EXAMPLE}},
         }
     },
-    problems="unauthorized forbidden not_found",
+    problems="not_found",
     limited=False,
 )
 @operator("metrics_token")
 @routes.get("/metrics", name="metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics (text exposition format)
+
+    Protected by BTEC_METRICS_TOKEN as a bearer token (outside production, when it is unset, by the
+    data dir's own: `<data dir>/secrets/metrics_token`); in production with none set, 403 to
+    everyone. Excluded from the HTTP metrics themselves. A 404 `not_found` while
+    BTEC_METRICS_ENABLED=false. The metrics catalogue is in runbooks/observability.md.
+    """
     found = deps.metrics(request)
     if not found.enabled:
         raise NotFound("metrics are off (BTEC_METRICS_ENABLED=false)")

@@ -14,7 +14,6 @@ from server.domain.fields import MailAddress
 from server.http import deps
 from server.http.guard import operator
 from server.http.openapi import (
-    OPERATOR,
     json_response,
     operation,
 )
@@ -62,19 +61,13 @@ JOB_EXAMPLE = {
 
 @operation(
     "operations",
-    "Send a test message through the job queue and SMTP",
-    "Queues a `send_email` job and answers 202 at once; follow `status_url`. "
-    "An `Idempotency-Key` header makes retries of this request send one message. "
-    "Needs BTEC_OPS_TOKEN as a bearer token, wherever the caller is.",
-    security=OPERATOR,
     ok={
         202: json_response(
             "Queued",
             {"job_id": "mail-test:3f2a9c1e", "status_url": "/api/v1/ops/jobs/mail-test:3f2a9c1e"},
         )
     },
-    problems="malformed_body unauthorized forbidden payload_too_large validation_failed "
-    "queue_unavailable ratelimit_unavailable",
+    problems="payload_too_large queue_unavailable ratelimit_unavailable",
     parameters=[
         {
             "in": "header",
@@ -89,6 +82,12 @@ JOB_EXAMPLE = {
 @operator("ops_token")
 @routes.post("/api/v1/ops/mail/test", name="ops_mail_test")
 async def mail_test(request: web.Request) -> web.Response:
+    """Send a test message through the job queue and SMTP
+
+    Queues a `send_email` job and answers 202 at once; follow `status_url`. An `Idempotency-Key`
+    header makes retries of this request send one message. Needs BTEC_OPS_TOKEN as a bearer token,
+    wherever the caller is.
+    """
     body, key = deps.body(request), _job_key(request)
     await notices.test_message(
         deps.jobs(request), key=key, to=body["to"], note=body["note"],
@@ -101,16 +100,17 @@ async def mail_test(request: web.Request) -> web.Response:
 
 @operation(
     "operations",
-    "A job's status, attempts, result or error",
-    "Any job by id: queued, active, complete, failed (with the error's last line), "
-    "aborted. Finished jobs are kept for three days.",
-    security=OPERATOR,
     ok={200: json_response("The job", JOB_EXAMPLE)},
-    problems="unauthorized forbidden not_found queue_unavailable",
+    problems="not_found queue_unavailable",
 )
 @operator("ops_token")
 @routes.get("/api/v1/ops/jobs/{job_id}", name="ops_job")
 async def job_status(request: web.Request) -> web.Response:
+    """A job's status, attempts, result or error
+
+    Any job by id: queued, active, complete, failed (with the error's last line), aborted. Finished
+    jobs are kept for three days.
+    """
     job = await deps.jobs(request).job(request.match_info["job_id"])
     if job is None:
         raise NotFound("no such job (finished jobs are kept for three days)")

@@ -17,8 +17,6 @@ from server.domain.pages import page
 from server.http import deps
 from server.http.guard import roles
 from server.http.openapi import (
-    SIGNED_IN,
-    SIGNED_IN_PROBLEMS,
     json_response,
     operation,
     page_example,
@@ -172,27 +170,25 @@ VERSION_HEADER = {
 
 @operation(
     "submissions",
-    "Submit or resubmit your work (students)",
-    "Your answer text and uploaded files (your own, not infected) for an open "
-    "assignment: 201 the first time, 200 for a resubmission, which replaces the answer and "
-    "files and is counted (the same answer and files again, such as a retry, change "
-    "nothing). After the deadline the work is still taken, flagged `late`. Once "
-    "graded, 409 `submission_graded`; before it opens, 409 `assignment_not_open`. A "
-    "similarity check with the other submissions runs in the background.",
-    security=SIGNED_IN,
     ok={
         200: json_response("Resubmitted", SUBMISSION_EXAMPLE | {"grade": None}),
         201: json_response("Submitted", SUBMISSION_EXAMPLE | {"grade": None, "resubmissions": 0}),
     },
-    problems=SIGNED_IN_PROBLEMS
-    + " forbidden not_found assignment_not_open submission_graded validation_failed"
-    " invalid_files malformed_body payload_too_large",
+    problems="not_found assignment_not_open submission_graded invalid_files payload_too_large",
 )
 @match_info_schema(IdPath)
 @request_schema(SubmissionBody)
 @roles("student")
 @routes.put("/api/v1/assignments/{id}/submission", name="submission_put")
 async def submit(request: web.Request) -> web.Response:
+    """Submit or resubmit your work (students)
+
+    Your answer text and uploaded files (your own, not infected) for an open assignment: 201 the
+    first time, 200 for a resubmission, which replaces the answer and files and is counted (the same
+    answer and files again, such as a retry, change nothing). After the deadline the work is still
+    taken, flagged `late`. Once graded, 409 `submission_graded`; before it opens, 409
+    `assignment_not_open`. A similarity check with the other submissions runs in the background.
+    """
     body, settings = deps.body(request), deps.settings(request)
     document, outcome = await submissions.submit(
         db=deps.db(request), jobs=deps.jobs(request), metrics=deps.metrics(request),
@@ -206,35 +202,32 @@ async def submit(request: web.Request) -> web.Response:
 
 @operation(
     "submissions",
-    "Your submission to an assignment (students)",
-    "404 until you have submitted. Similarity flags are for assessors only.",
-    security=SIGNED_IN,
     ok={200: json_response("Your submission", SUBMISSION_EXAMPLE | {"similarity": None})},
-    problems=SIGNED_IN_PROBLEMS + " forbidden not_found validation_failed",
+    problems="not_found",
 )
 @match_info_schema(IdPath)
 @roles("student")
 @routes.get("/api/v1/assignments/{id}/submission", name="submission_mine")
 async def mine(request: web.Request) -> web.Response:
+    """Your submission to an assignment (students)
+
+    404 until you have submitted. Similarity flags are for assessors only.
+    """
     found = await submissions.mine(
         db=deps.db(request), student=deps.user(request), assignment_id=deps.path(request)["id"]
     )
     return answer(found)
 
 
-@operation(
-    "submissions",
-    "List submissions (students: their own; assessors: their assignments')",
-    "Newest first. Students see their own; assessors the submissions to the "
-    "assignments they assess; admins all. Filter by assignment, late, graded and (staff) "
-    "flagged for similarity.",
-    security=SIGNED_IN,
-    ok={200: json_response("A page of submissions", LIST_EXAMPLE)},
-    problems=SIGNED_IN_PROBLEMS + " validation_failed",
-)
+@operation("submissions", ok={200: json_response("A page of submissions", LIST_EXAMPLE)})
 @querystring_schema(ListQuery)
 @routes.get("/api/v1/submissions", name="submissions_list")
 async def listing(request: web.Request) -> web.Response:
+    """List submissions (students: their own; assessors: their assignments')
+
+    Newest first. Students see their own; assessors the submissions to the assignments they assess;
+    admins all. Filter by assignment, late, graded and (staff) flagged for similarity.
+    """
     q = deps.query(request)
     items, total = await submissions.listing(
         db=deps.db(request), user=deps.user(request), filters=q, limit=q["limit"],
@@ -245,16 +238,17 @@ async def listing(request: web.Request) -> web.Response:
 
 @operation(
     "submissions",
-    "A submission with its files, grade and (staff) similarity flags",
-    "The student who submitted it, the assignment's assessors and admins. To "
-    "other students it does not exist (404); other assessors get 403 `not_assessor`.",
-    security=SIGNED_IN,
     ok={200: json_response("The submission", SUBMISSION_EXAMPLE)},
-    problems=SIGNED_IN_PROBLEMS + " not_assessor not_found validation_failed",
+    problems="not_assessor not_found",
 )
 @match_info_schema(IdPath)
 @routes.get("/api/v1/submissions/{id}", name="submission")
 async def one(request: web.Request) -> web.Response:
+    """A submission with its files, grade and (staff) similarity flags
+
+    The student who submitted it, the assignment's assessors and admins. To other students it does
+    not exist (404); other assessors get 403 `not_assessor`.
+    """
     found = await submissions.one(
         db=deps.db(request), user=deps.user(request), submission_id=deps.path(request)["id"]
     )
@@ -274,20 +268,8 @@ def _if_match(request: web.Request) -> int | None:
 
 @operation(
     "grades",
-    "Grade a submission, or change its grade (the assignment's assessors)",
-    "Mark every criterion of the assignment achieved or not; the overall grade "
-    "follows the BTEC rule (D: every P, M and D; M: every P and M; P: every P; else U; a "
-    "band the assignment lacks cannot be awarded) and is never taken from the request. 422 "
-    "`invalid_criteria` for unknown or unmarked codes, 422 `wrong_assignment` when "
-    "`assignment_id` is not the submission's, 403 `not_assessor` for anyone not named on "
-    "the assignment. Concurrent grades of one submission take turns; send If-Match to be "
-    "told (412 `grade_changed`) instead of replacing a grade given meanwhile. The student "
-    "is told by mail.",
-    security=SIGNED_IN,
     ok={200: json_response("The grade", GRADE_EXAMPLE) | {"headers": VERSION_HEADER}},
-    problems=SIGNED_IN_PROBLEMS
-    + " forbidden not_assessor not_found grade_changed invalid_criteria wrong_assignment"
-    " validation_failed malformed_body",
+    problems="not_assessor not_found grade_changed invalid_criteria wrong_assignment",
     parameters=[IF_MATCH],
 )
 @match_info_schema(IdPath)
@@ -295,6 +277,16 @@ def _if_match(request: web.Request) -> int | None:
 @roles("assessor", "admin")
 @routes.put("/api/v1/submissions/{id}/grade", name="grade_put")
 async def grade(request: web.Request) -> web.Response:
+    """Grade a submission, or change its grade (the assignment's assessors)
+
+    Mark every criterion of the assignment achieved or not; the overall grade follows the BTEC rule
+    (D: every P, M and D; M: every P and M; P: every P; else U; a band the assignment lacks cannot
+    be awarded) and is never taken from the request. 422 `invalid_criteria` for unknown or unmarked
+    codes, 422 `wrong_assignment` when `assignment_id` is not the submission's, 403 `not_assessor`
+    for anyone not named on the assignment. Concurrent grades of one submission take turns; send
+    If-Match to be told (412 `grade_changed`) instead of replacing a grade given meanwhile. The
+    student is told by mail.
+    """
     body = deps.body(request)
     given = await submissions.give_grade(
         db=deps.db(request), jobs=deps.jobs(request), metrics=deps.metrics(request),
@@ -307,16 +299,17 @@ async def grade(request: web.Request) -> web.Response:
 
 @operation(
     "grades",
-    "A submission's grade",
-    "For the student who submitted it, the assignment's assessors and admins; "
-    "404 until graded. The ETag is the grade's version, for If-Match when changing it.",
-    security=SIGNED_IN,
     ok={200: json_response("The grade", GRADE_EXAMPLE) | {"headers": VERSION_HEADER}},
-    problems=SIGNED_IN_PROBLEMS + " not_assessor not_found validation_failed",
+    problems="not_assessor not_found",
 )
 @match_info_schema(IdPath)
 @routes.get("/api/v1/submissions/{id}/grade", name="grade_get")
 async def read_grade(request: web.Request) -> web.Response:
+    """A submission's grade
+
+    For the student who submitted it, the assignment's assessors and admins; 404 until graded. The
+    ETag is the grade's version, for If-Match when changing it.
+    """
     found = await submissions.grade_of(
         db=deps.db(request), user=deps.user(request), submission_id=deps.path(request)["id"]
     )
@@ -333,13 +326,6 @@ def _cell(value: Any) -> Any:
 
 @operation(
     "grades",
-    "Export an assignment's grades as CSV (its assessors and admins)",
-    "One row per submission, by student name: submission, student, submitted "
-    "at, late, resubmissions, overall grade, each criterion (`achieved`, `not achieved`, or "
-    "empty when ungraded), feedback, assessor, when graded, grade version and similarity "
-    "flags. UTF-8 with a byte order mark so spreadsheets read names correctly; cells that "
-    "start like a formula get a leading apostrophe.",
-    security=SIGNED_IN,
     ok={
         200: {
             "description": "The grades",
@@ -355,12 +341,19 @@ def _cell(value: Any) -> Any:
             },
         }
     },
-    problems=SIGNED_IN_PROBLEMS + " forbidden not_assessor not_found validation_failed",
+    problems="not_assessor not_found",
 )
 @match_info_schema(IdPath)
 @roles("assessor", "admin")
 @routes.get("/api/v1/assignments/{id}/grades.csv", name="grades_export")
 async def export(request: web.Request) -> web.StreamResponse:
+    """Export an assignment's grades as CSV (its assessors and admins)
+
+    One row per submission, by student name: submission, student, submitted at, late, resubmissions,
+    overall grade, each criterion (`achieved`, `not achieved`, or empty when ungraded), feedback,
+    assessor, when graded, grade version and similarity flags. UTF-8 with a byte order mark so
+    spreadsheets read names correctly; cells that start like a formula get a leading apostrophe.
+    """
     assignment_id = deps.path(request)["id"]
     header, rows = await submissions.export(
         db=deps.db(request), user=deps.user(request), assignment_id=assignment_id

@@ -16,9 +16,6 @@ from server.http import deps
 from server.http.conditional import IF_NONE_MATCH, cacheable_json, cacheable_ok
 from server.http.guard import public, roles
 from server.http.openapi import (
-    PUBLIC,
-    SIGNED_IN,
-    STAFF_PROBLEMS,
     json_response,
     operation,
     page_example,
@@ -76,14 +73,8 @@ UNIT_EXAMPLE = {
 
 @operation(
     "units",
-    "List the unit catalogue",
-    "Units ordered by code, filtered by level and by words in the code or title. "
-    "Answers come from the Redis cache (shared by every server process) and are invalidated "
-    "the moment the catalogue changes. Each answer carries an ETag; send it back in "
-    "If-None-Match to get 304 with no body while the page is unchanged.",
-    security=PUBLIC,
     ok=cacheable_ok("One page of units", page_example(UNIT_EXAMPLE, 50)),
-    problems="validation_failed db_unavailable",
+    problems="db_unavailable",
     parameters=[IF_NONE_MATCH],
 )
 @querystring_schema(CatalogueQuery)
@@ -91,6 +82,13 @@ UNIT_EXAMPLE = {
 @public
 @routes.get("/api/v1/units", name="units")
 async def catalogue(request: web.Request) -> web.Response:
+    """List the unit catalogue
+
+    Units ordered by code, filtered by level and by words in the code or title. Answers come from
+    the Redis cache (shared by every server process) and are invalidated the moment the catalogue
+    changes. Each answer carries an ETag; send it back in If-None-Match to get 304 with no body
+    while the page is unchanged.
+    """
     q = deps.query(request)
     page = await units.catalogue(
         db=deps.db(request), cache=deps.cache(request), level=q.get("level"), q=q["q"],
@@ -101,11 +99,8 @@ async def catalogue(request: web.Request) -> web.Response:
 
 @operation(
     "units",
-    "Get one unit",
-    "From the cache like the list, with an ETag and 304 on If-None-Match.",
-    security=PUBLIC,
     ok=cacheable_ok("The unit", UNIT_EXAMPLE),
-    problems="not_found validation_failed db_unavailable",
+    problems="not_found db_unavailable",
     parameters=[IF_NONE_MATCH],
 )
 @match_info_schema(IdPath)
@@ -113,25 +108,26 @@ async def catalogue(request: web.Request) -> web.Response:
 @public
 @routes.get("/api/v1/units/{id}", name="unit")
 async def one(request: web.Request) -> web.Response:
+    """Get one unit
+
+    From the cache like the list, with an ETag and 304 on If-None-Match.
+    """
     found = await units.unit(
         db=deps.db(request), cache=deps.cache(request), unit_id=deps.path(request)["id"]
     )
     return cacheable_json(request, found)
 
 
-@operation(
-    "units",
-    "Add a unit (admins and assessors)",
-    "409 `unit_code_taken` if a unit has the code already (codes ignore case). "
-    "The cached catalogue shows it at once.",
-    security=SIGNED_IN,
-    ok={201: json_response("Created", UNIT_EXAMPLE)},
-    problems=STAFF_PROBLEMS + " unit_code_taken validation_failed malformed_body",
-)
+@operation("units", ok={201: json_response("Created", UNIT_EXAMPLE)}, problems="unit_code_taken")
 @request_schema(UnitSchema)
 @roles("admin", "assessor")
 @routes.post("/api/v1/units", name="units_create")
 async def create(request: web.Request) -> web.Response:
+    """Add a unit (admins and assessors)
+
+    409 `unit_code_taken` if a unit has the code already (codes ignore case). The cached catalogue
+    shows it at once.
+    """
     made = await units.create_unit(
         db=deps.db(request), cache=deps.cache(request), unit=deps.body(request)
     )
@@ -140,17 +136,18 @@ async def create(request: web.Request) -> web.Response:
 
 @operation(
     "units",
-    "Change a unit (admins and assessors)",
-    "Any of code, title, level and credits. Assignments of the unit show the change at once.",
-    security=SIGNED_IN,
     ok={200: json_response("The unit", UNIT_EXAMPLE | {"title": "Programming (2026)"})},
-    problems=STAFF_PROBLEMS + " not_found unit_code_taken validation_failed malformed_body",
+    problems="not_found unit_code_taken",
 )
 @match_info_schema(IdPath)
 @request_schema(UnitChanges)
 @roles("admin", "assessor")
 @routes.patch("/api/v1/units/{id}", name="units_update")
 async def update(request: web.Request) -> web.Response:
+    """Change a unit (admins and assessors)
+
+    Any of code, title, level and credits. Assignments of the unit show the change at once.
+    """
     changed = await units.update_unit(
         db=deps.db(request), cache=deps.cache(request), unit_id=deps.path(request)["id"],
         changes=dict(deps.body(request)),
@@ -158,18 +155,15 @@ async def update(request: web.Request) -> web.Response:
     return answer(changed)
 
 
-@operation(
-    "units",
-    "Delete a unit (admins and assessors)",
-    "Only a unit with no assignments: 409 `unit_in_use` otherwise.",
-    security=SIGNED_IN,
-    ok={204: {"description": "Deleted"}},
-    problems=STAFF_PROBLEMS + " not_found unit_in_use validation_failed",
-)
+@operation("units", ok={204: {"description": "Deleted"}}, problems="not_found unit_in_use")
 @match_info_schema(IdPath)
 @roles("admin", "assessor")
 @routes.delete("/api/v1/units/{id}", name="units_delete")
 async def delete(request: web.Request) -> web.Response:
+    """Delete a unit (admins and assessors)
+
+    Only a unit with no assignments: 409 `unit_in_use` otherwise.
+    """
     await units.delete_unit(
         db=deps.db(request), cache=deps.cache(request), unit_id=deps.path(request)["id"]
     )
