@@ -26,8 +26,9 @@ from tests.support.problems import places, problem
 from tests.support.uploads import upload
 from tests.support.wait import eventually
 
-# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
-pytestmark = pytest.mark.embedded
+# The tests marked `embedded` run against the embedded servers too, in CI's second pass
+# (pyproject.toml's markers): every statement and transaction of the assessment domain. The
+# checks of bad input, refused before any statement, run once.
 
 
 ADMIN = "ada@example.org"
@@ -162,6 +163,7 @@ async def grade(
 # -- Units and assignments -----------------------------------------------------------------
 
 
+@pytest.mark.embedded
 async def test_units_change_and_the_cached_catalogue_follows(school: dict[str, Any]) -> None:
     http = school["http"]
     unit_id = await unit(school)
@@ -193,6 +195,7 @@ async def test_units_change_and_the_cached_catalogue_follows(school: dict[str, A
                   "not_found")  # fmt: skip
 
 
+@pytest.mark.embedded
 async def test_assignments_are_set_read_changed_and_deleted(school: dict[str, Any]) -> None:
     http = school["http"]
     unit_id = await unit(school)
@@ -326,6 +329,7 @@ async def test_assessors_must_be_staff_and_unicode_is_kept(school: dict[str, Any
 # -- Submissions ---------------------------------------------------------------------------
 
 
+@pytest.mark.embedded
 async def test_submit_resubmit_and_late_flags(school: dict[str, Any]) -> None:
     http = school["http"]
     made = await assignment(school, await unit(school))
@@ -361,6 +365,7 @@ async def test_submit_resubmit_and_late_flags(school: dict[str, Any]) -> None:
     await problem(await http.get(f"{path}/submission", headers=school["lee"]), 404, "not_found")
 
 
+@pytest.mark.embedded
 async def test_a_retry_changes_nothing_and_racing_submissions_make_one(
     school: dict[str, Any],
 ) -> None:
@@ -480,6 +485,7 @@ async def test_evidence_files_must_be_the_students_own(school: dict[str, Any]) -
 # -- Authorisation -------------------------------------------------------------------------
 
 
+@pytest.mark.embedded
 async def test_who_sees_and_grades_what(school: dict[str, Any]) -> None:
     http = school["http"]
     unit_id = await unit(school)
@@ -520,6 +526,7 @@ async def test_who_sees_and_grades_what(school: dict[str, Any]) -> None:
 # -- Grading -------------------------------------------------------------------------------
 
 
+@pytest.mark.embedded
 @pytest.mark.worker
 async def test_grading_computes_the_grade_and_mails_the_student(
     school: dict[str, Any], inbox: Inbox
@@ -599,6 +606,7 @@ async def test_a_grade_for_the_wrong_assignment_is_422(school: dict[str, Any]) -
     await problem(await grade(school, "sam", {**sub, "id": 999999}, marks("P1")), 404, "not_found")
 
 
+@pytest.mark.embedded
 async def test_concurrent_grades_end_in_one_whole_grade(school: dict[str, Any]) -> None:
     http = school["http"]
     made = await assignment(school, await unit(school))
@@ -630,6 +638,7 @@ async def test_concurrent_grades_end_in_one_whole_grade(school: dict[str, Any]) 
                   412, "grade_changed")  # fmt: skip
 
 
+@pytest.mark.embedded
 async def test_the_csv_export(school: dict[str, Any]) -> None:
     http = school["http"]
     made = await assignment(school, await unit(school))
@@ -671,6 +680,7 @@ async def flags(school: dict[str, Any], submission_id: int, want: int, timeout: 
                             message=f"submission {submission_id} has {want} flag(s)")  # fmt: skip
 
 
+@pytest.mark.embedded
 @pytest.mark.worker
 async def test_near_copies_are_flagged_and_different_work_is_not(school: dict[str, Any]) -> None:
     http = school["http"]
@@ -763,6 +773,7 @@ async def _outbox_empty(conn: Any) -> bool:
 # -- Operators' commands -------------------------------------------------------------------
 
 
+@pytest.mark.embedded
 async def test_flags_are_listed_and_rechecked_at_a_new_threshold(
     school: dict[str, Any],
     acli: Callable[..., Any],

@@ -29,8 +29,9 @@ from tests.support.problems import problem
 from tests.support.uploads import ADMIN, BOUNDARY, MULTIPART, admin_app, multipart, part, upload
 from tests.support.wait import eventually
 
-# Also run against the embedded servers in CI's second pass (pyproject.toml's markers).
-pytestmark = pytest.mark.embedded
+# The tests marked `embedded` run against the embedded servers too, in CI's second pass
+# (pyproject.toml's markers): those whose statements and transactions reach PostgreSQL and
+# Redis in every way this module does. The checks of the bytes themselves run once.
 
 
 LIMIT = 2 * 1024 * 1024
@@ -155,6 +156,7 @@ async def nothing_kept(settings: Settings) -> None:
     assert await rows(settings) == 0
 
 
+@pytest.mark.embedded
 async def test_upload_read_download_delete(
     http: Any, people: dict[str, Any], files_settings: Settings
 ) -> None:
@@ -391,6 +393,7 @@ async def test_a_very_long_unicode_name_is_cut_keeping_the_extension(
     assert set(name[:-4]) == {"é"}
 
 
+@pytest.mark.embedded
 async def test_who_may_see_download_and_delete(
     http: Any, people: dict[str, Any], files_settings: Settings
 ) -> None:
@@ -412,6 +415,7 @@ async def test_who_may_see_download_and_delete(
                       404, "not_found")  # fmt: skip
 
 
+@pytest.mark.embedded
 async def test_the_quota_holds_under_concurrent_uploads(
     aiohttp_client: Callable[..., Any],
     make_settings: Callable[..., Settings],
@@ -529,6 +533,7 @@ async def test_s3_down_is_503_and_nothing_is_kept(
     assert await rows(settings) == 0
 
 
+@pytest.mark.embedded
 async def test_a_start_sweeps_what_crashed_uploads_left(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -570,6 +575,7 @@ async def test_names_sent_percent_encoded_are_cleaned_too(
     assert (await answer.json())["filename"] == kept
 
 
+@pytest.mark.embedded
 async def test_listing_shows_only_the_callers_files(http: Any, people: dict[str, Any]) -> None:
     mine = [await (await upload(http, people["student"], f"mine-{i}.pdf", PDF)).json()
             for i in range(3)]  # fmt: skip
