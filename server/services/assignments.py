@@ -26,7 +26,7 @@ from server.domain.errors import (
     ValidationFailed,
     field_error,
 )
-from server.domain.pages import CATALOGUE_MAX_OFFSET, page
+from server.services import catalogue as catalogue_read
 from server.services.units import ASSIGNMENTS_TAG
 from server.store import Conn, Connect
 from server.store import assignments as store
@@ -41,20 +41,15 @@ async def catalogue(
     *, db: Connect, cache: Cache | None, unit_id: int | None, q: str | None, limit: int, offset: int
 ) -> EncodedJSON:
     """One page of assignments by deadline, as the JSON document the API serves."""
-    async with db() as conn:
-        items, total = await store.page(conn, unit_id=unit_id, q=q, limit=limit, offset=offset)
-    return EncodedJSON.of(
-        page(items, total=total, limit=limit, offset=offset, max_offset=CATALOGUE_MAX_OFFSET)
+    return await catalogue_read.listed(
+        db, store.page, unit_id=unit_id, q=q, limit=limit, offset=offset
     )
 
 
 @cached("assignments.one", ttl=TTL, key="{assignment_id}", tags=(ASSIGNMENTS_TAG,))
 async def assignment(*, db: Connect, cache: Cache | None, assignment_id: int) -> EncodedJSON:
-    async with db() as conn:
-        found = await store.by_id(conn, assignment_id)
-    if found is None:
-        raise NotFound(f"no assignment has id {assignment_id}")
-    return EncodedJSON.of(found)
+    """One assignment with its criteria and assessors, as the JSON document the API serves."""
+    return await catalogue_read.one(db, store.by_id, "assignment", assignment_id)
 
 
 async def _invalidate(cache: Cache | None) -> None:

@@ -20,8 +20,8 @@ from server.domain.errors import (
     field_error,
 )
 from server.domain.fields import field_errors
-from server.domain.pages import CATALOGUE_MAX_OFFSET, page
 from server.domain.units import UnitSchema
+from server.services import catalogue as catalogue_read
 from server.store import Connect
 from server.store import units as store
 
@@ -39,21 +39,13 @@ async def catalogue(
 ) -> EncodedJSON:
     """One page of units ordered by code, filtered by level and a search over code and title,
     as the JSON document the API serves (server.domain.pages)."""
-    async with db() as conn:
-        items, total = await store.page(conn, level=level, q=q, limit=limit, offset=offset)
-    return EncodedJSON.of(
-        page(items, total=total, limit=limit, offset=offset, max_offset=CATALOGUE_MAX_OFFSET)
-    )
+    return await catalogue_read.listed(db, store.page, level=level, q=q, limit=limit, offset=offset)
 
 
 @cached("units.one", ttl=TTL, key="{unit_id}", tags=(TAG,))
 async def unit(*, db: Connect, cache: Cache | None, unit_id: int) -> EncodedJSON:
     """One unit as the JSON document the API serves."""
-    async with db() as conn:
-        found = await store.by_id(conn, unit_id)
-    if found is None:
-        raise NotFound(f"no unit has id {unit_id}")
-    return EncodedJSON.of(found)
+    return await catalogue_read.one(db, store.by_id, "unit", unit_id)
 
 
 @dataclass(frozen=True)

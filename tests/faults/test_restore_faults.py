@@ -28,6 +28,10 @@ from server.schema.migrate_test import scratch_database
 from tests.support.backups import ok, seeded, wait_for_copy
 from tests.support.wait import eventually_sync
 
+# `db prune` drops every leftover restore database of the server, and these tests make and
+# prune leftovers on the one the suite uses: they run one after another, in one process.
+pytestmark = pytest.mark.xdist_group("restore_faults")
+
 TOOLS = ("pg_restore", "pg_dump")
 RUN = secrets.token_hex(3)  # the databases of this run: never another run's
 KILL, TERM, BUSY = (f"btec_fault_{what}_{RUN}" for what in ("kill", "term", "busy"))

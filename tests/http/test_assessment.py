@@ -20,7 +20,7 @@ from server.domain.grading import overall
 from server.platform.postgres import DB_POOL
 from tests.support.accounts import CHEAP, PASSWORD, make_admin, session_of
 from tests.support.env import cli_env, closed_port
-from tests.support.jobs import jobs_idle
+from tests.support.jobs import job_states, jobs_idle
 from tests.support.mail import Inbox
 from tests.support.problems import places, problem
 from tests.support.uploads import upload
@@ -675,9 +675,13 @@ async def flags(school: dict[str, Any], submission_id: int, want: int, timeout: 
         return await ok(await school["http"].get(
             f"/api/v1/submissions/{submission_id}", headers=school["sam"]))  # fmt: skip
 
-    return await eventually(seen, lambda found: len(found["similarity"]) == want,
-                            timeout=timeout, interval=0.1,
-                            message=f"submission {submission_id} has {want} flag(s)")  # fmt: skip
+    try:
+        return await eventually(seen, lambda found: len(found["similarity"]) == want,
+                                timeout=timeout, interval=0.1,
+                                message=f"submission {submission_id} has {want} flags")  # fmt: skip
+    except AssertionError as failed:  # say where its checks are: the queue's view of them
+        checks = await job_states(school["http"].app, f"similarity:{submission_id}:", range(3))
+        raise AssertionError(f"{failed}; its checks: {checks}") from None
 
 
 @pytest.mark.embedded

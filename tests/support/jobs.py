@@ -3,6 +3,7 @@ idle, so that a test asserts on what a job did, or did not do, only once it has 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -46,3 +47,15 @@ async def jobs_idle(app: web.Application, timeout: float = 20) -> None:
     queue = app[JOBS].queue
     await eventually(lambda: queue.count("incomplete"), lambda left: left == 0, timeout=timeout,
                      message="no job queued or running")  # fmt: skip
+
+
+async def job_states(app: web.Application, prefix: str, suffixes: Iterable[object]) -> str:
+    """What the app's queue says of the jobs `prefix + suffix` (status, attempts, last error),
+    for a test's failure message."""
+    jobs, said = app[JOBS], []
+    for suffix in suffixes:
+        job = await jobs.job(f"{prefix}{suffix}")
+        if job is not None:
+            error = (job.error or "").strip().splitlines()[-1:] or [""]
+            said.append(f"{job.key} {job.status.value} (attempt {job.attempts}) {error[0]}")
+    return "; ".join(said) or f"none queued as {prefix}*"
