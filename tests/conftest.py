@@ -274,3 +274,9 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     # Never leave servers behind, even when a test fails half-way.
     for proc in embedded_processes(path):
         proc.kill()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `slow` first: pytest-xdist hands tests out in this order, and a long
+    test that starts last keeps one process busy after the others have finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -25,6 +25,8 @@ from tests.support.metrics import metric
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
+pytestmark = pytest.mark.slow  # among the longest: started first (tests/conftest.py)
+
 METRICS_TOKEN = "a-metrics-token-for-the-processes-test-0123456789"
 LOGIN_LIMIT = 12
 

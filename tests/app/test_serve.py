@@ -17,6 +17,8 @@ from tests.support.metrics import operator_headers
 from tests.support.processes import STARTUP_TIMEOUT, Served, embedded_processes
 from tests.support.wait import eventually_sync
 
+pytestmark = pytest.mark.slow  # among the longest: started first (tests/conftest.py)
+
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_starts_and_stops_embedded_servers(data_dir: Path, sig: signal.Signals) -> None:

@@ -41,6 +41,8 @@ from tests.support.http import call
 from tests.support.processes import Served
 from tests.support.wait import eventually_sync
 
+pytestmark = pytest.mark.slow  # among the longest: started first (tests/conftest.py)
+
 RUN_TIMEOUT = 300  # a run's whole life: server start, seeding, load, stop (generous: 2 busy cores)
 
 

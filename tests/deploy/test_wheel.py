@@ -43,6 +43,11 @@ class Release:
                               capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
 
 
+# One process runs every test of the release (--dist loadgroup), so the wheel is built and
+# installed once.
+pytestmark = [pytest.mark.xdist_group("release"), pytest.mark.slow]
+
+
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     root = tmp_path_factory.mktemp("release")

@@ -50,6 +50,8 @@ from tests.support.processes import Served
 from tests.support.uploads import MULTIPART, multipart, part
 from tests.support.wait import eventually_sync
 
+pytestmark = pytest.mark.slow  # among the longest: started first (tests/conftest.py)
+
 REQUIRE = "BTEC_TEST_REQUIRE_PROXIES"
 METRICS_TOKEN = "a-metrics-token-for-the-cluster-test-0123456789"
 LOGIN_LIMIT = 20

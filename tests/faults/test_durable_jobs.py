@@ -30,6 +30,8 @@ from tests.support.mail import smtp_server
 from tests.support.processes import Served, embedded_processes
 from tests.support.wait import eventually, eventually_sync
 
+pytestmark = pytest.mark.slow  # among the longest: started first (tests/conftest.py)
+
 OPS = "an operator token for the fault tests, long enough"
 QUEUED = 3
 

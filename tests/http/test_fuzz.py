@@ -46,7 +46,7 @@ from tests.support.uploads import MULTIPART, multipart, part
 
 # One identity over the whole document takes about 30 s on two cores busy with another test
 # run; pyproject's 120 s is for ordinary tests.
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 ROOT = "root@example.org"  # the admin that seeds; never an identity under test
 IDENTITIES = ("anonymous", "student", "assessor", "admin")
