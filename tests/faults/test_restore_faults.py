@@ -26,11 +26,17 @@ import pytest
 from server.platform.pgnames import with_database
 from server.schema.migrate_test import scratch_database
 from tests.support.backups import ok, seeded, wait_for_copy
+from tests.support.shared import exclusive
 from tests.support.wait import eventually_sync
 
-# `db prune` drops every leftover restore database of the server, and these tests make and
-# prune leftovers on the one the suite uses: they run one after another, in one process.
-pytestmark = pytest.mark.xdist_group("restore_faults")
+
+@pytest.fixture(autouse=True)
+def _one_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`db prune` drops every leftover restore database of the server, and these tests make
+    and prune leftovers on the one the suite uses: one runs at a time, in whichever process."""
+    with exclusive(tmp_path_factory, "restore_faults"):
+        yield
+
 
 TOOLS = ("pg_restore", "pg_dump")
 RUN = secrets.token_hex(3)  # the databases of this run: never another run's
