@@ -4,7 +4,6 @@ answers as `btecctl tasks`, its name before.)"""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
@@ -184,19 +183,24 @@ async def _ping(
     job = await s.jobs.enqueue("ping", timeout=job_timeout, seconds=seconds)
     if job is None:
         raise RuntimeError("the ping job was not queued")
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_finished(s.jobs.queue, job.key), wait)
+    await _finished(s.jobs.queue, job.key, deadline=time.monotonic() + wait)
     done = await s.jobs.queue.job(job.key)
     if done is None:
         raise RuntimeError(f"job {job.key} is gone from the queue")
     return {**admin.describe(done), "round_trip_s": round(time.monotonic() - started, 3)}
 
 
-async def _finished(queue: JobQueue, key: str) -> None:
+async def _finished(queue: JobQueue, key: str, *, deadline: float) -> None:
+    """Until the job has ended or the `deadline` (time.monotonic) has passed: polled up to the
+    deadline, never cancelled at it (once in CI, `jobs ping --timeout 0.5` hung for 120 s in
+    the event loop while asyncio.wait_for cancelled its Redis read; polling cancels nothing)."""
     from saq import Status
 
     while True:
         job = await queue.job(key)
         if job is not None and job.status in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
             return
-        await asyncio.sleep(0.05)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(0.05, left))
