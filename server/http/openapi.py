@@ -253,13 +253,15 @@ def operation(
         summary, _, description = _paragraphs(handler.__doc__ or "").partition("\n\n")
         if not summary:
             raise TypeError(f"{handler.__qualname__}: its docstring is the operation's summary")
-        codes = (*_access_problems(access), *problems.split(), *_schema_problems(handler))
         common = LIMITED_PROBLEMS if limited else COMMON_PROBLEMS
+        codes = dict.fromkeys(  # each once, in this order
+            (*_access_problems(access), *problems.split(), *_schema_problems(handler), *common)
+        )
         fields_: dict[str, Any] = {
             "tags": [tag],
             "summary": summary,
             "security": security or ACCESS_SECURITY[access.who],
-            "responses": responses or {**(ok or {}), **problem_responses(*codes, *common)},
+            "responses": responses or {**(ok or {}), **problem_responses(*codes)},
         }
         if description:
             fields_["description"] = description

@@ -51,6 +51,9 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {
         "BTEC_ENV": settings.env,
         "BTEC_DATA_DIR": str(settings.data_dir),
+        # The suite's is 0, a catcher of the process's own: on a fixed port, a worker of one
+        # test would hand its mail to a catcher of another test running beside it.
+        "BTEC_MAIL_CATCHER_PORT": str(settings.mail_catcher_port),
     }
     if settings.database_url is not None:
         env["BTEC_DATABASE_URL"] = settings.database_url.get_secret_value()

@@ -46,9 +46,11 @@ class Served:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("BTEC_")}
-        environ.update(
-            {"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": "", "BTEC_DRAIN_SECONDS": "0.2"}
-        )
+        # A mail catcher of its own (any free port): on the default port, servers of tests
+        # running side by side share the first one's catcher, and a mail lands in the other
+        # data dir (`mail_catcher_elsewhere`).
+        environ.update({"BTEC_DATA_DIR": str(data_dir), "BTEC_ENV_FILE": "",
+                        "BTEC_DRAIN_SECONDS": "0.2", "BTEC_MAIL_CATCHER_PORT": "0"})  # fmt: skip
         environ.update(env)
         self.environ = environ
         self.proc = subprocess.Popen(
