@@ -46,7 +46,7 @@ from seed_assessment import (
     seed,
 )
 
-ISSUER = "http://127.0.0.1:8080"  # btec's default BTEC_PUBLIC_URL, the tokens' `iss`
+ISSUER = "btec"  # the tokens' `iss`: BTEC_PUBLIC_URL, unset here, else BTEC_SERVICE_ID
 SIZES = Sizes(units=5, assignments=24, assessors=2, students=1, submissions=0)
 
 

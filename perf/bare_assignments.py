@@ -75,7 +75,9 @@ def make_app(url: str, key: str, issuer: str) -> web.Application:
             for r in rows
         ]
         total = int(rows[0]["total"]) if rows else 0
-        body = {"items": items, "total": total, "limit": limit, "offset": offset}
+        after = offset + limit  # the next page's offset, as btec's pages give it
+        body = {"items": items, "total": total, "limit": limit, "offset": offset,
+                "next_offset": after if after < total and after <= 100_000 else None}  # fmt: skip
         return web.json_response(body, dumps=dumps)
 
     app.cleanup_ctx.append(pool_ctx)

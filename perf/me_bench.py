@@ -27,6 +27,7 @@ from cache_bench import embedded_holder
 from harness import HERE, Run, btec_env, btec_server, free_port, k6_run, median
 
 KEY = "perf-signing-key-" + "x" * 40
+ISSUER = "btec"  # the tokens' `iss`: BTEC_PUBLIC_URL, unset here, else BTEC_SERVICE_ID
 PASSWORD = "a long perf passphrase"  # noqa: S105 - a throwaway account in a scratch dir
 EMAIL = "perf@example.org"
 PATH = "/api/v1/users/me"
@@ -74,7 +75,7 @@ def bare(port: int, data: Path) -> Iterator[int]:
 
     url = EmbeddedPostgres(data).url()
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "bare_me.py"), str(port), url, KEY, "http://127.0.0.1:8080"],
+        [sys.executable, str(HERE / "bare_me.py"), str(port), url, KEY, ISSUER],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
