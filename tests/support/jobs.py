@@ -3,12 +3,14 @@ idle, so that a test asserts on what a job did, or did not do, only once it has 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from server.config.settings import SETTINGS
+from server.jobs.admin import describe
 from server.jobs.queue import JOBS, Jobs
 from tests.support.metrics import operator_headers
 from tests.support.wait import eventually
@@ -50,12 +52,9 @@ async def jobs_idle(app: web.Application, timeout: float = 20) -> None:
 
 
 async def job_states(app: web.Application, prefix: str, suffixes: Iterable[object]) -> str:
-    """What the app's queue says of the jobs `prefix + suffix` (status, attempts, last error),
-    for a test's failure message."""
-    jobs, said = app[JOBS], []
-    for suffix in suffixes:
-        job = await jobs.job(f"{prefix}{suffix}")
-        if job is not None:
-            error = (job.error or "").strip().splitlines()[-1:] or [""]
-            said.append(f"{job.key} {job.status.value} (attempt {job.attempts}) {error[0]}")
-    return "; ".join(said) or f"none queued as {prefix}*"
+    """What the app's queue says of the jobs `prefix + suffix`, as `btecctl jobs show` does
+    (status, attempts, worker, times, last error), for a test's failure message."""
+    jobs = app[JOBS]
+    found = [describe(job) for suffix in suffixes
+             if (job := await jobs.job(f"{prefix}{suffix}")) is not None]  # fmt: skip
+    return json.dumps(found, default=str) if found else f"none queued as {prefix}*"
